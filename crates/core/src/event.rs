@@ -1,0 +1,116 @@
+//! Events flowing out of the core: every front end that wants them subscribes to the one [`EventBus`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::Outcome;
+use crate::auth::Frontend;
+use crate::clock::Clock;
+use crate::supervisor::{DaemonState, TaskState};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// An operation finished (after its audit record was written).
+    OperationFinished {
+        /// Dotted name.
+        operation: String,
+        /// Front end.
+        frontend: Frontend,
+        /// Outcome.
+        outcome: Outcome,
+        /// Audit record id, when it was recorded.
+        audit_id: Option<u64>,
+    },
+    /// A supervised task changed state.
+    TaskStateChanged {
+        /// Task name.
+        task: String,
+        /// New state.
+        state: TaskState,
+        /// Restarts so far.
+        restarts: u32,
+        /// Why it ended, when it did.
+        error: Option<String>,
+    },
+    /// The daemon's state changed.
+    DaemonStateChanged {
+        /// New state.
+        state: DaemonState,
+    },
+}
+
+impl EventKind {
+    /// The `type` tag, used as the SSE event name and D-Bus signal argument.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::OperationFinished { .. } => "operation-finished",
+            EventKind::TaskStateChanged { .. } => "task-state-changed",
+            EventKind::DaemonStateChanged { .. } => "daemon-state-changed",
+        }
+    }
+}
+
+/// An event with its sequence number and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Increases by one per event since the daemon started.
+    pub seq: u64,
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A broadcast channel of [`Event`]s. Slow subscribers lose the oldest events rather than block the core.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: async_broadcast::Sender<Event>,
+    _keep_open: async_broadcast::InactiveReceiver<Event>,
+    seq: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
+}
+
+impl EventBus {
+    /// A bus that buffers up to `capacity` events per subscriber.
+    pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        let (mut tx, rx) = async_broadcast::broadcast(capacity);
+        tx.set_overflow(true);
+        tx.set_await_active(false);
+        Self {
+            tx,
+            _keep_open: rx.deactivate(),
+            seq: Arc::new(AtomicU64::new(0)),
+            clock,
+        }
+    }
+
+    /// Publishes an event to every current subscriber and returns it.
+    pub fn publish(&self, kind: EventKind) -> Event {
+        let ev = Event {
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            time_ms: self.clock.now_ms(),
+            kind,
+        };
+        tracing::debug!(seq = ev.seq, event = ev.kind.type_name(), "event");
+        // Overflow mode never blocks; an error means there are no active receivers, which is fine.
+        let _ = self.tx.try_broadcast(ev.clone());
+        ev
+    }
+
+    /// A new subscription; it sees events published from now on.
+    pub fn subscribe(&self) -> async_broadcast::Receiver<Event> {
+        self.tx.new_receiver()
+    }
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus").field("seq", &self.seq).finish()
+    }
+}

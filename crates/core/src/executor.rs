@@ -1,0 +1,349 @@
+//! The executor: validate, authorise, run, audit, publish. The only path by which anything happens.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::audit::{AuditFilter, AuditRecord, NewAuditRecord, Outcome};
+use crate::auth::{Authorizer, Caller};
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::event::{EventBus, EventKind};
+use crate::operation::{Operation, Risk};
+use crate::store::{Durability, Store};
+use crate::supervisor::{SupervisorControl, SupervisorStatus};
+use crate::system::{SystemProbe, SystemStatus};
+
+/// The result of an operation. Serialised without a tag: front ends know which variant an operation returns.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Output {
+    /// `system.status`.
+    SystemStatus(SystemStatus),
+    /// `supervisor.status`.
+    SupervisorStatus(SupervisorStatus),
+    /// `audit.query`.
+    Audit(Vec<AuditRecord>),
+    /// `web.token`.
+    WebToken(WebToken),
+    /// Operations that return nothing but success.
+    Done(Done),
+}
+
+/// The web token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WebToken {
+    /// Bearer token for `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// Success without data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Done {
+    /// What was done, in one line.
+    pub message: String,
+}
+
+/// Everything the core needs from the outside world.
+pub struct CoreDeps {
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Reads the machine.
+    pub probe: Arc<dyn SystemProbe>,
+    /// The supervisor.
+    pub supervisor: Arc<dyn SupervisorControl>,
+    /// Who may do what.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Event bus.
+    pub events: EventBus,
+    /// The web token, when the web port is configured.
+    pub web_token: Option<String>,
+}
+
+/// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
+/// call it from a blocking thread.
+pub struct Core {
+    deps: CoreDeps,
+}
+
+impl Core {
+    /// A core over these dependencies.
+    pub fn new(deps: CoreDeps) -> Self {
+        Self { deps }
+    }
+
+    /// The event bus, for front ends that subscribe.
+    pub fn events(&self) -> &EventBus {
+        &self.deps.events
+    }
+
+    /// Validates, authorises, runs and audits `op` on behalf of `caller`.
+    pub fn execute(&self, caller: &Caller, op: Operation) -> Result<Output, CoreError> {
+        let info = op.info();
+        let span = tracing::info_span!("op", name = info.name, frontend = %caller.frontend, principal = %caller.principal);
+        let _g = span.enter();
+        let started = Instant::now();
+        let time_ms = self.deps.clock.now_ms();
+
+        let result = self
+            .validate(&op)
+            .and_then(|()| {
+                self.deps
+                    .authorizer
+                    .authorize(caller, info)
+                    .map_err(|reason| CoreError::PermissionDenied {
+                        operation: info.name,
+                        reason,
+                    })
+            })
+            .and_then(|()| self.run(&op));
+
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(CoreError::PermissionDenied { .. }) => Outcome::Denied,
+            Err(_) => Outcome::Error,
+        };
+        let (error_code, error) = match &result {
+            Ok(_) => (None, None),
+            Err(e) => (Some(e.code().to_string()), Some(e.full_message())),
+        };
+        match &result {
+            Ok(_) => tracing::debug!("operation succeeded"),
+            Err(e) => tracing::info!(code = e.code(), error = %e.full_message(), "operation failed"),
+        }
+        let durability = if info.risk == Risk::ReadOnly && outcome == Outcome::Ok {
+            Durability::Eventual
+        } else {
+            Durability::Immediate
+        };
+        let rec = NewAuditRecord {
+            time_ms,
+            frontend: caller.frontend,
+            principal: caller.principal.clone(),
+            operation: info.name.to_string(),
+            args: op.args_json(),
+            outcome,
+            error_code,
+            error,
+            duration_us: started.elapsed().as_micros() as u64,
+            session: caller.session.clone(),
+            utterance: caller.utterance.clone(),
+        };
+        let audit_id = match self.deps.store.append_audit(rec, durability) {
+            Ok(r) => Some(r.id),
+            Err(e) => {
+                tracing::error!(error = %e, "audit record could not be written");
+                None
+            }
+        };
+        self.deps.events.publish(EventKind::OperationFinished {
+            operation: info.name.to_string(),
+            frontend: caller.frontend,
+            outcome,
+            audit_id,
+        });
+        result
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), CoreError> {
+        match op {
+            Operation::AuditQuery(f) => {
+                if let Some(l) = f.limit {
+                    if l == 0 || l > AuditFilter::MAX_LIMIT {
+                        return Err(CoreError::InvalidArgument {
+                            field: "limit",
+                            reason: format!("{l} is outside 1..={}", AuditFilter::MAX_LIMIT),
+                        });
+                    }
+                }
+                if let (Some(s), Some(u)) = (f.since_ms, f.until_ms) {
+                    if s >= u {
+                        return Err(CoreError::InvalidArgument {
+                            field: "since_ms",
+                            reason: format!("since ({s}) must be before until ({u})"),
+                        });
+                    }
+                }
+                if let Some(name) = &f.operation {
+                    let known = crate::operation::OPERATIONS
+                        .iter()
+                        .any(|i| i.name == name || (name.ends_with('.') && i.name.starts_with(name.as_str())));
+                    if !known {
+                        return Err(CoreError::InvalidArgument {
+                            field: "operation",
+                            reason: format!("{name:?} is not an operation name or prefix"),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Operation::SupervisorKillTask(a) if a.task.is_empty() => Err(CoreError::InvalidArgument {
+                field: "task",
+                reason: "must not be empty".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn run(&self, op: &Operation) -> Result<Output, CoreError> {
+        Ok(match op {
+            Operation::SystemStatus => Output::SystemStatus(self.deps.probe.status()?),
+            Operation::SupervisorStatus => Output::SupervisorStatus(self.deps.supervisor.status()),
+            Operation::SupervisorKillTask(a) => {
+                self.deps.supervisor.kill_task(&a.task)?;
+                Output::Done(Done {
+                    message: format!("task {} aborted; the supervisor restarts it", a.task),
+                })
+            }
+            Operation::AuditQuery(f) => Output::Audit(self.deps.store.query_audit(f)?),
+            Operation::WebToken => match &self.deps.web_token {
+                Some(t) => Output::WebToken(WebToken { token: t.clone() }),
+                None => return Err(CoreError::FailedPrecondition("the web port is disabled".into())),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Frontend, GroupPolicy, Principal, StaticAccounts};
+    use crate::clock::FakeClock;
+    use crate::operation::KillTaskArgs;
+    use crate::store::MemoryStore;
+    use crate::supervisor::{DaemonState, SupervisorError};
+    use crate::system::FixedProbe;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct FakeSupervisor {
+        killed: Mutex<Vec<String>>,
+    }
+    impl SupervisorControl for FakeSupervisor {
+        fn status(&self) -> SupervisorStatus {
+            SupervisorStatus {
+                version: "t".into(),
+                state: DaemonState::Running,
+                started_ms: 0,
+                uptime_seconds: 1.0,
+                dev_mode: true,
+                tasks: vec![],
+            }
+        }
+        fn kill_task(&self, name: &str) -> Result<(), SupervisorError> {
+            if name != "web" {
+                return Err(SupervisorError::UnknownTask(name.into()));
+            }
+            self.killed.lock().unwrap().push(name.into());
+            Ok(())
+        }
+    }
+
+    fn core() -> (Core, Arc<MemoryStore>, Arc<FakeSupervisor>) {
+        let store = Arc::new(MemoryStore::new());
+        let sup = Arc::new(FakeSupervisor::default());
+        let clock = Arc::new(FakeClock::at(5_000));
+        let core = Core::new(CoreDeps {
+            store: store.clone(),
+            probe: Arc::new(FixedProbe(SystemStatus {
+                hostname: "box".into(),
+                ..Default::default()
+            })),
+            supervisor: sup.clone(),
+            authorizer: Arc::new(GroupPolicy::new(StaticAccounts(vec![(1000, "cacheos".into())]), "cacheos")),
+            events: EventBus::new(16, clock.clone()),
+            clock,
+            web_token: Some("secret".into()),
+        });
+        (core, store, sup)
+    }
+
+    fn user(uid: u32) -> Caller {
+        Caller::new(Frontend::Dbus, Principal::Uid { uid })
+    }
+
+    #[test]
+    fn status_is_run_audited_and_published() {
+        let (core, store, _) = core();
+        let mut rx = core.events().subscribe();
+        let out = core.execute(&user(4242), Operation::SystemStatus).unwrap();
+        assert!(matches!(out, Output::SystemStatus(s) if s.hostname == "box"));
+        let recs = store.query_audit(&AuditFilter::default()).unwrap();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0].record;
+        assert_eq!((r.operation.as_str(), r.frontend, r.outcome), ("system.status", Frontend::Dbus, Outcome::Ok));
+        assert_eq!(r.principal, Principal::Uid { uid: 4242 });
+        assert_eq!(r.time_ms, 5_000);
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(
+            ev.kind,
+            EventKind::OperationFinished {
+                operation: "system.status".into(),
+                frontend: Frontend::Dbus,
+                outcome: Outcome::Ok,
+                audit_id: Some(recs[0].id)
+            }
+        );
+    }
+
+    #[test]
+    fn operator_operations_need_root_or_group() {
+        let (core, store, sup) = core();
+        let kill = Operation::SupervisorKillTask(KillTaskArgs { task: "web".into() });
+        let err = core.execute(&user(4242), kill.clone()).unwrap_err();
+        assert_eq!(err.code(), "permission-denied");
+        assert!(err.to_string().contains("uid 4242"), "{err}");
+        assert!(sup.killed.lock().unwrap().is_empty(), "denied operation must not run");
+        core.execute(&user(1000), kill.clone()).unwrap();
+        core.execute(&user(0), kill.clone()).unwrap();
+        core.execute(&Caller::new(Frontend::Rest, Principal::WebToken), kill).unwrap();
+        assert_eq!(sup.killed.lock().unwrap().len(), 3);
+        let denied = store
+            .query_audit(&AuditFilter { outcome: Some(Outcome::Denied), ..Default::default() })
+            .unwrap();
+        assert_eq!(denied.len(), 1);
+        assert_eq!(denied[0].record.args, serde_json::json!({"task": "web"}));
+        assert!(core.execute(&user(4242), Operation::WebToken).is_err());
+        assert!(matches!(core.execute(&user(0), Operation::WebToken).unwrap(), Output::WebToken(t) if t.token == "secret"));
+    }
+
+    #[test]
+    fn bad_arguments_are_named_and_audited_as_errors() {
+        let (core, store, _) = core();
+        let cases = [
+            (AuditFilter { limit: Some(0), ..Default::default() }, "invalid limit"),
+            (AuditFilter { since_ms: Some(5), until_ms: Some(4), ..Default::default() }, "invalid since_ms"),
+            (AuditFilter { operation: Some("nope".into()), ..Default::default() }, "invalid operation"),
+        ];
+        for (f, msg) in cases {
+            let e = core.execute(&user(0), Operation::AuditQuery(f)).unwrap_err();
+            assert!(e.to_string().starts_with(msg), "{e}");
+            assert_eq!(e.code(), "invalid-argument");
+        }
+        let e = core
+            .execute(&user(0), Operation::SupervisorKillTask(KillTaskArgs { task: "nope".into() }))
+            .unwrap_err();
+        assert_eq!((e.code(), e.to_string().as_str()), ("not-found", "task \"nope\" not found"));
+        let errs = store
+            .query_audit(&AuditFilter { outcome: Some(Outcome::Error), ..Default::default() })
+            .unwrap();
+        assert_eq!(errs.len(), 4);
+        assert!(errs.iter().all(|r| r.record.error_code.is_some() && r.record.error.is_some()));
+    }
+
+    #[test]
+    fn chat_context_is_recorded() {
+        let (core, store, _) = core();
+        let mut c = Caller::new(Frontend::Chat, Principal::Uid { uid: 1000 });
+        c.session = Some("s1".into());
+        c.utterance = Some("zeig mir den Systemstatus".into());
+        core.execute(&c, Operation::SystemStatus).unwrap();
+        let r = &store.query_audit(&AuditFilter::default()).unwrap()[0].record;
+        assert_eq!(r.utterance.as_deref(), Some("zeig mir den Systemstatus"));
+        assert_eq!(r.session.as_deref(), Some("s1"));
+    }
+}
