@@ -14,6 +14,7 @@ pub mod operation;
 pub mod store;
 pub mod supervisor;
 pub mod system;
+pub mod testing;
 
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord, Outcome};
 pub use auth::{Accounts, Caller, Frontend, GroupPolicy, Principal};

@@ -1,0 +1,70 @@
+//! The web port: REST under `/api/v1`, `/healthz`, the generated OpenAPI document and server-sent events.
+//!
+//! Handlers are thin: parse, call [`cacheos_core::Core::execute`] on a blocking thread, map the result.
+//! [`router`] builds everything without a socket so tests drive it with `tower::ServiceExt::oneshot`.
+
+mod api;
+mod auth;
+mod error;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use cacheos_core::Core;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::{AuthGate, WebAccess};
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    core: Arc<Core>,
+    gate: Arc<AuthGate>,
+}
+
+/// The complete router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: access control needs
+/// the peer address.
+pub fn router(core: Arc<Core>, access: WebAccess) -> Router {
+    let state = AppState {
+        core,
+        gate: Arc::new(AuthGate::new(access)),
+    };
+    let (api, doc) = api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    let protected = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_access));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(protected)
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// The OpenAPI document, generated from the handlers and the core's types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(api::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(api::system_status))
+        .routes(utoipa_axum::routes!(api::supervisor_status))
+        .routes(utoipa_axum::routes!(api::supervisor_kill_task))
+        .routes(utoipa_axum::routes!(api::audit_query))
+        .routes(utoipa_axum::routes!(api::web_token))
+        .routes(utoipa_axum::routes!(api::operations))
+        .routes(utoipa_axum::routes!(api::events))
+}
+
+#[cfg(test)]
+mod tests;
