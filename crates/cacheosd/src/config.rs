@@ -1,0 +1,236 @@
+//! Configuration: built-in defaults, then `/usr/lib/cacheos/cacheosd.toml`, then `/etc/cacheos/cacheosd.toml`,
+//! then `--config FILE`, each overriding keys of the previous; then command-line flags. Every key is documented in
+//! the shipped `/usr/lib/cacheos/cacheosd.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Vendor configuration shipped in the image.
+pub const VENDOR_CONFIG: &str = "/usr/lib/cacheos/cacheosd.toml";
+/// Administrator overrides.
+pub const ADMIN_CONFIG: &str = "/etc/cacheos/cacheosd.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store and the web token live.
+    pub state_dir: PathBuf,
+    /// Members of this group (and root) may run every operation.
+    pub operator_group: String,
+    /// Web port.
+    pub web: WebConfig,
+    /// D-Bus.
+    pub dbus: DbusConfig,
+    /// Audit log.
+    pub audit: AuditConfig,
+    /// Task supervision.
+    pub supervisor: SupervisorConfig,
+    /// System metrics sampling.
+    pub metrics: MetricsConfig,
+}
+
+/// `[web]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the web port at all.
+    pub enabled: bool,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Loopback clients need no token.
+    pub trust_loopback: bool,
+    /// Failed token attempts per client address before it gets 429.
+    pub max_auth_failures: u32,
+    /// Window in seconds over which failures are counted.
+    pub auth_failure_window_secs: u64,
+}
+
+/// `[dbus]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbusConfig {
+    /// `system` or `session`.
+    pub bus: String,
+    /// An explicit bus address; overrides `bus` when set.
+    pub address: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Oldest records beyond this number are pruned.
+    pub max_records: u64,
+}
+
+/// `[supervisor]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// First restart delay of a failed task, in milliseconds; doubles per consecutive failure.
+    pub restart_backoff_initial_ms: u64,
+    /// Largest restart delay, in milliseconds.
+    pub restart_backoff_max_ms: u64,
+    /// A task that ran this many seconds before failing restarts with the initial delay again.
+    pub stable_after_secs: u64,
+    /// Allow `supervisor.kill-task` (always on in `--dev`).
+    pub fault_injection: bool,
+    /// Seconds to wait for every task to come up before reporting READY anyway (degraded).
+    pub startup_timeout_secs: u64,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Seconds between CPU / failed-unit samples.
+    pub sample_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: "/var/lib/cacheos".into(),
+            operator_group: "cacheos".into(),
+            web: WebConfig::default(),
+            dbus: DbusConfig::default(),
+            audit: AuditConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            trust_loopback: true,
+            max_auth_failures: 5,
+            auth_failure_window_secs: 60,
+        }
+    }
+}
+
+impl Default for DbusConfig {
+    fn default() -> Self {
+        Self {
+            bus: "system".into(),
+            address: None,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { max_records: 100_000 }
+    }
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        Self {
+            restart_backoff_initial_ms: 200,
+            restart_backoff_max_ms: 30_000,
+            stable_after_secs: 60,
+            fault_injection: false,
+            startup_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { sample_interval_secs: 5 }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Loads and layers the given files (missing ones are skipped, unreadable or invalid ones are errors naming the
+/// file), then validates.
+pub fn load(files: &[&Path]) -> anyhow::Result<Config> {
+    let mut table = toml::Table::new();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read configuration {}", f.display())),
+        };
+        let t: toml::Table = toml::from_str(&text).with_context(|| format!("invalid configuration {}", f.display()))?;
+        // Check each file on its own so an unknown key is reported with the file it is in.
+        Config::deserialize(toml::Value::Table(t.clone()))
+            .with_context(|| format!("invalid configuration {}", f.display()))?;
+        merge(&mut table, t);
+    }
+    let cfg = Config::deserialize(toml::Value::Table(table)).context("invalid configuration")?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Config {
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.dbus.bus.as_str(), "system" | "session"),
+            "invalid dbus.bus {:?}: expected \"system\" or \"session\"",
+            self.dbus.bus
+        );
+        anyhow::ensure!(self.audit.max_records >= 1, "invalid audit.max_records: must be at least 1");
+        anyhow::ensure!(self.metrics.sample_interval_secs >= 1, "invalid metrics.sample_interval_secs: must be at least 1");
+        anyhow::ensure!(
+            self.supervisor.restart_backoff_initial_ms >= 1
+                && self.supervisor.restart_backoff_initial_ms <= self.supervisor.restart_backoff_max_ms,
+            "invalid supervisor.restart_backoff_*: initial must be at least 1 and at most max"
+        );
+        anyhow::ensure!(self.state_dir.is_absolute(), "invalid state_dir {:?}: must be absolute", self.state_dir);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_key_by_key_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let vendor = dir.path().join("vendor.toml");
+        let admin = dir.path().join("admin.toml");
+        std::fs::write(&vendor, "[web]\nlisten = \"0.0.0.0:9000\"\ntrust_loopback = false\n").unwrap();
+        std::fs::write(&admin, "[web]\nlisten = \"127.0.0.1:9001\"\n[audit]\nmax_records = 7\n").unwrap();
+        let c = load(&[&vendor, &admin, &dir.path().join("missing.toml")]).unwrap();
+        assert_eq!(c.web.listen, "127.0.0.1:9001".parse().unwrap());
+        assert!(!c.web.trust_loopback, "vendor key kept where admin is silent");
+        assert_eq!(c.audit.max_records, 7);
+        assert_eq!(c.metrics, MetricsConfig::default());
+
+        std::fs::write(&admin, "[web]\nlisen = \"x\"\n").unwrap();
+        let e = format!("{:#}", load(&[&vendor, &admin]).unwrap_err());
+        assert!(e.contains("admin.toml") && e.contains("lisen"), "{e}");
+        std::fs::write(&admin, "[dbus]\nbus = \"tram\"\n").unwrap();
+        let e = format!("{:#}", load(&[&admin]).unwrap_err());
+        assert!(e.contains("dbus.bus"), "{e}");
+    }
+
+    #[test]
+    fn shipped_vendor_file_parses_and_matches_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rootfs-overlay/usr/lib/cacheos/cacheosd.toml");
+        let c = load(&[&shipped]).unwrap();
+        assert_eq!(c, Config::default(), "the shipped file documents the built-in defaults");
+    }
+}

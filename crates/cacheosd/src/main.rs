@@ -1,0 +1,248 @@
+//! cacheosd, the CacheOS supervisor: loads configuration, opens the store, wires the core to its front ends
+//! (D-Bus, web port) and workers, supervises them, talks to systemd (READY, WATCHDOG, STOPPING) and shuts down
+//! cleanly on SIGTERM.
+
+mod config;
+mod supervisor;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cacheos_core::{Clock, Core, CoreDeps, DaemonState, EventBus, GroupPolicy, SystemClock, SystemProbe};
+use cacheos_dbus::Bus;
+use cacheos_store::RedbStore;
+use cacheos_sys::accounts::SystemAccounts;
+use cacheos_sys::probe::HostProbe;
+use clap::Parser;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Config;
+use crate::supervisor::Supervisor;
+
+/// The CacheOS supervisor daemon.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Development mode: session bus, web port on 127.0.0.1:8080 unless --listen says otherwise, fault injection
+    /// on, and the system configuration files are not read (only --config). Needs --state-dir.
+    #[arg(long)]
+    dev: bool,
+    /// Directory for the store and the web token (overrides `state_dir`).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Web port address (overrides `web.listen`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// An extra configuration file read after the system ones.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Bus to serve on (overrides `dbus.bus`).
+    #[arg(long, value_parser = ["system", "session"])]
+    bus: Option<String>,
+}
+
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CACHEOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // systemd connects stdout/stderr to the journal and says so in JOURNAL_STREAM.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("cacheosd".into())).init();
+            return;
+        }
+    }
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+}
+
+fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let mut files: Vec<&Path> = Vec::new();
+    if !args.dev {
+        files.push(Path::new(config::VENDOR_CONFIG));
+        files.push(Path::new(config::ADMIN_CONFIG));
+    }
+    if let Some(c) = &args.config {
+        anyhow::ensure!(c.exists(), "configuration file {} does not exist", c.display());
+        files.push(c);
+    }
+    let mut cfg = config::load(&files)?;
+    if args.dev {
+        anyhow::ensure!(args.state_dir.is_some(), "--dev needs --state-dir DIR");
+        cfg.dbus.bus = "session".into();
+        cfg.web.listen = "127.0.0.1:8080".parse().unwrap();
+        cfg.supervisor.fault_injection = true;
+    }
+    if let Some(d) = &args.state_dir {
+        cfg.state_dir = std::path::absolute(d).with_context(|| format!("invalid --state-dir {}", d.display()))?;
+    }
+    if let Some(l) = args.listen {
+        cfg.web.listen = l;
+    }
+    if let Some(b) = &args.bus {
+        cfg.dbus.bus = b.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cacheosd: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("cacheosd: error: {e:#}");
+            notify(&[NotifyState::Status(&format!("failed: {e:#}"))]);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = load_config(&args)?;
+    let dev = args.dev;
+    tracing::info!(version = cacheos_core::VERSION, state_dir = %cfg.state_dir.display(), dev, "cacheosd starting");
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
+
+    let store = Arc::new(RedbStore::open(&cfg.state_dir.join("cacheos.redb"), cfg.audit.max_records)?);
+    let token = if cfg.web.enabled {
+        Some(cacheos_sys::token::load_or_create(&cfg.state_dir.join("web-token"))?)
+    } else {
+        None
+    };
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let events = EventBus::new(1024, clock.clone());
+    let sup = Supervisor::new(events.clone(), clock.clone(), cfg.supervisor.clone(), dev);
+    let probe = Arc::new(HostProbe::new());
+    let core = Arc::new(Core::new(CoreDeps {
+        store: store.clone(),
+        probe: probe.clone(),
+        supervisor: sup.clone(),
+        authorizer: Arc::new(GroupPolicy::new(SystemAccounts, cfg.operator_group.clone())),
+        clock,
+        events,
+        web_token: token.clone(),
+    }));
+
+    // Workers.
+    let interval = Duration::from_secs(cfg.metrics.sample_interval_secs);
+    let p = probe.clone();
+    sup.spawn("metrics", move |ctx| {
+        let p = p.clone();
+        async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                }
+                let p = p.clone();
+                tokio::task::spawn_blocking(move || p.sample()).await??;
+                ctx.ready();
+            }
+        }
+    });
+
+    // D-Bus.
+    let bus = match (&cfg.dbus.address, cfg.dbus.bus.as_str()) {
+        (Some(a), _) => Bus::Address(a.clone()),
+        (None, "session") => Bus::Session,
+        _ => Bus::System,
+    };
+    let c = core.clone();
+    let sup_for_state = sup.clone();
+    sup.spawn("dbus", move |ctx| {
+        let (c, bus) = (c.clone(), bus.clone());
+        let state = cacheos_core::SupervisorControl::status(sup_for_state.as_ref()).state;
+        async move {
+            tokio::select! {
+                r = cacheos_dbus::serve(c, &bus, state, || ctx.ready()) => {
+                    r.with_context(|| format!("D-Bus service on {bus:?}"))
+                }
+                _ = ctx.shutdown.cancelled() => Ok(()),
+            }
+        }
+    });
+
+    // Web port.
+    if let Some(token) = token {
+        let access = cacheos_web::WebAccess {
+            trust_loopback: cfg.web.trust_loopback,
+            token,
+            max_failures: cfg.web.max_auth_failures,
+            failure_window: Duration::from_secs(cfg.web.auth_failure_window_secs),
+        };
+        let app = cacheos_web::router(core.clone(), access);
+        let listen = cfg.web.listen;
+        sup.spawn("web", move |ctx| {
+            let app = app.clone();
+            async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                tracing::info!(%listen, "web port ready");
+                ctx.ready();
+                let shutdown = ctx.shutdown.clone();
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                    .context("web server")
+            }
+        });
+    }
+
+    let missing = sup.wait_ready(Duration::from_secs(cfg.supervisor.startup_timeout_secs)).await;
+    if missing.is_empty() {
+        sup.set_state(DaemonState::Running);
+    } else {
+        tracing::warn!(?missing, "not every task came up in time");
+        sup.set_state(DaemonState::Degraded);
+    }
+    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+    tracing::info!("cacheosd ready");
+
+    let mut usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
+    let mut wd_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = wd_tick.tick() => {
+                if watchdog.is_some() {
+                    notify(&[NotifyState::Watchdog]);
+                }
+            }
+        }
+    }
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    sup.shutdown(Duration::from_secs(10)).await;
+    store.flush()?;
+    tracing::info!("cacheosd stopped");
+    Ok(())
+}

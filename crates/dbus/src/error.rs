@@ -1,0 +1,40 @@
+//! Typed D-Bus errors; the one exhaustive mapping from core errors to D-Bus error names.
+
+use cacheos_core::CoreError;
+
+/// Errors returned by the Manager interface, named `org.cacheos.CacheOS1.Error.<Variant>`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.cacheos.CacheOS1.Error")]
+pub enum Error {
+    /// A transport-level error.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// An argument was wrong; the message names it.
+    InvalidArgument(String),
+    /// The caller may not run this operation.
+    PermissionDenied(String),
+    /// A named thing does not exist.
+    NotFound(String),
+    /// The operation is not valid in the current state.
+    FailedPrecondition(String),
+    /// The store failed.
+    StoreFailed(String),
+    /// The system could not be read.
+    SystemUnreadable(String),
+    /// An internal failure of the daemon.
+    Internal(String),
+}
+
+impl From<CoreError> for Error {
+    fn from(e: CoreError) -> Self {
+        let msg = e.full_message();
+        match e {
+            CoreError::InvalidArgument { .. } => Error::InvalidArgument(msg),
+            CoreError::PermissionDenied { .. } => Error::PermissionDenied(msg),
+            CoreError::NotFound { .. } => Error::NotFound(msg),
+            CoreError::FailedPrecondition(_) => Error::FailedPrecondition(msg),
+            CoreError::Store(_) => Error::StoreFailed(msg),
+            CoreError::Probe(_) => Error::SystemUnreadable(msg),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The `org.cacheos.CacheOS1.Manager` interface: thin methods that build an operation, run it through the core
+//! and return JSON, plus the task that forwards core events as signals and property changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cacheos_core::audit::{AuditFilter, Outcome};
+use cacheos_core::operation::KillTaskArgs;
+use cacheos_core::{Caller, Core, DaemonState, EventKind, Frontend, Operation, Output, Principal};
+use futures_util::StreamExt;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{fdo, interface, Connection};
+
+use crate::error::Error;
+use crate::{Bus, BUS_NAME, OBJECT_PATH};
+
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    uid: u32,
+    frontend: Frontend,
+}
+
+/// The Manager object. Structured results are JSON documents identical to the REST API's responses.
+pub struct Manager {
+    core: Arc<Core>,
+    clients: Arc<Mutex<HashMap<String, Client>>>,
+    state: Arc<Mutex<DaemonState>>,
+}
+
+impl Manager {
+    /// A manager over `core`, reporting `state` until the first state event.
+    pub fn new(core: Arc<Core>, state: DaemonState) -> Self {
+        Self {
+            core,
+            clients: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    async fn caller(&self, hdr: &Header<'_>, conn: &Connection) -> Result<Caller, Error> {
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| Error::Internal("message without sender".into()))?
+            .to_string();
+        if let Some(c) = self.clients.lock().unwrap().get(&sender).copied() {
+            return Ok(Caller::new(c.frontend, Principal::Uid { uid: c.uid }));
+        }
+        let dbus = fdo::DBusProxy::new(conn).await?;
+        let name = zbus::names::BusName::try_from(sender.as_str()).map_err(zbus::Error::from)?;
+        let uid = dbus
+            .get_connection_unix_user(name)
+            .await
+            .map_err(|e| Error::Internal(format!("cannot identify caller {sender}: {e}")))?;
+        let mut clients = self.clients.lock().unwrap();
+        let c = *clients.entry(sender).or_insert(Client {
+            uid,
+            frontend: Frontend::Dbus,
+        });
+        Ok(Caller::new(c.frontend, Principal::Uid { uid: c.uid }))
+    }
+
+    async fn run(&self, hdr: &Header<'_>, conn: &Connection, op: Operation) -> Result<Output, Error> {
+        let caller = self.caller(hdr, conn).await?;
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || core.execute(&caller, op))
+            .await
+            .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
+            .map_err(Error::from)
+    }
+
+    async fn run_json(&self, hdr: &Header<'_>, conn: &Connection, op: Operation) -> Result<String, Error> {
+        let out = self.run(hdr, conn, op).await?;
+        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
+    }
+}
+
+/// CacheOS manager. Methods run core operations (their dotted names are given in each description) and are
+/// audited with front end `dbus`, or `cli` for connections that called RegisterClient("cli").
+#[interface(name = "org.cacheos.CacheOS1.Manager")]
+impl Manager {
+    /// Operation system.status: host name, OS, kernel, uptime, load, CPU, memory, disks and failed units, as a
+    /// JSON object (schema SystemStatus in the OpenAPI document). Anyone may call it.
+    async fn get_system_status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SystemStatus).await
+    }
+
+    /// Operation supervisor.status: version, uptime, state and task health as a JSON object
+    /// (schema SupervisorStatus). Anyone may call it.
+    async fn get_supervisor_status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SupervisorStatus).await
+    }
+
+    /// Operation audit.query: audit records, newest first, as a JSON array (schema AuditRecord). Zero times, empty
+    /// strings and a zero limit mean "no filter". outcome is ok, error or denied; frontend is dbus, rest, cli,
+    /// chat or internal; operation is a dotted name or a prefix ending in a dot.
+    #[allow(clippy::too_many_arguments)]
+    async fn query_audit(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        frontend: &str,
+        operation: &str,
+        outcome: &str,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let frontend = match frontend {
+            "" => None,
+            f => Some(Frontend::parse(f).ok_or_else(|| {
+                Error::InvalidArgument(format!("invalid frontend: {f:?} is not dbus, rest, cli, chat or internal"))
+            })?),
+        };
+        let outcome = match outcome {
+            "" => None,
+            o => Some(
+                Outcome::parse(o)
+                    .ok_or_else(|| Error::InvalidArgument(format!("invalid outcome: {o:?} is not ok, error or denied")))?,
+            ),
+        };
+        let filter = AuditFilter {
+            since_ms: (since_ms > 0).then_some(since_ms),
+            until_ms: (until_ms > 0).then_some(until_ms),
+            frontend,
+            operation: (!operation.is_empty()).then(|| operation.to_string()),
+            outcome,
+            before_id: None,
+            limit: (limit > 0).then_some(limit),
+        };
+        self.run_json(&hdr, conn, Operation::AuditQuery(filter)).await
+    }
+
+    /// Operation supervisor.kill-task: aborts an internal task so the supervisor restarts it with backoff. Only
+    /// when fault injection is enabled (development mode); root and group cacheos only. Returns a message.
+    async fn kill_task(
+        &self,
+        task: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        match self
+            .run(&hdr, conn, Operation::SupervisorKillTask(KillTaskArgs { task: task.into() }))
+            .await?
+        {
+            Output::Done(d) => Ok(d.message),
+            _ => Err(Error::Internal("unexpected result".into())),
+        }
+    }
+
+    /// Operation web.token: the bearer token web clients other than loopback must send. Root and group cacheos
+    /// only.
+    async fn get_web_token(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        match self.run(&hdr, conn, Operation::WebToken).await? {
+            Output::WebToken(t) => Ok(t.token),
+            _ => Err(Error::Internal("unexpected result".into())),
+        }
+    }
+
+    /// Labels the calling connection's later calls in the audit log. kind must be "cli" (cacheosctl calls it).
+    /// The identity (uid) always comes from the bus, never from this label.
+    async fn register_client(
+        &self,
+        kind: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        let frontend = match kind {
+            "cli" => Frontend::Cli,
+            other => return Err(Error::InvalidArgument(format!("invalid kind: {other:?} (expected \"cli\")"))),
+        };
+        let caller = self.caller(&hdr, conn).await?;
+        let sender = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
+        if let Some(uid) = caller.principal.uid() {
+            self.clients.lock().unwrap().insert(sender, Client { uid, frontend });
+        }
+        Ok(())
+    }
+
+    /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed), json the
+    /// whole event as a JSON object (schema Event).
+    #[zbus(signal)]
+    async fn event(emitter: &SignalEmitter<'_>, kind: &str, json: &str) -> zbus::Result<()>;
+
+    /// CacheOS version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        cacheos_core::VERSION.to_string()
+    }
+
+    /// Daemon state: starting, running, degraded or stopping.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.state.lock().unwrap().as_str().to_string()
+    }
+}
+
+/// Connects to `bus`, serves the Manager, takes the bus name, then forwards core events as signals until the
+/// connection fails. Calls `ready` once the name is taken. Returns only on error (the supervisor restarts it).
+pub async fn serve(core: Arc<Core>, bus: &Bus, state: DaemonState, ready: impl FnOnce()) -> zbus::Result<()> {
+    let mut events = core.events().subscribe();
+    let manager = Manager::new(core, state);
+    let clients = manager.clients.clone();
+    let state_cell = manager.state.clone();
+    // Serve the object before taking the name, so no caller sees the name without the object.
+    let conn = bus.builder()?.serve_at(OBJECT_PATH, manager)?.name(BUS_NAME)?.build().await?;
+    tracing::info!(name = BUS_NAME, "D-Bus service ready");
+    ready();
+    let iface = conn.object_server().interface::<_, Manager>(OBJECT_PATH).await?;
+    let dbus = fdo::DBusProxy::new(&conn).await?;
+    let mut owners = dbus.receive_name_owner_changed().await?;
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { return Err(zbus::Error::Failure("event bus closed".into())) };
+                let json = serde_json::to_string(&ev).unwrap_or_default();
+                Manager::event(iface.signal_emitter(), ev.kind.type_name(), &json).await?;
+                if let EventKind::DaemonStateChanged { state } = ev.kind {
+                    *state_cell.lock().unwrap() = state;
+                    iface.get().await.state_changed(iface.signal_emitter()).await?;
+                }
+            }
+            change = owners.next() => {
+                let Some(change) = change else { return Err(zbus::Error::Failure("bus connection closed".into())) };
+                if let Ok(args) = change.args() {
+                    if args.new_owner().is_none() {
+                        clients.lock().unwrap().remove(args.name().as_str());
+                    }
+                }
+            }
+        }
+    }
+}
