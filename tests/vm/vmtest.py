@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Boots CacheOS images under QEMU and asserts on what they do (used by tests/vm/boot-test).
+
+Each boot:
+  * starts qemu/run with the serial console on a UNIX socket (QEMU waits for us, so nothing is lost),
+    the web port forwarded to a free host port, the SMBIOS asset tag that activates the in-guest
+    self-test (/usr/lib/cacheos/selftest) and QEMU's isa-debug-exit device;
+  * waits for the serial login prompt and for GET /healthz through the forwarded port (timing both);
+  * waits for the self-test report on the second serial port;
+  * logs in as `cacheos` on the serial console and runs commands (cacheosctl status --json, ...);
+  * tells the guest it is done; the guest ends QEMU with exit status 123 if its own checks passed.
+Only the standard library is used. Every wait has a deadline; nothing sleeps blindly.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
+QEMU_PASS = 123      # isa-debug-exit value 0x3d
+QEMU_SELFTEST_FAIL = 33
+
+
+class Failure(Exception):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Serial:
+    """The guest's serial console, read in a background thread into one buffer (also logged)."""
+
+    def __init__(self, path, log, deadline):
+        self.buf = b""
+        self.lock = threading.Condition()
+        self.closed = False
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise Failure(f"serial socket {path} did not appear")
+                time.sleep(0.05)
+        self.log = open(log, "wb")
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b""
+            with self.lock:
+                if not data:
+                    self.closed = True
+                    self.lock.notify_all()
+                    return
+                self.log.write(data)
+                self.log.flush()
+                self.buf += data
+                self.lock.notify_all()
+
+    def expect(self, pattern, timeout, start=0, what=None):
+        """Waits until `pattern` (bytes regex) matches the output after offset `start`; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                m = rx.search(self.buf, start)
+                if m:
+                    return m
+                if self.closed:
+                    raise Failure(f"console closed while waiting for {what or pattern!r}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = ANSI.sub(b"", self.buf[-1500:]).decode(errors="replace")
+                    raise Failure(f"timed out after {timeout}s waiting for {what or pattern!r}; console tail:\n{tail}")
+                self.lock.wait(min(left, 1.0))
+
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def mark(self):
+        with self.lock:
+            return len(self.buf)
+
+
+class Shell:
+    """A logged-in shell on the serial console, with marker-delimited command output."""
+
+    def __init__(self, serial):
+        self.s = serial
+        self.n = 0
+
+    def login(self, user, timeout):
+        start = self.s.mark()
+        self.s.send(user + "\r")
+        # No password for the console user: straight to the shell prompt.
+        self.s.expect(rb"\$ ", timeout, start, what="shell prompt after login")
+        # Turn off echo and make prompts and output machine-friendly.
+        self.run("stty -echo cols 500; export PS1='' PS2='' TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0; bind 'set enable-bracketed-paste off' 2>/dev/null; true", 60)
+
+    def run(self, cmd, timeout):
+        """Runs cmd; returns (exit status, output)."""
+        self.n += 1
+        b, e = f"@@B{self.n}@@", f"@@E{self.n}@@"
+        start = self.s.mark()
+        # The markers are assembled by printf so that an echoed command line never matches them.
+        self.s.send(f"printf '@@B%s@@\\n' {self.n}; {cmd}; printf '@@E%s@@ %s\\n' {self.n} $?\r")
+        m = self.s.expect(re.escape(e.encode()) + rb" (\d+)", timeout, start, what=f"end of `{cmd}`")
+        mb = self.s.expect(re.escape(b.encode()), 1, start, what="begin marker")
+        out = self.s.buf[mb.end():m.start()]
+        out = ANSI.sub(b"", out).replace(b"\r", b"").decode(errors="replace").strip("\n")
+        return int(m.group(1)), out
+
+
+def check_status_json(text):
+    try:
+        st = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Failure(f"cacheosctl status --json is not JSON ({e}): {text[:500]}")
+    problems = []
+
+    def need(obj, key, types, where="status"):
+        if not isinstance(obj, dict) or key not in obj:
+            problems.append(f"{where}.{key} missing")
+            return None
+        if not isinstance(obj[key], types) or isinstance(obj[key], bool):
+            problems.append(f"{where}.{key} has type {type(obj[key]).__name__}")
+            return None
+        return obj[key]
+
+    num = (int, float)
+    need(st, "hostname", str)
+    need(st, "kernel", str)
+    osr = need(st, "os_release", dict)
+    if osr is not None:
+        for k in ("pretty_name", "id", "version_id"):
+            need(osr, k, str, "status.os_release")
+    need(st, "uptime_seconds", num)
+    load = need(st, "load", dict)
+    if load is not None:
+        for k in ("one", "five", "fifteen"):
+            need(load, k, num, "status.load")
+    need(st, "cpu_percent", num)
+    mem = need(st, "memory", dict)
+    if mem is not None:
+        for k in ("total_bytes", "available_bytes", "used_bytes"):
+            need(mem, k, int, "status.memory")
+        if not problems and not (0 < mem["available_bytes"] <= mem["total_bytes"]):
+            problems.append("memory.available_bytes not within (0, total_bytes]")
+    disks = need(st, "disks", list)
+    for i, d in enumerate(disks or []):
+        need(d, "mount_point", str, f"status.disks[{i}]")
+        need(d, "fs_type", str, f"status.disks[{i}]")
+        for k in ("total_bytes", "used_bytes", "available_bytes"):
+            need(d, k, int, f"status.disks[{i}]")
+    fu = need(st, "failed_units", int)
+    if fu not in (None, 0):
+        problems.append(f"failed_units is {fu}, expected 0")
+    if st.get("hostname") != "cacheos":
+        problems.append(f"hostname is {st.get('hostname')!r}, expected 'cacheos'")
+    if isinstance(osr, dict) and osr.get("id") != "debian":
+        problems.append(f"os_release.id is {osr.get('id')!r}")
+    if problems:
+        raise Failure("cacheosctl status --json: " + "; ".join(problems))
+    return st
+
+
+def audit_entries(text):
+    data = json.loads(text)
+    if isinstance(data, dict):
+        for v in data.values():
+            if isinstance(v, list):
+                return v
+        return []
+    return data if isinstance(data, list) else []
+
+
+def entry_key(e):
+    if isinstance(e, dict):
+        for k in ("id", "seq", "sequence"):
+            if k in e:
+                return f"{k}={e[k]}"
+    return json.dumps(e, sort_keys=True)
+
+
+def boot(args, name, image, firmware, media, workdir, persist=None):
+    """One boot; returns a dict of results. `persist` carries state between the two disk boots."""
+    sock = os.path.join(workdir, f"{name}.sock")
+    console_log = os.path.join(workdir, f"{name}.console.log")
+    report_log = os.path.join(workdir, f"{name}.selftest.log")
+    port = free_port()
+    env = dict(os.environ, CACHEOS_WEB_PORT=str(port), CACHEOS_ACCEL=args.accel)
+    cmd = [args.run, f"--{firmware}", f"--{media}", "--serial-socket", sock, image, "--",
+           "-serial", f"file:{report_log}",
+           "-smbios", "type=3,asset=cacheos-selftest",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01"]
+    print(f"[{name}] booting {os.path.basename(image)} ({firmware}, {media}, {args.accel}), web port {port}", flush=True)
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=open(os.path.join(workdir, f"{name}.qemu.log"), "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    result = {"name": name}
+    healthz = {}
+
+    def poll_healthz(stop):
+        url = f"http://127.0.0.1:{port}/healthz"
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=3) as r:
+                    body = r.read().decode()
+                    if r.status == 200 and json.loads(body).get("status") == "ok":
+                        healthz["t"] = time.monotonic() - t0
+                        healthz["body"] = body
+                        return
+            except Exception:
+                pass
+            stop.wait(0.5)
+
+    stop = threading.Event()
+    poller = threading.Thread(target=poll_healthz, args=(stop,), daemon=True)
+    try:
+        serial = Serial(sock, console_log, t0 + 30)
+        poller.start()
+        serial.expect(rb"cacheos login: ", args.boot_timeout, what="login prompt")
+        result["login_s"] = time.monotonic() - t0
+        print(f"[{name}] login prompt after {result['login_s']:.1f} s", flush=True)
+
+        poller.join(max(1.0, args.boot_timeout - (time.monotonic() - t0)))
+        if "t" not in healthz:
+            raise Failure(f"GET http://127.0.0.1:{port}/healthz did not answer 200 {{\"status\":\"ok\"}}")
+        result["healthz_s"] = healthz["t"]
+        print(f"[{name}] /healthz answered after {healthz['t']:.1f} s: {healthz['body'][:120]}", flush=True)
+
+        # The guest's own verdict, on the second serial port.
+        deadline = time.monotonic() + args.boot_timeout
+        report = ""
+        while "CACHEOS-SELFTEST-RESULT" not in report:
+            if qemu.poll() is not None or time.monotonic() > deadline:
+                break
+            report = open(report_log, errors="replace").read() if os.path.exists(report_log) else ""
+            stop.wait(0.5)
+        result["report"] = report
+        if "CACHEOS-SELFTEST-RESULT: PASS" not in report:
+            raise Failure(f"in-guest self-test did not pass; report:\n{report}")
+        m = re.search(r"security-exposure: (.*)", report)
+        result["security"] = m.group(1).strip() if m else "unknown"
+
+        sh = Shell(serial)
+        sh.login("cacheos", 120)
+        rc, out = sh.run("id -nG", 60)
+        if rc != 0 or "cacheos" not in out.split():
+            raise Failure(f"user cacheos is not in group cacheos: {out!r}")
+        rc, out = sh.run("cacheosctl status --json", 120)
+        if rc != 0:
+            raise Failure(f"cacheosctl status --json exited {rc}: {out}")
+        st = check_status_json(out)
+        print(f"[{name}] cacheosctl status --json ok: {st['os_release']['pretty_name']}, kernel {st['kernel']}, "
+              f"{len(st['disks'])} disks, failed_units={st['failed_units']}", flush=True)
+        rc, out = sh.run("systemctl --failed --no-legend --plain --no-pager", 60)
+        if rc != 0 or out.strip():
+            raise Failure(f"systemctl --failed is not empty: {out!r}")
+        rc, out = sh.run("cat /run/cacheos/storage", 30)
+        storage = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+        result["storage"] = storage.get("STORAGE")
+        expect_storage = "disk" if media == "disk" else "ram"
+        if storage.get("STORAGE") != expect_storage:
+            raise Failure(f"storage is {storage}, expected STORAGE={expect_storage}")
+        if persist is not None:
+            rc, out = sh.run("cacheosctl audit --json", 120)
+            if rc != 0:
+                raise Failure(f"cacheosctl audit --json exited {rc}: {out}")
+            entries = audit_entries(out)
+            rc, token = sh.run("cacheosctl web token", 60)
+            if rc != 0 or not token.strip():
+                raise Failure(f"cacheosctl web token exited {rc}: {token}")
+            token = token.strip().splitlines()[-1]
+            if "entries" not in persist:
+                if not entries:
+                    raise Failure("audit log is empty on the first boot")
+                persist["entries"] = [entry_key(e) for e in entries]
+                persist["token"] = token
+                print(f"[{name}] first boot: {len(entries)} audit entries recorded", flush=True)
+            else:
+                keys = {entry_key(e) for e in entries}
+                missing = [k for k in persist["entries"] if k not in keys]
+                if missing:
+                    raise Failure(f"{len(missing)} audit entries of the first boot are gone after the reboot, e.g. {missing[0][:200]}")
+                if token != persist["token"]:
+                    raise Failure("the web token changed across the reboot")
+                print(f"[{name}] second boot: all {len(persist['entries'])} audit entries of the first boot "
+                      f"are still there ({len(entries)} now), web token unchanged", flush=True)
+        sh.run("touch /run/cacheos-selftest/host-done", 30)
+        try:
+            rc = qemu.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            raise Failure("QEMU did not exit after the test was done")
+        if rc != QEMU_PASS:
+            raise Failure(f"QEMU exited with {rc}, expected {QEMU_PASS} (self-test verdict)")
+        result["total_s"] = time.monotonic() - t0
+        result["ok"] = True
+        print(f"[{name}] PASS (QEMU exit {rc}, {result['total_s']:.1f} s in all)", flush=True)
+    except Failure as e:
+        result["ok"] = False
+        result["error"] = str(e)
+        print(f"[{name}] FAIL: {e}", flush=True)
+        print(f"[{name}] logs: {console_log} {report_log}", flush=True)
+    finally:
+        stop.set()
+        if qemu.poll() is None:
+            os.killpg(qemu.pid, signal.SIGTERM)
+            try:
+                qemu.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(qemu.pid, signal.SIGKILL)
+                qemu.wait()
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="directory with cacheos.iso and cacheos.raw")
+    ap.add_argument("--run", required=True, help="path of qemu/run")
+    ap.add_argument("--accel", default="tcg")
+    ap.add_argument("--boot-timeout", type=float, default=420)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--only", action="append", help="run only these boots (iso-bios-cd, iso-uefi-usb, disk-uefi)")
+    args = ap.parse_args()
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="cacheos-vmtest-")
+    os.makedirs(workdir, exist_ok=True)
+    iso = os.path.join(args.out, "cacheos.iso")
+    raw = os.path.join(args.out, "cacheos.raw")
+    results = []
+    want = lambda n: not args.only or n in args.only
+
+    if want("iso-bios-cd"):
+        results.append(boot(args, "iso-bios-cd", iso, "bios", "cd", workdir))
+    if want("iso-uefi-usb"):
+        results.append(boot(args, "iso-uefi-usb", iso, "uefi", "usb", workdir))
+    if want("disk-uefi"):
+        # Boot the raw disk twice through a copy-on-write overlay: the image stays pristine,
+        # the data partition's writes survive between the two boots.
+        overlay = os.path.join(workdir, "disk-overlay.qcow2")
+        if os.path.exists(overlay):
+            os.unlink(overlay)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", raw, "-F", "raw", overlay], check=True)
+        persist = {}
+        results.append(boot(args, "disk-uefi-1", overlay, "uefi", "disk", workdir, persist))
+        if results[-1]["ok"]:
+            results.append(boot(args, "disk-uefi-2", overlay, "uefi", "disk", workdir, persist))
+
+    print("\nboot                 result  login(s)  healthz(s)  storage  security exposure")
+    for r in results:
+        print(f"{r['name']:<20} {'PASS' if r['ok'] else 'FAIL':<7} {r.get('login_s', float('nan')):>8.1f}  "
+              f"{r.get('healthz_s', float('nan')):>10.1f}  {r.get('storage') or '-':<7}  {r.get('security', '-')}")
+    print(f"logs in {workdir}")
+    sys.exit(0 if results and all(r["ok"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()
