@@ -344,8 +344,9 @@ def main():
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="cacheos-vmtest-")
     os.makedirs(workdir, exist_ok=True)
-    iso = os.path.join(args.out, "cacheos.iso")
-    raw = os.path.join(args.out, "cacheos.raw")
+    out = os.path.abspath(args.out)
+    iso = os.path.join(out, "cacheos.iso")
+    raw = os.path.join(out, "cacheos.raw")
     results = []
     want = lambda n: not args.only or n in args.only
 
