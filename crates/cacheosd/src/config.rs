@@ -146,7 +146,9 @@ impl Default for SupervisorConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { sample_interval_secs: 5 }
+        Self {
+            sample_interval_secs: 5,
+        }
     }
 }
 
@@ -190,14 +192,24 @@ impl Config {
             "invalid dbus.bus {:?}: expected \"system\" or \"session\"",
             self.dbus.bus
         );
-        anyhow::ensure!(self.audit.max_records >= 1, "invalid audit.max_records: must be at least 1");
-        anyhow::ensure!(self.metrics.sample_interval_secs >= 1, "invalid metrics.sample_interval_secs: must be at least 1");
+        anyhow::ensure!(
+            self.audit.max_records >= 1,
+            "invalid audit.max_records: must be at least 1"
+        );
+        anyhow::ensure!(
+            self.metrics.sample_interval_secs >= 1,
+            "invalid metrics.sample_interval_secs: must be at least 1"
+        );
         anyhow::ensure!(
             self.supervisor.restart_backoff_initial_ms >= 1
                 && self.supervisor.restart_backoff_initial_ms <= self.supervisor.restart_backoff_max_ms,
             "invalid supervisor.restart_backoff_*: initial must be at least 1 and at most max"
         );
-        anyhow::ensure!(self.state_dir.is_absolute(), "invalid state_dir {:?}: must be absolute", self.state_dir);
+        anyhow::ensure!(
+            self.state_dir.is_absolute(),
+            "invalid state_dir {:?}: must be absolute",
+            self.state_dir
+        );
         Ok(())
     }
 }

@@ -52,7 +52,10 @@ fn init_logging() {
     // systemd connects stdout/stderr to the journal and says so in JOURNAL_STREAM.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
-            tracing_subscriber::registry().with(filter).with(journald.with_syslog_identifier("cacheosd".into())).init();
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald.with_syslog_identifier("cacheosd".into()))
+                .init();
             return;
         }
     }
@@ -101,7 +104,11 @@ fn notify(states: &[NotifyState]) {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cacheosd: cannot start runtime: {e}");
@@ -126,7 +133,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
 
-    let store = Arc::new(RedbStore::open(&cfg.state_dir.join("cacheos.redb"), cfg.audit.max_records)?);
+    let store = Arc::new(RedbStore::open(
+        &cfg.state_dir.join("cacheos.redb"),
+        cfg.audit.max_records,
+    )?);
     let token = if cfg.web.enabled {
         Some(cacheos_sys::token::load_or_create(&cfg.state_dir.join("web-token"))?)
     } else {
@@ -214,7 +224,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
-    let missing = sup.wait_ready(Duration::from_secs(cfg.supervisor.startup_timeout_secs)).await;
+    let missing = sup
+        .wait_ready(Duration::from_secs(cfg.supervisor.startup_timeout_secs))
+        .await;
     if missing.is_empty() {
         sup.set_state(DaemonState::Running);
     } else {

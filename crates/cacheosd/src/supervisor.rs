@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cacheos_core::supervisor::SupervisorError;
-use cacheos_core::{Clock, DaemonState, EventBus, EventKind, SupervisorControl, SupervisorStatus, TaskState, TaskStatus};
+use cacheos_core::{
+    Clock, DaemonState, EventBus, EventKind, SupervisorControl, SupervisorStatus, TaskState, TaskStatus,
+};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -99,7 +101,11 @@ impl Supervisor {
         }
         let degraded = g.tasks.values().any(|e| e.status.state != TaskState::Running);
         drop(g);
-        self.set_state(if degraded { DaemonState::Degraded } else { DaemonState::Running });
+        self.set_state(if degraded {
+            DaemonState::Degraded
+        } else {
+            DaemonState::Running
+        });
     }
 
     fn update(&self, name: &str, state: TaskState, error: Option<String>, restarted: bool) {
@@ -200,7 +206,11 @@ impl Supervisor {
             let notified = self.ready_changed.notified();
             let missing: Vec<String> = {
                 let g = self.inner.lock().unwrap();
-                g.tasks.iter().filter(|(_, e)| !e.ready_once).map(|(n, _)| n.clone()).collect()
+                g.tasks
+                    .iter()
+                    .filter(|(_, e)| !e.ready_once)
+                    .map(|(n, _)| n.clone())
+                    .collect()
             };
             if missing.is_empty() {
                 return missing;
@@ -247,7 +257,10 @@ impl SupervisorControl for Supervisor {
             return Err(SupervisorError::FaultInjectionDisabled);
         }
         let g = self.inner.lock().unwrap();
-        let e = g.tasks.get(name).ok_or_else(|| SupervisorError::UnknownTask(name.into()))?;
+        let e = g
+            .tasks
+            .get(name)
+            .ok_or_else(|| SupervisorError::UnknownTask(name.into()))?;
         tracing::warn!(task = name, "aborting task on request (fault injection)");
         if let Some(a) = &e.abort {
             a.abort();
@@ -307,7 +320,12 @@ mod tests {
         assert_eq!(st.tasks[0].last_error.as_deref(), Some("boom 1"));
         let mut saw_backoff = false;
         while let Ok(ev) = rx.try_recv() {
-            if let EventKind::TaskStateChanged { state: TaskState::Backoff, error, .. } = ev.kind {
+            if let EventKind::TaskStateChanged {
+                state: TaskState::Backoff,
+                error,
+                ..
+            } = ev.kind
+            {
                 assert!(error.unwrap().starts_with("boom"));
                 saw_backoff = true;
             }

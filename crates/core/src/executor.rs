@@ -84,7 +84,8 @@ impl Core {
     /// Validates, authorises, runs and audits `op` on behalf of `caller`.
     pub fn execute(&self, caller: &Caller, op: Operation) -> Result<Output, CoreError> {
         let info = op.info();
-        let span = tracing::info_span!("op", name = info.name, frontend = %caller.frontend, principal = %caller.principal);
+        let span =
+            tracing::info_span!("op", name = info.name, frontend = %caller.frontend, principal = %caller.principal);
         let _g = span.enter();
         let started = Instant::now();
         let time_ms = self.deps.clock.now_ms();
@@ -254,7 +255,10 @@ mod tests {
                 ..Default::default()
             })),
             supervisor: sup.clone(),
-            authorizer: Arc::new(GroupPolicy::new(StaticAccounts(vec![(1000, "cacheos".into())]), "cacheos")),
+            authorizer: Arc::new(GroupPolicy::new(
+                StaticAccounts(vec![(1000, "cacheos".into())]),
+                "cacheos",
+            )),
             events: EventBus::new(16, clock.clone()),
             clock,
             web_token: Some("secret".into()),
@@ -275,7 +279,10 @@ mod tests {
         let recs = store.query_audit(&AuditFilter::default()).unwrap();
         assert_eq!(recs.len(), 1);
         let r = &recs[0].record;
-        assert_eq!((r.operation.as_str(), r.frontend, r.outcome), ("system.status", Frontend::Dbus, Outcome::Ok));
+        assert_eq!(
+            (r.operation.as_str(), r.frontend, r.outcome),
+            ("system.status", Frontend::Dbus, Outcome::Ok)
+        );
         assert_eq!(r.principal, Principal::Uid { uid: 4242 });
         assert_eq!(r.time_ms, 5_000);
         let ev = rx.try_recv().unwrap();
@@ -300,24 +307,49 @@ mod tests {
         assert!(sup.killed.lock().unwrap().is_empty(), "denied operation must not run");
         core.execute(&user(1000), kill.clone()).unwrap();
         core.execute(&user(0), kill.clone()).unwrap();
-        core.execute(&Caller::new(Frontend::Rest, Principal::WebToken), kill).unwrap();
+        core.execute(&Caller::new(Frontend::Rest, Principal::WebToken), kill)
+            .unwrap();
         assert_eq!(sup.killed.lock().unwrap().len(), 3);
         let denied = store
-            .query_audit(&AuditFilter { outcome: Some(Outcome::Denied), ..Default::default() })
+            .query_audit(&AuditFilter {
+                outcome: Some(Outcome::Denied),
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(denied.len(), 1);
         assert_eq!(denied[0].record.args, serde_json::json!({"task": "web"}));
         assert!(core.execute(&user(4242), Operation::WebToken).is_err());
-        assert!(matches!(core.execute(&user(0), Operation::WebToken).unwrap(), Output::WebToken(t) if t.token == "secret"));
+        assert!(
+            matches!(core.execute(&user(0), Operation::WebToken).unwrap(), Output::WebToken(t) if t.token == "secret")
+        );
     }
 
     #[test]
     fn bad_arguments_are_named_and_audited_as_errors() {
         let (core, store, _) = core();
         let cases = [
-            (AuditFilter { limit: Some(0), ..Default::default() }, "invalid limit"),
-            (AuditFilter { since_ms: Some(5), until_ms: Some(4), ..Default::default() }, "invalid since_ms"),
-            (AuditFilter { operation: Some("nope".into()), ..Default::default() }, "invalid operation"),
+            (
+                AuditFilter {
+                    limit: Some(0),
+                    ..Default::default()
+                },
+                "invalid limit",
+            ),
+            (
+                AuditFilter {
+                    since_ms: Some(5),
+                    until_ms: Some(4),
+                    ..Default::default()
+                },
+                "invalid since_ms",
+            ),
+            (
+                AuditFilter {
+                    operation: Some("nope".into()),
+                    ..Default::default()
+                },
+                "invalid operation",
+            ),
         ];
         for (f, msg) in cases {
             let e = core.execute(&user(0), Operation::AuditQuery(f)).unwrap_err();
@@ -325,14 +357,25 @@ mod tests {
             assert_eq!(e.code(), "invalid-argument");
         }
         let e = core
-            .execute(&user(0), Operation::SupervisorKillTask(KillTaskArgs { task: "nope".into() }))
+            .execute(
+                &user(0),
+                Operation::SupervisorKillTask(KillTaskArgs { task: "nope".into() }),
+            )
             .unwrap_err();
-        assert_eq!((e.code(), e.to_string().as_str()), ("not-found", "task \"nope\" not found"));
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            ("not-found", "task \"nope\" not found")
+        );
         let errs = store
-            .query_audit(&AuditFilter { outcome: Some(Outcome::Error), ..Default::default() })
+            .query_audit(&AuditFilter {
+                outcome: Some(Outcome::Error),
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(errs.len(), 4);
-        assert!(errs.iter().all(|r| r.record.error_code.is_some() && r.record.error.is_some()));
+        assert!(errs
+            .iter()
+            .all(|r| r.record.error_code.is_some() && r.record.error.is_some()));
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The file was written by a newer (or unknown) schema; it is left untouched.
-    #[error("store {path} has schema version {found}, this cacheosd supports up to {supported}; it was left untouched")]
+    #[error(
+        "store {path} has schema version {found}, this cacheosd supports up to {supported}; it was left untouched"
+    )]
     WrongVersion {
         /// The database file.
         path: PathBuf,
@@ -67,10 +69,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps a backend error.
-    pub fn backend(
-        operation: &'static str,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+    pub fn backend(operation: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         StoreError::Backend {
             operation,
             source: source.into(),
@@ -84,11 +83,7 @@ pub trait Store: Send + Sync {
     /// The schema version of the open database.
     fn schema_version(&self) -> u32;
     /// Appends an audit record and returns it with its id.
-    fn append_audit(
-        &self,
-        rec: NewAuditRecord,
-        durability: Durability,
-    ) -> Result<AuditRecord, StoreError>;
+    fn append_audit(&self, rec: NewAuditRecord, durability: Durability) -> Result<AuditRecord, StoreError>;
     /// Records matching `filter`, newest first, at most `filter.limit()`.
     fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
     /// Number of audit records kept.
@@ -135,10 +130,7 @@ impl MemoryStore {
 }
 
 /// Shared query logic: newest first, filtered, limited.
-pub fn scan_newest_first<'a>(
-    records: impl Iterator<Item = &'a AuditRecord>,
-    filter: &AuditFilter,
-) -> Vec<AuditRecord> {
+pub fn scan_newest_first<'a>(records: impl Iterator<Item = &'a AuditRecord>, filter: &AuditFilter) -> Vec<AuditRecord> {
     records
         .filter(|r| filter.matches(r))
         .take(filter.limit())
@@ -244,13 +236,22 @@ pub mod conformance {
     pub fn run(store: &dyn Store) {
         assert_eq!(store.audit_len().unwrap(), 0);
         let a = store
-            .append_audit(rec(1000, Frontend::Dbus, "system.status", Outcome::Ok), Durability::Immediate)
+            .append_audit(
+                rec(1000, Frontend::Dbus, "system.status", Outcome::Ok),
+                Durability::Immediate,
+            )
             .unwrap();
         let b = store
-            .append_audit(rec(2000, Frontend::Rest, "audit.query", Outcome::Error), Durability::Eventual)
+            .append_audit(
+                rec(2000, Frontend::Rest, "audit.query", Outcome::Error),
+                Durability::Eventual,
+            )
             .unwrap();
         let c = store
-            .append_audit(rec(3000, Frontend::Cli, "system.status", Outcome::Denied), Durability::Immediate)
+            .append_audit(
+                rec(3000, Frontend::Cli, "system.status", Outcome::Denied),
+                Durability::Immediate,
+            )
             .unwrap();
         assert!(a.id < b.id && b.id < c.id, "ids increase");
         assert_eq!(store.audit_len().unwrap(), 3);
@@ -260,21 +261,78 @@ pub mod conformance {
         assert_eq!(all[2], a, "round trip keeps every field");
 
         let q = |f: AuditFilter| store.query_audit(&f).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(q(AuditFilter { since_ms: Some(2000), ..Default::default() }), vec![c.id, b.id]);
-        assert_eq!(q(AuditFilter { until_ms: Some(2000), ..Default::default() }), vec![a.id]);
-        assert_eq!(q(AuditFilter { frontend: Some(Frontend::Rest), ..Default::default() }), vec![b.id]);
-        assert_eq!(q(AuditFilter { operation: Some("system.status".into()), ..Default::default() }), vec![c.id, a.id]);
-        assert_eq!(q(AuditFilter { operation: Some("audit.".into()), ..Default::default() }), vec![b.id]);
-        assert_eq!(q(AuditFilter { outcome: Some(Outcome::Denied), ..Default::default() }), vec![c.id]);
-        assert_eq!(q(AuditFilter { limit: Some(1), ..Default::default() }), vec![c.id]);
-        assert_eq!(q(AuditFilter { before_id: Some(c.id), limit: Some(1), ..Default::default() }), vec![b.id]);
+        assert_eq!(
+            q(AuditFilter {
+                since_ms: Some(2000),
+                ..Default::default()
+            }),
+            vec![c.id, b.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                until_ms: Some(2000),
+                ..Default::default()
+            }),
+            vec![a.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                frontend: Some(Frontend::Rest),
+                ..Default::default()
+            }),
+            vec![b.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                operation: Some("system.status".into()),
+                ..Default::default()
+            }),
+            vec![c.id, a.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                operation: Some("audit.".into()),
+                ..Default::default()
+            }),
+            vec![b.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                outcome: Some(Outcome::Denied),
+                ..Default::default()
+            }),
+            vec![c.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                limit: Some(1),
+                ..Default::default()
+            }),
+            vec![c.id]
+        );
+        assert_eq!(
+            q(AuditFilter {
+                before_id: Some(c.id),
+                limit: Some(1),
+                ..Default::default()
+            }),
+            vec![b.id]
+        );
 
         assert_eq!(store.get_record("drive", "a").unwrap(), None);
         store.put_record("drive", "b", &serde_json::json!({"n": 2})).unwrap();
         store.put_record("drive", "a", &serde_json::json!({"n": 1})).unwrap();
         store.put_record("sandbox", "a", &serde_json::json!({"n": 3})).unwrap();
-        assert_eq!(store.get_record("drive", "a").unwrap(), Some(serde_json::json!({"n": 1})));
-        let keys: Vec<_> = store.list_records("drive").unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            store.get_record("drive", "a").unwrap(),
+            Some(serde_json::json!({"n": 1}))
+        );
+        let keys: Vec<_> = store
+            .list_records("drive")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec!["a", "b"]);
         assert!(store.delete_record("drive", "a").unwrap());
         assert!(!store.delete_record("drive", "a").unwrap());

@@ -55,7 +55,10 @@ pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
             ..Default::default()
         })),
         supervisor: Arc::new(FakeSupervisor::default()),
-        authorizer: Arc::new(GroupPolicy::new(StaticAccounts(vec![(1000, "cacheos".into())]), "cacheos")),
+        authorizer: Arc::new(GroupPolicy::new(
+            StaticAccounts(vec![(1000, "cacheos".into())]),
+            "cacheos",
+        )),
         events: EventBus::new(64, clock.clone()),
         clock,
         web_token: Some("token".into()),

@@ -81,6 +81,7 @@ impl Manager {
 impl Manager {
     /// Operation system.status: host name, OS, kernel, uptime, load, CPU, memory, disks and failed units, as a
     /// JSON object (schema SystemStatus in the OpenAPI document). Anyone may call it.
+    #[zbus(out_args("json"))]
     async fn get_system_status(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -91,6 +92,7 @@ impl Manager {
 
     /// Operation supervisor.status: version, uptime, state and task health as a JSON object
     /// (schema SupervisorStatus). Anyone may call it.
+    #[zbus(out_args("json"))]
     async fn get_supervisor_status(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -103,6 +105,7 @@ impl Manager {
     /// strings and a zero limit mean "no filter". outcome is ok, error or denied; frontend is dbus, rest, cli,
     /// chat or internal; operation is a dotted name or a prefix ending in a dot.
     #[allow(clippy::too_many_arguments)]
+    #[zbus(out_args("json"))]
     async fn query_audit(
         &self,
         since_ms: u64,
@@ -117,16 +120,18 @@ impl Manager {
         let frontend = match frontend {
             "" => None,
             f => Some(Frontend::parse(f).ok_or_else(|| {
-                Error::InvalidArgument(format!("invalid frontend: {f:?} is not dbus, rest, cli, chat or internal"))
+                Error::InvalidArgument(format!(
+                    "invalid frontend: {f:?} is not dbus, rest, cli, chat or internal"
+                ))
             })?),
         };
-        let outcome = match outcome {
-            "" => None,
-            o => Some(
-                Outcome::parse(o)
-                    .ok_or_else(|| Error::InvalidArgument(format!("invalid outcome: {o:?} is not ok, error or denied")))?,
-            ),
-        };
+        let outcome =
+            match outcome {
+                "" => None,
+                o => Some(Outcome::parse(o).ok_or_else(|| {
+                    Error::InvalidArgument(format!("invalid outcome: {o:?} is not ok, error or denied"))
+                })?),
+            };
         let filter = AuditFilter {
             since_ms: (since_ms > 0).then_some(since_ms),
             until_ms: (until_ms > 0).then_some(until_ms),
@@ -141,6 +146,7 @@ impl Manager {
 
     /// Operation supervisor.kill-task: aborts an internal task so the supervisor restarts it with backoff. Only
     /// when fault injection is enabled (development mode); root and group cacheos only. Returns a message.
+    #[zbus(out_args("message"))]
     async fn kill_task(
         &self,
         task: &str,
@@ -148,7 +154,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
         match self
-            .run(&hdr, conn, Operation::SupervisorKillTask(KillTaskArgs { task: task.into() }))
+            .run(
+                &hdr,
+                conn,
+                Operation::SupervisorKillTask(KillTaskArgs { task: task.into() }),
+            )
             .await?
         {
             Output::Done(d) => Ok(d.message),
@@ -158,6 +168,7 @@ impl Manager {
 
     /// Operation web.token: the bearer token web clients other than loopback must send. Root and group cacheos
     /// only.
+    #[zbus(out_args("token"))]
     async fn get_web_token(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -179,7 +190,11 @@ impl Manager {
     ) -> Result<(), Error> {
         let frontend = match kind {
             "cli" => Frontend::Cli,
-            other => return Err(Error::InvalidArgument(format!("invalid kind: {other:?} (expected \"cli\")"))),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid kind: {other:?} (expected \"cli\")"
+                )))
+            }
         };
         let caller = self.caller(&hdr, conn).await?;
         let sender = hdr.sender().map(|s| s.to_string()).unwrap_or_default();
@@ -215,7 +230,12 @@ pub async fn serve(core: Arc<Core>, bus: &Bus, state: DaemonState, ready: impl F
     let clients = manager.clients.clone();
     let state_cell = manager.state.clone();
     // Serve the object before taking the name, so no caller sees the name without the object.
-    let conn = bus.builder()?.serve_at(OBJECT_PATH, manager)?.name(BUS_NAME)?.build().await?;
+    let conn = bus
+        .builder()?
+        .serve_at(OBJECT_PATH, manager)?
+        .name(BUS_NAME)?
+        .build()
+        .await?;
     tracing::info!(name = BUS_NAME, "D-Bus service ready");
     ready();
     let iface = conn.object_server().interface::<_, Manager>(OBJECT_PATH).await?;

@@ -8,6 +8,9 @@
 //! Opening never overwrites a file it does not understand: a corrupt file or one from a newer schema is reported
 //! and left byte-for-byte untouched.
 
+// redb::Error is large; it only travels on the rare failure path inside this crate, so boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 
 use cacheos_core::audit::{AuditFilter, AuditRecord, NewAuditRecord};
@@ -99,7 +102,11 @@ impl RedbStore {
                 // A brand-new (empty) database: only initialise it if it has no tables at all, so that a
                 // foreign redb file is never adopted.
                 let rtx = self.db.begin_read().map_err(|e| backend("read")(e.into()))?;
-                let foreign = rtx.list_tables().map_err(|e| backend("read")(e.into()))?.next().is_some();
+                let foreign = rtx
+                    .list_tables()
+                    .map_err(|e| backend("read")(e.into()))?
+                    .next()
+                    .is_some();
                 drop(rtx);
                 if foreign {
                     return Err(StoreError::Corrupt {
@@ -178,10 +185,7 @@ impl RedbStore {
         Ok(out)
     }
 
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
-    ) -> Result<T, StoreError> {
+    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, StoreError> {
         let tx = self.db.begin_read().map_err(|e| backend("read")(e.into()))?;
         f(&tx).map_err(backend("read"))
     }
@@ -227,7 +231,10 @@ impl Store for RedbStore {
                 if filter.since_ms.is_some_and(|s| rec.time_ms < s) {
                     break;
                 }
-                recs.push(AuditRecord { id: k.value(), record: rec });
+                recs.push(AuditRecord {
+                    id: k.value(),
+                    record: rec,
+                });
                 if recs.len() >= 4 * filter.limit() {
                     let kept = scan_newest_first(recs.iter(), filter);
                     if kept.len() >= filter.limit() {
@@ -369,7 +376,10 @@ mod tests {
         {
             let db = Database::create(&p).unwrap();
             let tx = db.begin_write().unwrap();
-            tx.open_table(TableDefinition::<u64, u64>::new("other")).unwrap().insert(1, 2).unwrap();
+            tx.open_table(TableDefinition::<u64, u64>::new("other"))
+                .unwrap()
+                .insert(1, 2)
+                .unwrap();
             tx.commit().unwrap();
         }
         let err = RedbStore::open(&p, 10).unwrap_err();
@@ -386,7 +396,12 @@ mod tests {
             s.append_audit(rec.clone(), Durability::Eventual).unwrap();
         }
         assert_eq!(s.audit_len().unwrap(), 3);
-        let ids: Vec<_> = s.query_audit(&AuditFilter::default()).unwrap().iter().map(|r| r.id).collect();
+        let ids: Vec<_> = s
+            .query_audit(&AuditFilter::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(ids, vec![8, 7, 6]);
     }
 

@@ -15,7 +15,7 @@ impl Accounts for SystemAccounts {
         let Ok(Some(u)) = User::from_uid(Uid::from_raw(uid)) else {
             return false;
         };
-        u.gid == g.gid || g.mem.iter().any(|m| *m == u.name)
+        u.gid == g.gid || g.mem.contains(&u.name)
     }
 }
 

@@ -54,12 +54,7 @@ impl HostProbe {
         let ks = procfs::KernelStats::current().map_err(perr("/proc/stat"))?;
         let t = ks.total;
         let idle = t.idle + t.iowait.unwrap_or(0);
-        let busy = t.user
-            + t.nice
-            + t.system
-            + t.irq.unwrap_or(0)
-            + t.softirq.unwrap_or(0)
-            + t.steal.unwrap_or(0);
+        let busy = t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0) + t.steal.unwrap_or(0);
         Ok(CpuSample {
             busy,
             total: busy + idle,
@@ -96,9 +91,27 @@ fn read_os_release() -> OsRelease {
 
 /// File system types that never represent storage a person cares about.
 const PSEUDO_FS: &[&str] = &[
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs", "pstore",
-    "bpf", "mqueue", "hugetlbfs", "configfs", "fusectl", "autofs", "binfmt_misc", "efivarfs", "rpc_pipefs",
-    "nsfs", "ramfs",
+    "proc",
+    "sysfs",
+    "devtmpfs",
+    "devpts",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "pstore",
+    "bpf",
+    "mqueue",
+    "hugetlbfs",
+    "configfs",
+    "fusectl",
+    "autofs",
+    "binfmt_misc",
+    "efivarfs",
+    "rpc_pipefs",
+    "nsfs",
+    "ramfs",
 ];
 
 fn disks() -> Result<Vec<DiskUsage>, ProbeError> {
@@ -119,7 +132,9 @@ fn disks() -> Result<Vec<DiskUsage>, ProbeError> {
         if !interesting || !seen.insert(mp.clone()) {
             continue;
         }
-        let Ok(st) = rustix::fs::statvfs(Path::new(&mp)) else { continue };
+        let Ok(st) = rustix::fs::statvfs(Path::new(&mp)) else {
+            continue;
+        };
         let frsize = st.f_frsize.max(1);
         let total = st.f_blocks * frsize;
         if total == 0 {
@@ -155,6 +170,10 @@ fn failed_units() -> Result<u32, ProbeError> {
         })
 }
 
+fn round2(x: f32) -> f64 {
+    (x as f64 * 100.0).round() / 100.0
+}
+
 impl SystemProbe for HostProbe {
     fn status(&self) -> Result<SystemStatus, ProbeError> {
         let uname = rustix::system::uname();
@@ -177,11 +196,13 @@ impl SystemProbe for HostProbe {
             os_release: self.os_release.clone(),
             uptime_seconds: uptime.uptime,
             load: LoadAvg {
-                one: load.one as f64,
-                five: load.five as f64,
-                fifteen: load.fifteen as f64,
+                one: round2(load.one),
+                five: round2(load.five),
+                fifteen: round2(load.fifteen),
             },
-            cpu_count: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+            cpu_count: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
             cpu_percent: *self.cpu_percent.lock().unwrap(),
             memory: Memory {
                 total_bytes: mem.mem_total,

@@ -20,7 +20,9 @@ pub enum TokenError {
         source: std::io::Error,
     },
     /// The file holds something that is not a token.
-    #[error("web token file {0} does not hold a token (expected 64 hexadecimal digits); remove it to create a new one")]
+    #[error(
+        "web token file {0} does not hold a token (expected 64 hexadecimal digits); remove it to create a new one"
+    )]
     Malformed(PathBuf),
     /// No randomness.
     #[error("cannot get random bytes for the web token")]
@@ -47,8 +49,7 @@ pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
             let meta = std::fs::metadata(path).map_err(io("inspect", path))?;
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(path = %path.display(), "web token file was readable by others; setting mode 0600");
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(io("chmod", path))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod", path))?;
             }
             Ok(t.to_string())
         }
@@ -65,7 +66,8 @@ pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
                 .mode(0o600)
                 .open(path)
                 .map_err(io("create", path))?;
-            f.write_all(format!("{token}\n").as_bytes()).map_err(io("write", path))?;
+            f.write_all(format!("{token}\n").as_bytes())
+                .map_err(io("write", path))?;
             f.sync_all().map_err(io("sync", path))?;
             tracing::info!(path = %path.display(), "created web token");
             Ok(token)

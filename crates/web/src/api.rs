@@ -52,7 +52,13 @@ async fn run(state: &AppState, caller: Caller, op: Operation) -> Result<Output, 
     let core = state.core.clone();
     tokio::task::spawn_blocking(move || core.execute(&caller, op))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("operation task failed: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("operation task failed: {e}"),
+            )
+        })?
         .map_err(ApiError::from)
 }
 
@@ -81,7 +87,11 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no such endpoint: {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no such endpoint: {}", uri.path()),
+    )
 }
 
 /// Host name, OS, kernel, uptime, load, CPU, memory, disks and failed units.
@@ -194,14 +204,12 @@ pub(crate) async fn operations() -> Json<&'static [OpInfo]> {
 #[utoipa::path(get, path = "/api/v1/events", operation_id = "events.stream", tag = "events",
     responses((status = 200, description = "text/event-stream of Event objects", body = cacheos_core::Event,
         content_type = "text/event-stream")))]
-pub(crate) async fn events(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.core.events().subscribe();
     let stream = rx.map(|ev| {
         let e = SseEvent::default().event(ev.kind.type_name()).id(ev.seq.to_string());
-        Ok(e.json_data(&ev).unwrap_or_else(|_| SseEvent::default().comment("unencodable event")))
+        Ok(e.json_data(&ev)
+            .unwrap_or_else(|_| SseEvent::default().comment("unencodable event")))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
-

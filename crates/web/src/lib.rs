@@ -42,7 +42,10 @@ pub fn router(core: Arc<Core>, access: WebAccess) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_access));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_access,
+        ));
     Router::new()
         .route("/healthz", get(api::healthz))
         .merge(protected)

@@ -30,7 +30,10 @@ async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>) -> (St
     let resp = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -48,7 +51,10 @@ async fn loopback_reads_status_and_is_audited_as_rest() {
 async fn remote_clients_need_the_token_and_are_rate_limited() {
     let (app, store) = app(true, "192.0.2.7:4000");
     let (s, body) = call(&app, "GET", "/api/v1/system/status", None).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
     let (s, body) = call(&app, "GET", "/api/v1/system/status", Some("wrong")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(body["error"]["message"].as_str().unwrap().contains("wrong"));
@@ -56,8 +62,15 @@ async fn remote_clients_need_the_token_and_are_rate_limited() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Three failures: now locked out, even with the right token.
     let (s, body) = call(&app, "GET", "/api/v1/system/status", Some("token")).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too-many-attempts")));
-    assert_eq!(store.audit_len().unwrap(), 0, "unauthenticated requests never reach the core");
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too-many-attempts"))
+    );
+    assert_eq!(
+        store.audit_len().unwrap(),
+        0,
+        "unauthenticated requests never reach the core"
+    );
 
     let (app, store) = self::app(true, "192.0.2.8:4000");
     let (s, body) = call(&app, "GET", "/api/v1/system/status", Some("token")).await;
@@ -69,8 +82,14 @@ async fn remote_clients_need_the_token_and_are_rate_limited() {
 #[tokio::test]
 async fn untrusted_loopback_needs_a_token_and_healthz_is_public() {
     let (app, _) = app(false, "127.0.0.1:5000");
-    assert_eq!(call(&app, "GET", "/api/v1/supervisor/status", None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&app, "GET", "/api/v1/supervisor/status", Some("token")).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", "/api/v1/supervisor/status", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/v1/supervisor/status", Some("token")).await.0,
+        StatusCode::OK
+    );
     let (s, body) = call(&app, "GET", "/healthz", None).await;
     assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("ok")));
 }
@@ -79,7 +98,10 @@ async fn untrusted_loopback_needs_a_token_and_healthz_is_public() {
 async fn errors_are_json_with_stable_codes() {
     let (app, _) = app(true, "127.0.0.1:5000");
     let (s, body) = call(&app, "GET", "/api/v1/audit?limit=0", None).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid-argument")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid-argument"))
+    );
     assert!(body["error"]["message"].as_str().unwrap().contains("limit"), "{body}");
     let (s, body) = call(&app, "GET", "/api/v1/audit?outcome=maybe", None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -88,9 +110,15 @@ async fn errors_are_json_with_stable_codes() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
     let (s, body) = call(&app, "POST", "/api/v1/supervisor/tasks/nope/kill", None).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not-found")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not-found"))
+    );
     let (s, body) = call(&app, "GET", "/api/v1/nothing", None).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not-found")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not-found"))
+    );
 }
 
 #[tokio::test]
@@ -98,9 +126,20 @@ async fn audit_filters_work_over_rest() {
     let (app, _) = app(true, "127.0.0.1:5000");
     call(&app, "GET", "/api/v1/system/status", None).await;
     call(&app, "POST", "/api/v1/supervisor/tasks/web/kill", None).await;
-    let (s, body) = call(&app, "GET", "/api/v1/audit?operation=supervisor.&frontend=rest&outcome=ok", None).await;
+    let (s, body) = call(
+        &app,
+        "GET",
+        "/api/v1/audit?operation=supervisor.&frontend=rest&outcome=ok",
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
-    let ops: Vec<_> = body.as_array().unwrap().iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    let ops: Vec<_> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, vec!["supervisor.kill-task"]);
 }
 
@@ -116,7 +155,11 @@ fn openapi_is_generated_with_dotted_operation_ids() {
         }
     }
     for info in cacheos_core::OPERATIONS {
-        assert!(ids.contains(&info.name.to_string()), "{} missing from OpenAPI: {ids:?}", info.name);
+        assert!(
+            ids.contains(&info.name.to_string()),
+            "{} missing from OpenAPI: {ids:?}",
+            info.name
+        );
     }
     assert!(doc["components"]["schemas"]["SystemStatus"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
