@@ -157,7 +157,11 @@ def check_status_json(text):
     if load is not None:
         for k in ("one", "five", "fifteen"):
             need(load, k, num, "status.load")
-    need(st, "cpu_percent", num)
+    # null until cacheosd has taken its first CPU sample
+    if "cpu_percent" not in st:
+        problems.append("status.cpu_percent missing")
+    elif st["cpu_percent"] is not None:
+        need(st, "cpu_percent", num)
     mem = need(st, "memory", dict)
     if mem is not None:
         for k in ("total_bytes", "available_bytes", "used_bytes"):
