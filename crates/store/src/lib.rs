@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use cacheos_core::audit::{AuditFilter, AuditRecord, NewAuditRecord};
 use cacheos_core::store::{scan_newest_first, Durability, Store, StoreError, SCHEMA_VERSION};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTableMetadata, TableDefinition};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
@@ -31,11 +31,28 @@ type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
 /// `(1, migrate_1_to_2)` here and bumps [`SCHEMA_VERSION`] in the core.
 const MIGRATIONS: &[(u32, Migration)] = &[];
 
+/// Audit records waiting for a group commit.
+#[derive(Debug, Default)]
+struct AuditQueue {
+    /// Next id to hand out.
+    next_id: u64,
+    /// Records not yet handed to a writer: (id, JSON, needs immediate durability).
+    pending: Vec<(u64, Vec<u8>, bool)>,
+    /// Every id up to this one has been written (or failed, see `failed`).
+    done_upto: u64,
+    /// A writer is committing a batch.
+    writing: bool,
+    /// Ids whose batch failed, with the error.
+    failed: std::collections::HashMap<u64, String>,
+}
+
 /// The durable store.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
     max_audit: u64,
+    audit_queue: std::sync::Mutex<AuditQueue>,
+    audit_done: std::sync::Condvar,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -81,12 +98,18 @@ impl RedbStore {
                 source: e.into(),
             })?
         };
-        let store = Self {
+        let mut store = Self {
             db,
             path: path.into(),
             max_audit: max_audit.max(1),
+            audit_queue: Default::default(),
+            audit_done: Default::default(),
         };
         store.check_schema()?;
+        let next_id = store.read(|tx| Ok(tx.open_table(META)?.get(KEY_NEXT_ID)?.map(|g| g.value()).unwrap_or(1)))?;
+        let q = store.audit_queue.get_mut().unwrap();
+        q.next_id = next_id;
+        q.done_upto = next_id - 1;
         Ok(store)
     }
 
@@ -200,22 +223,43 @@ impl Store for RedbStore {
         self.read_version().ok().flatten().unwrap_or(SCHEMA_VERSION)
     }
 
+    /// Group commit: concurrent appends queue their record; one caller at a time writes everything queued in one
+    /// transaction (immediate if any record asks for it) while the others wait for it, so N concurrent operations
+    /// cost one commit instead of N. Every caller returns only once its own record is written.
     fn append_audit(&self, rec: NewAuditRecord, durability: Durability) -> Result<AuditRecord, StoreError> {
         let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::backend("encode audit record", e))?;
-        let max = self.max_audit;
-        let id = self.write(durability, "append audit record", |tx| {
-            let mut meta = tx.open_table(META)?;
-            let id = meta.get(KEY_NEXT_ID)?.map(|g| g.value()).unwrap_or(1);
-            meta.insert(KEY_NEXT_ID, id + 1)?;
-            drop(meta);
-            let mut audit = tx.open_table(AUDIT)?;
-            audit.insert(id, bytes.as_slice())?;
-            while audit.len()? > max {
-                audit.pop_first()?;
+        let mut q = self.audit_queue.lock().unwrap();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.pending.push((id, bytes, durability == Durability::Immediate));
+        loop {
+            if q.done_upto >= id {
+                return match q.failed.remove(&id) {
+                    None => Ok(AuditRecord { id, record: rec }),
+                    Some(e) => Err(StoreError::backend("append audit record", e)),
+                };
             }
-            Ok(id)
-        })?;
-        Ok(AuditRecord { id, record: rec })
+            if q.writing {
+                q = self.audit_done.wait(q).unwrap();
+                continue;
+            }
+            q.writing = true;
+            let batch = std::mem::take(&mut q.pending);
+            drop(q);
+            let result = self.write_audit_batch(&batch);
+            q = self.audit_queue.lock().unwrap();
+            q.writing = false;
+            if let Some((hi, _, _)) = batch.last() {
+                q.done_upto = q.done_upto.max(*hi);
+            }
+            if let Err(e) = result {
+                let msg = e.to_string();
+                for (bid, _, _) in &batch {
+                    q.failed.insert(*bid, msg.clone());
+                }
+            }
+            self.audit_done.notify_all();
+        }
     }
 
     fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
@@ -290,6 +334,34 @@ impl Store for RedbStore {
 }
 
 impl RedbStore {
+    fn write_audit_batch(&self, batch: &[(u64, Vec<u8>, bool)]) -> Result<(), StoreError> {
+        let Some((hi, _, _)) = batch.last() else { return Ok(()) };
+        let immediate = batch.iter().any(|(_, _, i)| *i);
+        // Checking the table length costs a scan of its metadata; do it when an id crosses a multiple of 128,
+        // so the log holds at most `max_audit + 128` records.
+        let prune = batch.iter().any(|(id, _, _)| id % 128 == 0);
+        let max = self.max_audit;
+        let durability = if immediate {
+            Durability::Immediate
+        } else {
+            Durability::Eventual
+        };
+        self.write(durability, "append audit records", |tx| {
+            tx.open_table(META)?.insert(KEY_NEXT_ID, hi + 1)?;
+            let mut audit = tx.open_table(AUDIT)?;
+            for (id, bytes, _) in batch {
+                audit.insert(*id, bytes.as_slice())?;
+            }
+            if prune {
+                let len = audit.len()?;
+                for _ in max..len {
+                    audit.pop_first()?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Makes every eventual-durability write durable (an empty immediate commit). Called at shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.write(Durability::Immediate, "flush", |_| Ok(()))
@@ -392,9 +464,10 @@ mod tests {
         let s = RedbStore::open(&dir.path().join("s.redb"), 3).unwrap();
         cacheos_core::store::conformance::run(&s);
         let rec = s.query_audit(&AuditFilter::default()).unwrap()[0].record.clone();
-        for _ in 0..5 {
+        for _ in 0..125 {
             s.append_audit(rec.clone(), Durability::Eventual).unwrap();
         }
+        // Id 128 was the last append: pruning ran and kept the newest three.
         assert_eq!(s.audit_len().unwrap(), 3);
         let ids: Vec<_> = s
             .query_audit(&AuditFilter::default())
@@ -402,7 +475,46 @@ mod tests {
             .iter()
             .map(|r| r.id)
             .collect();
-        assert_eq!(ids, vec![8, 7, 6]);
+        assert_eq!(ids, vec![128, 127, 126]);
+        s.append_audit(rec.clone(), Durability::Eventual).unwrap();
+        assert_eq!(
+            s.audit_len().unwrap(),
+            4,
+            "between multiples of 128 the log may exceed the limit"
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_get_distinct_ids_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(RedbStore::open(&dir.path().join("s.redb"), 100_000).unwrap());
+        cacheos_core::store::conformance::run(s.as_ref());
+        let rec = s.query_audit(&AuditFilter::default()).unwrap()[0].record.clone();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let (s, rec) = (s.clone(), rec.clone());
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let d = if (t + i) % 5 == 0 {
+                                Durability::Immediate
+                            } else {
+                                Durability::Eventual
+                            };
+                            s.append_audit(rec.clone(), d).unwrap().id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 800);
+        assert_eq!(s.audit_len().unwrap(), 803);
+        drop(s);
+        let s = RedbStore::open(&dir.path().join("s.redb"), 100_000).unwrap();
+        assert_eq!(s.audit_len().unwrap(), 803, "every record is there after reopening");
     }
 
     #[test]
