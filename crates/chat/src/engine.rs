@@ -1,0 +1,486 @@
+//! Intent choice: from concepts and slots to an operation, a question or a chat action, with session context
+//! (language, a pending destructive operation awaiting "ja"/"yes") and confirmation rules taken from the core's
+//! risk classes.
+
+use std::collections::BTreeSet;
+
+use cacheos_core::audit::{AuditFilter, Outcome};
+use cacheos_core::operation::KillTaskArgs;
+use cacheos_core::{Frontend, Operation, Risk};
+use serde::{Deserialize, Serialize};
+
+use crate::lexicon::{lookup, Concept, WordLang};
+use crate::normalize::{tokens, Token};
+use crate::slots;
+
+/// Reply language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// German.
+    De,
+    /// English.
+    En,
+}
+
+/// What a conversation remembers between utterances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Language of the last utterance that showed one.
+    pub lang: Option<Lang>,
+    /// A destructive operation shown as a plan, waiting for an explicit yes.
+    pub pending: Option<Operation>,
+    /// The options of the last question, for answers like "das zweite" / "the first".
+    pub options: Vec<String>,
+    /// What the last question was about, so that an answer completes it.
+    pub asked: Option<String>,
+}
+
+/// The chat's own actions (they are not core operations).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum ChatAction {
+    /// Say what CacheOS can do.
+    Help,
+    /// Run the pending destructive operation.
+    Confirm {
+        /// The operation, as planned.
+        operation: Operation,
+    },
+    /// A yes with nothing pending.
+    NothingToConfirm,
+    /// Drop the pending operation.
+    Cancel,
+    /// A no with nothing pending.
+    NothingToCancel,
+    /// Delete this person's chat history.
+    ClearHistory,
+}
+
+/// The result of interpreting one utterance. Nothing has been executed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Interpretation {
+    /// A core operation.
+    Operation {
+        /// The operation.
+        operation: Operation,
+        /// Its risk class.
+        risk: Risk,
+        /// Destructive: runs only after an explicit yes in the same session.
+        needs_confirmation: bool,
+        /// What will be done, in the language of the question.
+        explanation: String,
+    },
+    /// A question back (missing or ambiguous slot).
+    Question {
+        /// The question.
+        text: String,
+        /// Possible answers.
+        options: Vec<String>,
+    },
+    /// A chat action.
+    Chat {
+        /// The action.
+        action: ChatAction,
+        /// What to say.
+        reply: String,
+    },
+    /// Not understood: never a guess.
+    NotUnderstood {
+        /// What to say.
+        reply: String,
+        /// The closest things CacheOS can do, as example utterances.
+        suggestions: Vec<String>,
+    },
+}
+
+impl Interpretation {
+    /// The JSON of the interpretation API: `kind` plus, for operations, the dotted name and the arguments exactly
+    /// as the REST API takes them.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Interpretation::Operation {
+                operation,
+                risk,
+                needs_confirmation,
+                explanation,
+            } => json!({
+                "kind": "operation",
+                "operation": operation.name(),
+                "args": operation.args_json(),
+                "risk": risk,
+                "needs_confirmation": needs_confirmation,
+                "explanation": explanation,
+            }),
+            Interpretation::Question { text, options } => json!({"kind": "question", "text": text, "options": options}),
+            Interpretation::Chat { action, reply } => json!({"kind": "chat", "chat": action, "reply": reply}),
+            Interpretation::NotUnderstood { reply, suggestions } => {
+                json!({"kind": "not-understood", "reply": reply, "suggestions": suggestions})
+            }
+        }
+    }
+}
+
+/// What the engine may refer to: names that exist right now and the current time (the engine itself is pure).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Internal task names (from `supervisor.status`).
+    pub tasks: Vec<String>,
+    /// Now, in ms since the Unix epoch (for "last hour").
+    pub now_ms: u64,
+}
+
+/// The language engine. Stateless; the [`Session`] carries context.
+#[derive(Debug, Default, Clone)]
+pub struct Engine;
+
+struct Parsed<'a> {
+    toks: Vec<Token>,
+    concepts: BTreeSet<Concept>,
+    lang: Lang,
+    _text: &'a str,
+}
+
+const EXAMPLES_DE: &[&str] = &[
+    "zeig mir den Systemstatus",
+    "wie geht es den Diensten?",
+    "zeige das Protokoll der letzten Stunde",
+    "zeig den Web-Token",
+    "was kannst du?",
+];
+const EXAMPLES_EN: &[&str] = &[
+    "show the system status",
+    "how are the services doing?",
+    "show the audit log of the last hour",
+    "show the web token",
+    "what can you do?",
+];
+
+fn t(lang: Lang, de: &str, en: &str) -> String {
+    match lang {
+        Lang::De => de.to_string(),
+        Lang::En => en.to_string(),
+    }
+}
+
+fn ordinal(toks: &[Token]) -> Option<usize> {
+    toks.iter().find_map(|t| {
+        Some(match t.norm.as_str() {
+            "erste" | "ersten" | "erstes" | "first" | "1" | "1." => 0,
+            "zweite" | "zweiten" | "zweites" | "second" | "2" | "2." => 1,
+            "dritte" | "dritten" | "drittes" | "third" | "3" | "3." => 2,
+            "vierte" | "vierten" | "fourth" | "4" | "4." => 3,
+            "letzte" | "letzten" | "last" => usize::MAX,
+            _ => return None,
+        })
+    })
+}
+
+impl Engine {
+    /// A new engine.
+    pub fn new() -> Self {
+        Self
+    }
+
+    fn parse<'a>(&self, text: &'a str, session: &Session) -> Parsed<'a> {
+        let toks = tokens(text);
+        let mut concepts = BTreeSet::new();
+        let (mut de, mut en) = (0, 0);
+        for tk in toks.iter().filter(|t| !t.quoted) {
+            for h in lookup(&tk.norm) {
+                concepts.insert(h.concept);
+                match h.lang {
+                    WordLang::De => de += 1,
+                    WordLang::En => en += 1,
+                    WordLang::Both => {}
+                }
+            }
+            // Umlauts are a German signal by themselves.
+            if tk.raw.chars().any(|c| "äöüßÄÖÜ".contains(c)) {
+                de += 2;
+            }
+        }
+        let lang = if de > en {
+            Lang::De
+        } else if en > de {
+            Lang::En
+        } else {
+            session.lang.unwrap_or(Lang::En)
+        };
+        Parsed {
+            toks,
+            concepts,
+            lang,
+            _text: text,
+        }
+    }
+
+    /// Interprets one utterance in the context of `session`, updating the context.
+    pub fn interpret(&self, text: &str, session: &mut Session, known: &Known) -> Interpretation {
+        let p = self.parse(text, session);
+        let lang = p.lang;
+        session.lang = Some(lang);
+        let has = |c: Concept| p.concepts.contains(&c);
+        let names_task = p.toks.iter().any(|t| known.tasks.contains(&t.norm));
+        let kill_topic = has(Concept::Kill) && (has(Concept::Supervisor) || names_task);
+        let topic = has(Concept::Audit)
+            || has(Concept::Token)
+            || kill_topic
+            || has(Concept::Supervisor)
+            || has(Concept::System)
+            || has(Concept::Status)
+            || has(Concept::Resource);
+
+        // Answers to our own question ("welche Aufgabe?" -> "die zweite" / "metrics").
+        if let Some(asked) = session.asked.clone() {
+            let pick = ordinal(&p.toks)
+                .and_then(|i| {
+                    if i == usize::MAX {
+                        session.options.last().cloned()
+                    } else {
+                        session.options.get(i).cloned()
+                    }
+                })
+                .or_else(|| {
+                    p.toks
+                        .iter()
+                        .find(|t| session.options.contains(&t.norm))
+                        .map(|t| t.norm.clone())
+                });
+            if let Some(choice) = pick {
+                session.asked = None;
+                session.options.clear();
+                if asked == "kill-task" {
+                    return self.operation(
+                        Operation::SupervisorKillTask(KillTaskArgs { task: choice }),
+                        lang,
+                        session,
+                    );
+                }
+            }
+            if !topic {
+                session.asked = None;
+                session.options.clear();
+            }
+        }
+
+        // Chat actions.
+        if has(Concept::Delete) && has(Concept::History) {
+            return Interpretation::Chat {
+                action: ChatAction::ClearHistory,
+                reply: t(lang, "Ich lösche deinen Chatverlauf.", "Deleting your chat history."),
+            };
+        }
+        if !topic && has(Concept::Yes) && !has(Concept::No) {
+            return match session.pending.take() {
+                Some(operation) => Interpretation::Chat {
+                    reply: t(
+                        lang,
+                        &format!("Bestätigt: {}.", operation.name()),
+                        &format!("Confirmed: {}.", operation.name()),
+                    ),
+                    action: ChatAction::Confirm { operation },
+                },
+                None => Interpretation::Chat {
+                    action: ChatAction::NothingToConfirm,
+                    reply: t(lang, "Es gibt nichts zu bestätigen.", "There is nothing to confirm."),
+                },
+            };
+        }
+        if !topic && (has(Concept::No) || has(Concept::Kill)) {
+            return match session.pending.take() {
+                Some(op) => Interpretation::Chat {
+                    action: ChatAction::Cancel,
+                    reply: t(
+                        lang,
+                        &format!("Abgebrochen: {} wird nicht ausgeführt.", op.name()),
+                        &format!("Cancelled: {} will not run.", op.name()),
+                    ),
+                },
+                None => Interpretation::Chat {
+                    action: ChatAction::NothingToCancel,
+                    reply: t(
+                        lang,
+                        "Es ist nichts offen, das ich abbrechen könnte.",
+                        "There is nothing pending to cancel.",
+                    ),
+                },
+            };
+        }
+        if !topic && has(Concept::Help) {
+            return Interpretation::Chat {
+                action: ChatAction::Help,
+                reply: self.help(lang),
+            };
+        }
+
+        // Operations, most specific topic first.
+        if kill_topic {
+            let task = p
+                .toks
+                .iter()
+                .find(|t| known.tasks.contains(&t.norm))
+                .map(|t| t.norm.clone());
+            return match task {
+                Some(task) => self.operation(Operation::SupervisorKillTask(KillTaskArgs { task }), lang, session),
+                None => {
+                    session.asked = Some("kill-task".into());
+                    session.options = known.tasks.clone();
+                    Interpretation::Question {
+                        text: t(
+                            lang,
+                            "Welche interne Aufgabe soll ich abbrechen?",
+                            "Which internal task should I abort?",
+                        ),
+                        options: known.tasks.clone(),
+                    }
+                }
+            };
+        }
+        if has(Concept::Audit)
+            || ((has(Concept::Failed) || has(Concept::Denied)) && !has(Concept::Supervisor) && !has(Concept::System))
+        {
+            let mut f = AuditFilter::default();
+            if let Some(w) = slots::window_ms(&p.toks) {
+                f.since_ms = Some(known.now_ms.saturating_sub(w));
+            }
+            if has(Concept::Denied) {
+                f.outcome = Some(Outcome::Denied);
+            } else if has(Concept::Failed) {
+                f.outcome = Some(Outcome::Error);
+            }
+            f.frontend = p.toks.iter().find_map(|t| match t.norm.as_str() {
+                "rest" | "web" => Some(Frontend::Rest),
+                "dbus" | "d-bus" => Some(Frontend::Dbus),
+                "cli" | "cacheosctl" | "kommandozeile" | "commandline" => Some(Frontend::Cli),
+                "chat" => Some(Frontend::Chat),
+                _ => None,
+            });
+            return self.operation(Operation::AuditQuery(f), lang, session);
+        }
+        if has(Concept::Token) {
+            return self.operation(Operation::WebToken, lang, session);
+        }
+        if has(Concept::Supervisor) {
+            return self.operation(Operation::SupervisorStatus, lang, session);
+        }
+        if has(Concept::System)
+            || has(Concept::Status)
+            || has(Concept::Resource)
+            || (has(Concept::Failed) && has(Concept::System))
+        {
+            return self.operation(Operation::SystemStatus, lang, session);
+        }
+        // Only a verb ("zeig mal", "show me"): ask what. A verb with words we do not know ("wie wird das Wetter"):
+        // not understood, never a guess.
+        let unknown_words = p
+            .toks
+            .iter()
+            .any(|t| t.quoted || (t.norm.len() >= 3 && lookup(&t.norm).is_empty()));
+        if has(Concept::Show) && !unknown_words {
+            return Interpretation::Question {
+                text: t(lang, "Was soll ich zeigen?", "What should I show?"),
+                options: match lang {
+                    Lang::De => vec!["Systemstatus".into(), "Dienste".into(), "Protokoll".into()],
+                    Lang::En => vec!["system status".into(), "services".into(), "audit log".into()],
+                },
+            };
+        }
+        self.not_understood(text, lang)
+    }
+
+    fn operation(&self, operation: Operation, lang: Lang, session: &mut Session) -> Interpretation {
+        let risk = operation.info().risk;
+        let needs_confirmation = risk == Risk::Destructive;
+        let mut explanation = match &operation {
+            Operation::SystemStatus => t(lang, "Ich zeige den Systemstatus.", "Showing the system status."),
+            Operation::SupervisorStatus => t(
+                lang,
+                "Ich zeige cacheosd und seine internen Aufgaben.",
+                "Showing cacheosd and its internal tasks.",
+            ),
+            Operation::AuditQuery(f) => {
+                let mut s = t(lang, "Ich zeige das Audit-Protokoll", "Showing the audit log");
+                if f.outcome == Some(Outcome::Error) {
+                    s += &t(lang, " (nur Fehlgeschlagenes)", " (failures only)");
+                }
+                if f.outcome == Some(Outcome::Denied) {
+                    s += &t(lang, " (nur Verweigertes)", " (denied only)");
+                }
+                if let Some(fe) = f.frontend {
+                    s += &t(lang, &format!(" von {fe}"), &format!(" from {fe}"));
+                }
+                if f.since_ms.is_some() {
+                    s += &t(lang, " im gewählten Zeitraum", " for the chosen period");
+                }
+                s + "."
+            }
+            Operation::WebToken => t(
+                lang,
+                "Ich zeige den Web-Token für Zugriffe von anderen Rechnern.",
+                "Showing the web token for access from other machines.",
+            ),
+            Operation::SupervisorKillTask(a) => t(
+                lang,
+                &format!(
+                    "Plan: die interne Aufgabe „{}“ abbrechen (supervisor.kill-task); cacheosd startet sie neu.",
+                    a.task
+                ),
+                &format!(
+                    "Plan: abort the internal task \"{}\" (supervisor.kill-task); cacheosd restarts it.",
+                    a.task
+                ),
+            ),
+        };
+        if needs_confirmation {
+            explanation += &t(
+                lang,
+                " Antworte mit „ja“ zum Ausführen oder „nein“ zum Abbrechen.",
+                " Answer \"yes\" to run it or \"no\" to cancel.",
+            );
+            session.pending = Some(operation.clone());
+        }
+        Interpretation::Operation {
+            operation,
+            risk,
+            needs_confirmation,
+            explanation,
+        }
+    }
+
+    fn help(&self, lang: Lang) -> String {
+        let ex = match lang {
+            Lang::De => EXAMPLES_DE,
+            Lang::En => EXAMPLES_EN,
+        };
+        let head = t(lang, "Ich kann zum Beispiel:", "I can for example:");
+        let mut s = head;
+        for e in ex {
+            s.push_str("\n  - ");
+            s.push_str(e);
+        }
+        s
+    }
+
+    fn not_understood(&self, text: &str, lang: Lang) -> Interpretation {
+        let ex = match lang {
+            Lang::De => EXAMPLES_DE,
+            Lang::En => EXAMPLES_EN,
+        };
+        let folded = crate::normalize::fold(text);
+        let mut ranked: Vec<(f64, &str)> = ex
+            .iter()
+            .map(|e| (strsim::normalized_levenshtein(&folded, &crate::normalize::fold(e)), *e))
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Interpretation::NotUnderstood {
+            reply: t(
+                lang,
+                "Das habe ich nicht verstanden. Meintest du vielleicht:",
+                "I did not understand that. Did you mean:",
+            ),
+            suggestions: ranked.into_iter().take(3).map(|(_, e)| e.to_string()).collect(),
+        }
+    }
+}

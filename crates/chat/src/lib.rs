@@ -1,0 +1,14 @@
+//! The chat engine: turns German or English text into one of the core's typed operations, a question back, or a
+//! chat action (help, confirm, cancel, clear history). It is a front end: it never touches the system, and what it
+//! proposes goes through the same executor, validation, risk classes and audit as every other front end.
+//!
+//! Pipeline: [`normalize`] (case, umlauts and their ASCII spellings, tokens, quoted strings) → [`lexicon`]
+//! (words to concepts, with synonyms, typo tolerance and German compound splitting) → [`slots`] (sizes, CPU,
+//! time windows, names) → [`engine`] (intent choice, session context, confirmation of destructive operations).
+
+pub mod engine;
+pub mod lexicon;
+pub mod normalize;
+pub mod slots;
+
+pub use engine::{ChatAction, Engine, Interpretation, Lang, Session};
