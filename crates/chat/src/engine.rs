@@ -30,6 +30,9 @@ pub struct Session {
     pub lang: Option<Lang>,
     /// A destructive operation shown as a plan, waiting for an explicit yes.
     pub pending: Option<Operation>,
+    /// The utterance that planned `pending`, for the audit record of its confirmation.
+    #[serde(default)]
+    pub pending_utterance: Option<String>,
     /// The options of the last question, for answers like "das zweite" / "the first".
     pub options: Vec<String>,
     /// What the last question was about, so that an answer completes it.

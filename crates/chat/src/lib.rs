@@ -9,6 +9,9 @@
 pub mod engine;
 pub mod lexicon;
 pub mod normalize;
+pub mod render;
+pub mod service;
 pub mod slots;
 
-pub use engine::{ChatAction, Engine, Interpretation, Lang, Session};
+pub use engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
+pub use service::{ChatError, ChatReply, ChatService};

@@ -1,0 +1,313 @@
+//! The chat service: sessions and history (kept in the store), interpretation without side effects, and
+//! execution of what was understood through [`Core::execute`] with the utterance and session in the audit log.
+//! Shared by every chat front end (REST, D-Bus, `cacheosctl chat`, the console), so sessions and history are one.
+
+use std::sync::{Arc, Mutex};
+
+use cacheos_core::{Caller, Core, CoreError, Frontend, Principal, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
+use crate::render;
+
+const HISTORY_KIND: &str = "chat-history";
+const SESSION_KIND: &str = "chat-session";
+/// Entries kept per session.
+pub const HISTORY_LIMIT: usize = 200;
+
+/// One exchange in a session's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// What the person wrote.
+    pub text: String,
+    /// What CacheOS answered.
+    pub reply: String,
+    /// The operation run, if any.
+    pub operation: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StoredSession {
+    owner: Option<Principal>,
+    state: Session,
+}
+
+/// The answer to one chat message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatReply {
+    /// Session id (new when none was given).
+    pub session: String,
+    /// The interpretation (see [`Interpretation::to_json`]).
+    pub interpretation: serde_json::Value,
+    /// The operation that ran, with its result or error.
+    pub executed: Option<Executed>,
+    /// The reply text, in the language of the question.
+    pub reply: String,
+}
+
+/// An operation the chat ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Executed {
+    /// Dotted name.
+    pub operation: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The result document (as REST returns it), when it succeeded.
+    pub output: Option<serde_json::Value>,
+    /// Stable error code, when it failed.
+    pub error_code: Option<String>,
+    /// Error message, when it failed.
+    pub error: Option<String>,
+}
+
+/// Why a chat request was refused before interpretation.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The session belongs to someone else.
+    #[error("chat session {0:?} belongs to another user")]
+    NotYourSession(String),
+    /// A bad session id.
+    #[error("invalid session id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    BadSession(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] cacheos_core::StoreError),
+}
+
+/// Supplies what the engine may refer to (task names, drive names, now).
+pub type KnownFn = Box<dyn Fn() -> Known + Send + Sync>;
+
+/// The chat service.
+pub struct ChatService {
+    core: Arc<Core>,
+    store: Arc<dyn Store>,
+    engine: Engine,
+    known: KnownFn,
+    lock: Mutex<()>,
+    counter: Mutex<u64>,
+}
+
+fn valid_session(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl ChatService {
+    /// A service executing through `core` and keeping sessions in `store`.
+    pub fn new(core: Arc<Core>, store: Arc<dyn Store>, known: KnownFn) -> Self {
+        Self {
+            core,
+            store,
+            engine: Engine::new(),
+            known,
+            lock: Mutex::new(()),
+            counter: Mutex::default(),
+        }
+    }
+
+    fn new_session_id(&self, now: u64) -> String {
+        let mut n = self.counter.lock().unwrap();
+        *n += 1;
+        format!("s{now:x}-{n}")
+    }
+
+    fn load(&self, id: &str, principal: &Principal) -> Result<StoredSession, ChatError> {
+        let s: StoredSession = match self.store.get_record(SESSION_KIND, id)? {
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
+            None => StoredSession {
+                owner: Some(principal.clone()),
+                state: Session::default(),
+            },
+        };
+        if s.owner.as_ref().is_some_and(|o| o != principal) {
+            return Err(ChatError::NotYourSession(id.into()));
+        }
+        Ok(s)
+    }
+
+    fn session_id(&self, given: Option<&str>, now: u64) -> Result<String, ChatError> {
+        match given.filter(|s| !s.is_empty()) {
+            Some(s) if valid_session(s) => Ok(s.to_string()),
+            Some(s) => Err(ChatError::BadSession(s.to_string())),
+            None => Ok(self.new_session_id(now)),
+        }
+    }
+
+    /// Interprets without executing and without changing the session.
+    pub fn interpret(
+        &self,
+        principal: &Principal,
+        session: Option<&str>,
+        text: &str,
+    ) -> Result<(String, serde_json::Value), ChatError> {
+        let known = (self.known)();
+        let id = self.session_id(session, known.now_ms)?;
+        let mut state = self.load(&id, principal)?.state;
+        Ok((id, self.engine.interpret(text, &mut state, &known).to_json()))
+    }
+
+    /// Interprets and acts: runs read-only and changing operations, parks destructive ones until "yes", runs a
+    /// confirmed one, answers chat actions. Records the exchange in the session's history.
+    pub fn chat(
+        &self,
+        frontend_principal: &Principal,
+        session: Option<&str>,
+        text: &str,
+    ) -> Result<ChatReply, ChatError> {
+        let _serial = self.lock.lock().unwrap();
+        let known = (self.known)();
+        let id = self.session_id(session, known.now_ms)?;
+        let mut stored = self.load(&id, frontend_principal)?;
+        let planned_by = stored.state.pending_utterance.take();
+        let interp = self.engine.interpret(text, &mut stored.state, &known);
+        let lang = stored.state.lang.unwrap_or(Lang::En);
+        let utterance = match (&interp, planned_by) {
+            // A confirmed operation is recorded with the utterance that planned it and the confirmation.
+            (
+                Interpretation::Chat {
+                    action: ChatAction::Confirm { .. },
+                    ..
+                },
+                Some(plan),
+            ) => format!("{plan} → {text}"),
+            _ => text.to_string(),
+        };
+        if stored.state.pending.is_some() {
+            stored.state.pending_utterance = Some(text.to_string());
+        }
+        let caller = Caller {
+            frontend: Frontend::Chat,
+            principal: frontend_principal.clone(),
+            session: Some(id.clone()),
+            utterance: Some(utterance),
+        };
+        let (executed, reply) = match &interp {
+            Interpretation::Operation {
+                operation,
+                needs_confirmation: false,
+                explanation,
+                ..
+            } => {
+                let (ex, text) = self.run(&caller, operation.clone(), lang);
+                (Some(ex), format!("{explanation}\n{text}"))
+            }
+            Interpretation::Operation { explanation, .. } => (None, explanation.clone()),
+            Interpretation::Chat {
+                action: ChatAction::Confirm { operation },
+                reply,
+            } => {
+                let (ex, text) = self.run(&caller, operation.clone(), lang);
+                (Some(ex), format!("{reply}\n{text}"))
+            }
+            Interpretation::Chat {
+                action: ChatAction::ClearHistory,
+                reply,
+            } => {
+                self.store.delete_record(HISTORY_KIND, &id)?;
+                (None, reply.clone())
+            }
+            Interpretation::Chat { reply, .. } => (None, reply.clone()),
+            Interpretation::Question { text, options } => {
+                let mut s = text.clone();
+                for (i, o) in options.iter().enumerate() {
+                    s.push_str(&format!("\n  {}. {o}", i + 1));
+                }
+                (None, s)
+            }
+            Interpretation::NotUnderstood { reply, suggestions } => {
+                let mut s = reply.clone();
+                for o in suggestions {
+                    s.push_str(&format!("\n  - {o}"));
+                }
+                (None, s)
+            }
+        };
+        self.store
+            .put_record(SESSION_KIND, &id, &serde_json::to_value(&stored).unwrap_or_default())?;
+        if !matches!(
+            interp,
+            Interpretation::Chat {
+                action: ChatAction::ClearHistory,
+                ..
+            }
+        ) {
+            let mut hist = self.history(frontend_principal, &id)?;
+            hist.push(HistoryEntry {
+                time_ms: known.now_ms,
+                text: text.chars().take(2000).collect(),
+                reply: reply.clone(),
+                operation: executed.as_ref().map(|e| e.operation.clone()),
+            });
+            let skip = hist.len().saturating_sub(HISTORY_LIMIT);
+            let hist: Vec<_> = hist.into_iter().skip(skip).collect();
+            self.store
+                .put_record(HISTORY_KIND, &id, &serde_json::to_value(&hist).unwrap_or_default())?;
+        }
+        Ok(ChatReply {
+            session: id,
+            interpretation: interp.to_json(),
+            executed,
+            reply,
+        })
+    }
+
+    /// A session's history, oldest first.
+    pub fn history(&self, principal: &Principal, session: &str) -> Result<Vec<HistoryEntry>, ChatError> {
+        self.load(session, principal)?;
+        Ok(self
+            .store
+            .get_record(HISTORY_KIND, session)?
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default())
+    }
+
+    fn run(&self, caller: &Caller, op: cacheos_core::Operation, lang: Lang) -> (Executed, String) {
+        let name = op.name().to_string();
+        match self.core.execute(caller, op) {
+            Ok(out) => {
+                let text = render::output(&out, lang);
+                let output = serde_json::to_value(&out).ok();
+                (
+                    Executed {
+                        operation: name,
+                        ok: true,
+                        output,
+                        error_code: None,
+                        error: None,
+                    },
+                    text,
+                )
+            }
+            Err(e) => {
+                let text = render::error(&e, lang);
+                (
+                    Executed {
+                        operation: name,
+                        ok: false,
+                        output: None,
+                        error_code: Some(e.code().to_string()),
+                        error: Some(e.full_message()),
+                    },
+                    text,
+                )
+            }
+        }
+    }
+}
+
+impl From<ChatError> for CoreError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::NotYourSession(s) => CoreError::PermissionDenied {
+                operation: "chat",
+                reason: format!("session {s:?} belongs to another user"),
+            },
+            ChatError::BadSession(s) => CoreError::InvalidArgument {
+                field: "session",
+                reason: format!("{s:?}: use 1 to 64 letters, digits, '-' or '_'"),
+            },
+            ChatError::Store(e) => CoreError::Store(e),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The chat service over a real core (memory store, fake supervisor): execution, audit with the utterance,
+//! confirmation of destructive operations, sessions, history.
+
+use std::sync::Arc;
+
+use cacheos_chat::{ChatService, Known};
+use cacheos_core::audit::AuditFilter;
+use cacheos_core::store::Store;
+use cacheos_core::{Frontend, Principal};
+
+fn service() -> (ChatService, Arc<cacheos_core::store::MemoryStore>) {
+    let (core, store) = cacheos_core::testing::core();
+    let known = Box::new(|| Known {
+        tasks: vec!["web".into()],
+        now_ms: 1_000_000,
+    });
+    (ChatService::new(core, store.clone(), known), store)
+}
+
+const ALICE: Principal = Principal::Uid { uid: 1000 };
+
+#[test]
+fn reads_run_at_once_and_are_audited_with_the_utterance() {
+    let (svc, store) = service();
+    let r = svc.chat(&ALICE, Some("s1"), "zeig mir den Systemstatus").unwrap();
+    assert_eq!(r.session, "s1");
+    let ex = r.executed.unwrap();
+    assert!(ex.ok);
+    assert_eq!(ex.operation, "system.status");
+    assert_eq!(ex.output.unwrap()["hostname"], "testbox");
+    assert!(
+        r.reply.starts_with("Ich zeige den Systemstatus.") && r.reply.contains("testbox"),
+        "{}",
+        r.reply
+    );
+    let rec = &store.query_audit(&AuditFilter::default()).unwrap()[0].record;
+    assert_eq!(rec.frontend, Frontend::Chat);
+    assert_eq!(rec.utterance.as_deref(), Some("zeig mir den Systemstatus"));
+    assert_eq!(rec.session.as_deref(), Some("s1"));
+}
+
+#[test]
+fn destructive_runs_only_after_yes_in_the_same_session() {
+    let (svc, store) = service();
+    let r = svc.chat(&ALICE, Some("s2"), "beende die Aufgabe web").unwrap();
+    assert!(r.executed.is_none());
+    assert_eq!(r.interpretation["needs_confirmation"], true);
+    assert_eq!(store.audit_len().unwrap(), 0, "nothing ran yet");
+    // A yes in another session confirms nothing.
+    let other = svc.chat(&ALICE, Some("s3"), "ja").unwrap();
+    assert!(other.executed.is_none());
+    assert_eq!(other.interpretation["chat"]["action"], "nothing-to-confirm");
+    let r = svc.chat(&ALICE, Some("s2"), "ja").unwrap();
+    let ex = r.executed.unwrap();
+    assert_eq!((ex.operation.as_str(), ex.ok), ("supervisor.kill-task", true));
+    let rec = &store.query_audit(&AuditFilter::default()).unwrap()[0].record;
+    assert_eq!(rec.utterance.as_deref(), Some("beende die Aufgabe web → ja"));
+    // Cancelled plans never run.
+    svc.chat(&ALICE, Some("s2"), "beende die Aufgabe web").unwrap();
+    let r = svc.chat(&ALICE, Some("s2"), "nein").unwrap();
+    assert_eq!(r.interpretation["chat"]["action"], "cancel");
+    assert_eq!(store.audit_len().unwrap(), 1);
+}
+
+#[test]
+fn interpret_changes_nothing_and_sessions_are_private() {
+    let (svc, store) = service();
+    let (id, j) = svc.interpret(&ALICE, Some("s4"), "kill the web task").unwrap();
+    assert_eq!(
+        (id.as_str(), j["operation"].as_str()),
+        ("s4", Some("supervisor.kill-task"))
+    );
+    let r = svc.chat(&ALICE, Some("s4"), "yes").unwrap();
+    assert_eq!(
+        r.interpretation["chat"]["action"], "nothing-to-confirm",
+        "interpret must not plan anything"
+    );
+    assert_eq!(store.audit_len().unwrap(), 0);
+    let e = svc
+        .chat(&Principal::Uid { uid: 4242 }, Some("s4"), "status")
+        .unwrap_err();
+    assert!(e.to_string().contains("another user"), "{e}");
+    assert!(svc.chat(&ALICE, Some("bad id!"), "status").is_err());
+    let fresh = svc.chat(&ALICE, None, "help").unwrap();
+    assert!(!fresh.session.is_empty());
+}
+
+#[test]
+fn history_is_kept_and_can_be_deleted() {
+    let (svc, _) = service();
+    svc.chat(&ALICE, Some("h"), "status").unwrap();
+    svc.chat(&ALICE, Some("h"), "was kannst du?").unwrap();
+    let h = svc.history(&ALICE, "h").unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].operation.as_deref(), Some("system.status"));
+    assert!(h[1].reply.contains("Ich kann"));
+    svc.chat(&ALICE, Some("h"), "lösche meinen Verlauf").unwrap();
+    assert!(svc.history(&ALICE, "h").unwrap().is_empty());
+}
