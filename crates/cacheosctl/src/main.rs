@@ -75,6 +75,18 @@ enum Command {
         #[command(subcommand)]
         action: WebCmd,
     },
+    /// Talk to CacheOS in German or English: one message, or an interactive conversation without TEXT
+    /// (leave with "exit", "quit" or Ctrl-D).
+    Chat {
+        /// Only show what the message would do (operation, arguments, risk); execute nothing.
+        #[arg(long)]
+        explain: bool,
+        /// Session id; one-shot calls share `cli-<uid>` by default, so a later "ja" confirms an earlier plan.
+        #[arg(long)]
+        session: Option<String>,
+        /// The message.
+        text: Vec<String>,
+    },
     /// Print a shell completion script.
     Completions {
         /// Shell.
@@ -264,6 +276,94 @@ fn print_audit(a: &Value) {
     }
 }
 
+fn default_session() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    format!("cli-{uid}")
+}
+
+async fn chat_once(
+    proxy: &ManagerProxy<'_>,
+    explain: bool,
+    session: &str,
+    text: &str,
+    json: bool,
+) -> Result<(), Failure> {
+    let out = if explain {
+        proxy.interpret(text, session).await.map_err(failure)?
+    } else {
+        proxy.chat(text, session).await.map_err(failure)?
+    };
+    let v = parse_json(&out)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if explain {
+        let i = &v["interpretation"];
+        match i["kind"].as_str() {
+            Some("operation") => println!(
+                "{} {}  (risk: {}{})\n{}",
+                i["operation"].as_str().unwrap_or("?"),
+                i["args"],
+                i["risk"].as_str().unwrap_or("?"),
+                if i["needs_confirmation"].as_bool() == Some(true) {
+                    ", needs confirmation"
+                } else {
+                    ""
+                },
+                i["explanation"].as_str().unwrap_or("")
+            ),
+            _ => println!("{}", serde_json::to_string_pretty(i).unwrap_or_default()),
+        }
+    } else {
+        println!("{}", v["reply"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}
+
+async fn interactive(proxy: &ManagerProxy<'_>, explain: bool, session: &str, json: bool) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    println!("CacheOS chat. Schreib, was du möchtest / say what you want (\"hilfe\", \"help\"); \"exit\" leaves.");
+    let mut editor = if std::io::stdin().is_terminal() {
+        rustyline::DefaultEditor::new().ok()
+    } else {
+        None
+    };
+    let mut stdin = std::io::stdin().lines();
+    loop {
+        let line = match editor.as_mut() {
+            Some(ed) => match ed.readline("> ") {
+                Ok(l) => {
+                    let _ = ed.add_history_entry(l.as_str());
+                    l
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(_) => break,
+            },
+            None => match stdin.next() {
+                Some(Ok(l)) => l,
+                _ => break,
+            },
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if matches!(
+            line.to_lowercase().as_str(),
+            "exit" | "quit" | "ende" | "beenden" | "tschüss" | "bye" | "logout"
+        ) {
+            break;
+        }
+        if let Err(f) = chat_once(proxy, explain, session, line, json).await {
+            eprintln!("cacheosctl: {}", f.message);
+            if f.code == 3 {
+                return Err(f);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_json(s: &str) -> Result<Value, Failure> {
     serde_json::from_str(s).map_err(|e| Failure {
         code: 1,
@@ -336,6 +436,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             emit(&serde_json::json!({ "token": t }), |v| {
                 println!("{}", v["token"].as_str().unwrap_or(""))
             });
+        }
+        Command::Chat { explain, session, text } => {
+            let session = session.unwrap_or_else(default_session);
+            if text.is_empty() {
+                return interactive(&proxy, explain, &session, json).await;
+            }
+            chat_once(&proxy, explain, &session, &text.join(" "), json).await?;
         }
         Command::Completions { .. } | Command::Manpage => unreachable!("handled before connecting"),
     }

@@ -145,6 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let events = EventBus::new(1024, clock.clone());
+    let clock_for_chat = clock.clone();
     let sup = Supervisor::new(events.clone(), clock.clone(), cfg.supervisor.clone(), dev);
     let probe = Arc::new(HostProbe::new());
     let core = Arc::new(Core::new(CoreDeps {
@@ -156,6 +157,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         events,
         web_token: token.clone(),
     }));
+
+    // The chat service, shared by every chat front end.
+    let sup_for_known = sup.clone();
+    let known_clock = clock_for_chat.clone();
+    let chat = Arc::new(cacheos_chat::ChatService::new(
+        core.clone(),
+        store.clone(),
+        Box::new(move || cacheos_chat::Known {
+            tasks: cacheos_core::SupervisorControl::status(sup_for_known.as_ref())
+                .tasks
+                .into_iter()
+                .map(|t| t.name)
+                .collect(),
+            now_ms: known_clock.now_ms(),
+        }),
+    ));
 
     // Workers.
     let interval = Duration::from_secs(cfg.metrics.sample_interval_secs);
@@ -183,13 +200,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => Bus::System,
     };
     let c = core.clone();
+    let ch = chat.clone();
     let sup_for_state = sup.clone();
     sup.spawn("dbus", move |ctx| {
-        let (c, bus) = (c.clone(), bus.clone());
+        let (c, ch, bus) = (c.clone(), ch.clone(), bus.clone());
         let state = cacheos_core::SupervisorControl::status(sup_for_state.as_ref()).state;
         async move {
             tokio::select! {
-                r = cacheos_dbus::serve(c, &bus, state, || ctx.ready()) => {
+                r = cacheos_dbus::serve(c, ch, &bus, state, || ctx.ready()) => {
                     r.with_context(|| format!("D-Bus service on {bus:?}"))
                 }
                 _ = ctx.shutdown.cancelled() => Ok(()),
@@ -205,7 +223,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_failures: cfg.web.max_auth_failures,
             failure_window: Duration::from_secs(cfg.web.auth_failure_window_secs),
         };
-        let app = cacheos_web::router(core.clone(), access);
+        let app = cacheos_web::router(core.clone(), chat.clone(), access);
         let listen = cfg.web.listen;
         sup.spawn("web", move |ctx| {
             let app = app.clone();

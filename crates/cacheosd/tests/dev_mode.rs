@@ -230,3 +230,96 @@ fn restart_keeps_the_audit_log_and_bad_stores_are_refused() {
     assert!(err.contains("schema version 99"), "{err}");
     assert_eq!(std::fs::read(&store).unwrap(), before);
 }
+
+#[test]
+fn chat_works_through_cli_rest_and_dbus_with_shared_sessions() {
+    if !enabled("chat_works_through_cli_rest_and_dbus_with_shared_sessions") {
+        return;
+    }
+    let bus = TestBus::session();
+    let d = Daemon::start(&bus.address, &bus.dir.path().join("state"));
+
+    // Explain: nothing runs.
+    let out = d.ctl(&[
+        "chat",
+        "--explain",
+        "--json",
+        "--session",
+        "c1",
+        "beende die Aufgabe metrics",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["interpretation"]["operation"], "supervisor.kill-task");
+    assert_eq!(v["interpretation"]["args"], serde_json::json!({"task": "metrics"}));
+    assert_eq!(v["interpretation"]["needs_confirmation"], true);
+
+    // One-shot chat in German answers in German with the result.
+    let out = d.ctl(&["chat", "--session", "c1", "zeig mir den Systemstatus"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Ich zeige den Systemstatus") && text.contains("Speicher"),
+        "{text}"
+    );
+
+    // Plan over the CLI; another principal (a REST client) cannot confirm it; the same user over plain D-Bus can.
+    let out = d.ctl(&["chat", "--session", "c1", "beende die Aufgabe metrics"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ja"));
+    let err = ureq::post(&d.url("/api/v1/chat"))
+        .send_json(serde_json::json!({"text": "ja", "session": "c1"}))
+        .unwrap_err();
+    assert!(matches!(err, ureq::Error::Status(403, _)), "{err:?}");
+    let out = std::process::Command::new("busctl")
+        .args([
+            "--address",
+            &d.bus,
+            "--json=short",
+            "call",
+            "org.cacheos.CacheOS1",
+            "/org/cacheos/CacheOS1",
+            "org.cacheos.CacheOS1.Manager",
+            "Chat",
+            "ss",
+            "ja",
+            "c1",
+        ])
+        .output()
+        .unwrap();
+    let resp = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        resp.contains("supervisor.kill-task") && resp.contains("\\\"ok\\\":true"),
+        "{resp}"
+    );
+
+    let recs = d.get("/api/v1/audit?frontend=chat");
+    let recs = recs.as_array().unwrap();
+    let kill = recs
+        .iter()
+        .find(|r| r["operation"] == "supervisor.kill-task")
+        .expect("kill audited");
+    assert_eq!(kill["utterance"], "beende die Aufgabe metrics → ja");
+    assert_eq!(kill["session"], "c1");
+    assert!(recs
+        .iter()
+        .any(|r| r["operation"] == "system.status" && r["utterance"] == "zeig mir den Systemstatus"));
+
+    // Interactive mode over a pipe.
+    let mut child = std::process::Command::new(bin("cacheosctl"))
+        .args(["--bus", "session", "chat", "--session", "c2"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &d.bus)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("was kannst du?\nshow the services\nexit\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("Ich kann") && text.contains("Showing cacheosd"), "{text}");
+}

@@ -204,7 +204,7 @@ impl ChatService {
                 action: ChatAction::ClearHistory,
                 reply,
             } => {
-                self.store.delete_record(HISTORY_KIND, &id)?;
+                self.clear_history(frontend_principal, &id)?;
                 (None, reply.clone())
             }
             Interpretation::Chat { reply, .. } => (None, reply.clone()),
@@ -260,6 +260,13 @@ impl ChatService {
             .get_record(HISTORY_KIND, session)?
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default())
+    }
+
+    /// Deletes a session's history (the person's right to forget).
+    pub fn clear_history(&self, principal: &Principal, session: &str) -> Result<(), ChatError> {
+        self.load(session, principal)?;
+        self.store.delete_record(HISTORY_KIND, session)?;
+        Ok(())
     }
 
     fn run(&self, caller: &Caller, op: cacheos_core::Operation, lang: Lang) -> (Executed, String) {

@@ -28,6 +28,14 @@ pub trait Manager {
     fn get_web_token(&self) -> zbus::Result<String>;
     /// Labels this connection's calls with a front end (`cli`).
     fn register_client(&self, kind: &str) -> zbus::Result<()>;
+    /// Chat without executing.
+    fn interpret(&self, text: &str, session: &str) -> zbus::Result<String>;
+    /// Chat.
+    fn chat(&self, text: &str, session: &str) -> zbus::Result<String>;
+    /// A session's history.
+    fn chat_history(&self, session: &str) -> zbus::Result<String>;
+    /// Deletes a session's history.
+    fn clear_chat_history(&self, session: &str) -> zbus::Result<()>;
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;

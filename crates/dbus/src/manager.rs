@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use cacheos_chat::ChatService;
 use cacheos_core::audit::{AuditFilter, Outcome};
 use cacheos_core::operation::KillTaskArgs;
-use cacheos_core::{Caller, Core, DaemonState, EventKind, Frontend, Operation, Output, Principal};
+use cacheos_core::{Caller, Core, CoreError, DaemonState, EventKind, Frontend, Operation, Output, Principal};
 use futures_util::StreamExt;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -24,15 +25,17 @@ struct Client {
 /// The Manager object. Structured results are JSON documents identical to the REST API's responses.
 pub struct Manager {
     core: Arc<Core>,
+    chat: Arc<ChatService>,
     clients: Arc<Mutex<HashMap<String, Client>>>,
     state: Arc<Mutex<DaemonState>>,
 }
 
 impl Manager {
     /// A manager over `core`, reporting `state` until the first state event.
-    pub fn new(core: Arc<Core>, state: DaemonState) -> Self {
+    pub fn new(core: Arc<Core>, chat: Arc<ChatService>, state: DaemonState) -> Self {
         Self {
             core,
+            chat,
             clients: Arc::default(),
             state: Arc::new(Mutex::new(state)),
         }
@@ -204,6 +207,87 @@ impl Manager {
         Ok(())
     }
 
+    /// Chat, without executing: what the message would do, as JSON {"session", "interpretation"}; the
+    /// interpretation names the operation with its REST arguments, risk class and whether it needs confirmation,
+    /// or is a question, a chat action or "not understood". An empty session starts a new one. Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn interpret(
+        &self,
+        text: &str,
+        session: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let (chat, text, session) = (self.chat.clone(), text.to_string(), session.to_string());
+        let (id, interp) = tokio::task::spawn_blocking(move || {
+            chat.interpret(
+                &caller.principal,
+                Some(session.as_str()).filter(|s| !s.is_empty()),
+                &text,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::from(CoreError::from(e)))?;
+        Ok(serde_json::json!({"session": id, "interpretation": interp}).to_string())
+    }
+
+    /// Chat: interprets and acts on a message in a session, as JSON {"session", "interpretation", "executed",
+    /// "reply"}. Operations run with the caller's own rights and are audited with front end chat and the
+    /// utterance; destructive ones only run after "ja"/"yes" in the same session. Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn chat(
+        &self,
+        text: &str,
+        session: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let (chat, text, session) = (self.chat.clone(), text.to_string(), session.to_string());
+        let reply = tokio::task::spawn_blocking(move || {
+            chat.chat(
+                &caller.principal,
+                Some(session.as_str()).filter(|s| !s.is_empty()),
+                &text,
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::from(CoreError::from(e)))?;
+        serde_json::to_string(&reply).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// A chat session's history as a JSON array, oldest first (only the session's owner may read it).
+    #[zbus(out_args("json"))]
+    async fn chat_history(
+        &self,
+        session: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let h = self
+            .chat
+            .history(&caller.principal, session)
+            .map_err(|e| Error::from(CoreError::from(e)))?;
+        serde_json::to_string(&h).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Deletes a chat session's history (only the session's owner may).
+    async fn clear_chat_history(
+        &self,
+        session: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        self.chat
+            .clear_history(&caller.principal, session)
+            .map_err(|e| Error::from(CoreError::from(e)))
+    }
+
     /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]
@@ -224,9 +308,15 @@ impl Manager {
 
 /// Connects to `bus`, serves the Manager, takes the bus name, then forwards core events as signals until the
 /// connection fails. Calls `ready` once the name is taken. Returns only on error (the supervisor restarts it).
-pub async fn serve(core: Arc<Core>, bus: &Bus, state: DaemonState, ready: impl FnOnce()) -> zbus::Result<()> {
+pub async fn serve(
+    core: Arc<Core>,
+    chat: Arc<ChatService>,
+    bus: &Bus,
+    state: DaemonState,
+    ready: impl FnOnce(),
+) -> zbus::Result<()> {
     let mut events = core.events().subscribe();
-    let manager = Manager::new(core, state);
+    let manager = Manager::new(core, chat, state);
     let clients = manager.clients.clone();
     let state_cell = manager.state.clone();
     // Serve the object before taking the name, so no caller sees the name without the object.

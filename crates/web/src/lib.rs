@@ -5,12 +5,14 @@
 
 mod api;
 mod auth;
+mod chat;
 mod error;
 
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use cacheos_chat::ChatService;
 use cacheos_core::Core;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,14 +24,16 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<Core>,
+    chat: Arc<ChatService>,
     gate: Arc<AuthGate>,
 }
 
 /// The complete router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: access control needs
 /// the peer address.
-pub fn router(core: Arc<Core>, access: WebAccess) -> Router {
+pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Router {
     let state = AppState {
         core,
+        chat,
         gate: Arc::new(AuthGate::new(access)),
     };
     let (api, doc) = api_router().split_for_parts();
@@ -67,6 +71,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(api::web_token))
         .routes(utoipa_axum::routes!(api::operations))
         .routes(utoipa_axum::routes!(api::events))
+        .routes(utoipa_axum::routes!(chat::interpret))
+        .routes(utoipa_axum::routes!(chat::chat))
+        .routes(utoipa_axum::routes!(chat::history, chat::delete_history))
 }
 
 #[cfg(test)]

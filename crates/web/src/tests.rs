@@ -19,15 +19,49 @@ fn app(trust_loopback: bool, peer: &str) -> (Router, Arc<cacheos_core::store::Me
     access.trust_loopback = trust_loopback;
     access.max_failures = 3;
     let peer: SocketAddr = peer.parse().unwrap();
-    (router(core, access).layer(MockConnectInfo(peer)), store)
+    let known = Box::new(|| cacheos_chat::Known {
+        tasks: vec!["web".into()],
+        now_ms: 1,
+    });
+    let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
+    (router(core, chat, access).layer(MockConnectInfo(peer)), store)
 }
 
 async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri);
+    call_body(app, method, uri, token, None).await
+}
+
+async fn call_text(app: &Router, method: &str, uri: &str, body: serde_json::Value) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn call_body(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (
@@ -163,4 +197,59 @@ fn openapi_is_generated_with_dotted_operation_ids() {
     }
     assert!(doc["components"]["schemas"]["SystemStatus"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn chat_interprets_streams_replies_and_keeps_history() {
+    let (app, store) = app(true, "127.0.0.1:5000");
+    let (s, body) = call_body(
+        &app,
+        "POST",
+        "/api/v1/chat/interpret",
+        None,
+        Some(serde_json::json!({"text": "kill the web task", "session": "w1"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["session"], "w1");
+    assert_eq!(body["interpretation"]["operation"], "supervisor.kill-task");
+    assert_eq!(body["interpretation"]["args"], serde_json::json!({"task": "web"}));
+    assert_eq!(body["interpretation"]["needs_confirmation"], true);
+    assert_eq!(store.audit_len().unwrap(), 0, "interpretation executes nothing");
+
+    let (s, text) = call_text(
+        &app,
+        "POST",
+        "/api/v1/chat",
+        serde_json::json!({"text": "zeige systemstatus", "session": "w1"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<_> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["interpretation", "result", "reply"]);
+    assert_eq!(lines[1]["executed"]["output"]["hostname"], "testbox");
+    assert!(lines[2]["text"].as_str().unwrap().contains("testbox"));
+    let recs = store.query_audit(&AuditFilter::default()).unwrap();
+    assert_eq!(recs[0].record.frontend, Frontend::Chat);
+    assert_eq!(recs[0].record.utterance.as_deref(), Some("zeige systemstatus"));
+
+    let (s, hist) = call(&app, "GET", "/api/v1/chat/w1/history", None).await;
+    assert_eq!((s, hist.as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (s, _) = call(&app, "DELETE", "/api/v1/chat/w1/history", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, hist) = call(&app, "GET", "/api/v1/chat/w1/history", None).await;
+    assert!(hist.as_array().unwrap().is_empty());
+    let (s, body) = call_body(
+        &app,
+        "POST",
+        "/api/v1/chat/interpret",
+        None,
+        Some(serde_json::json!({"text": "x", "session": "no good"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid-argument"))
+    );
 }
