@@ -1,7 +1,8 @@
 //! Real side effects behind the core's traits: reading the machine (procfs, statvfs, systemd), the user database,
-//! and secrets on disk. Later: loop devices, mounts, image formats, nspawn.
+//! secrets on disk, and virtual drives (loop devices, mounts, image formats, block exports). Later: nspawn.
 
 pub mod accounts;
+pub mod drive;
 pub mod probe;
 pub mod token;
 

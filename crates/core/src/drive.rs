@@ -1,0 +1,1244 @@
+//! Virtual drives: the plain types and the narrow, synchronous traits behind every drive side effect (image
+//! inspection, loop devices, file system probing, mounts, block exports), plus recording fakes in [`fake`].
+//!
+//! The core plans an attach as a sequence of calls on these traits and releases in reverse order; the real
+//! implementations live in `cacheos-sys` (`cacheos_sys::drive`). Every trait takes an [`OpenImage`], never a bare
+//! path, where it touches the image: the image is opened once (after the core checked where it lives) and that
+//! descriptor is what gets inspected, attached or exported, so a file swapped after the check is never used.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The container format of an image file, detected by content (never by file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageFormat {
+    /// A plain disk or file-system image; attached straight to a loop device.
+    Raw,
+    /// An ISO 9660 (or hybrid ISO/UDF) image; raw bytes, attached straight to a loop device.
+    Iso9660,
+    /// QEMU copy-on-write v2/v3.
+    Qcow2,
+    /// VMware disk (monolithic sparse `KDMV` or a text descriptor).
+    Vmdk,
+    /// VirtualBox disk image.
+    Vdi,
+    /// Hyper-V VHDX.
+    Vhdx,
+    /// Virtual PC / Hyper-V VHD (QEMU's `vpc` driver).
+    Vpc,
+}
+
+impl ImageFormat {
+    /// Whether a loop device can attach the image file directly (no block export needed).
+    pub fn is_raw(self) -> bool {
+        matches!(self, Self::Raw | Self::Iso9660)
+    }
+
+    /// QEMU's block driver name for the format.
+    pub fn qemu_driver(self) -> &'static str {
+        match self {
+            Self::Raw | Self::Iso9660 => "raw",
+            Self::Qcow2 => "qcow2",
+            Self::Vmdk => "vmdk",
+            Self::Vdi => "vdi",
+            Self::Vhdx => "vhdx",
+            Self::Vpc => "vpc",
+        }
+    }
+
+    /// The serde (kebab-case) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Iso9660 => "iso9660",
+            Self::Qcow2 => "qcow2",
+            Self::Vmdk => "vmdk",
+            Self::Vdi => "vdi",
+            Self::Vhdx => "vhdx",
+            Self::Vpc => "vpc",
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A file system CacheOS recognises and may mount. Anything else is reported as unknown, never guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsType {
+    Iso9660,
+    Udf,
+    Vfat,
+    Exfat,
+    Ext2,
+    Ext3,
+    Ext4,
+    Xfs,
+    Btrfs,
+    Squashfs,
+    Erofs,
+    Ntfs,
+}
+
+impl FsType {
+    /// Every variant, in declaration order.
+    pub const ALL: [FsType; 12] = [
+        Self::Iso9660,
+        Self::Udf,
+        Self::Vfat,
+        Self::Exfat,
+        Self::Ext2,
+        Self::Ext3,
+        Self::Ext4,
+        Self::Xfs,
+        Self::Btrfs,
+        Self::Squashfs,
+        Self::Erofs,
+        Self::Ntfs,
+    ];
+
+    /// The serde (kebab-case) name, which is also libblkid's `TYPE` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Iso9660 => "iso9660",
+            Self::Udf => "udf",
+            Self::Vfat => "vfat",
+            Self::Exfat => "exfat",
+            Self::Ext2 => "ext2",
+            Self::Ext3 => "ext3",
+            Self::Ext4 => "ext4",
+            Self::Xfs => "xfs",
+            Self::Btrfs => "btrfs",
+            Self::Squashfs => "squashfs",
+            Self::Erofs => "erofs",
+            Self::Ntfs => "ntfs",
+        }
+    }
+
+    /// The type from libblkid's `TYPE` value; `None` for anything CacheOS does not mount.
+    pub fn from_blkid(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// The file system type name passed to mount(2).
+    pub fn kernel_name(self) -> &'static str {
+        match self {
+            // The in-kernel read-write NTFS driver; the old `ntfs` driver is gone from current kernels.
+            Self::Ntfs => "ntfs3",
+            other => other.as_str(),
+        }
+    }
+
+    /// Whether the kernel driver can only mount it read-only.
+    pub fn read_only_only(self) -> bool {
+        matches!(self, Self::Iso9660 | Self::Squashfs | Self::Erofs)
+    }
+}
+
+impl fmt::Display for FsType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An image file opened once by the core; its descriptor is what every trait below works on.
+#[derive(Debug)]
+pub struct OpenImage {
+    /// The path it was opened from (for messages, records and `backing_file` matching).
+    pub path: PathBuf,
+    /// The open file: read-only unless the drive is attached read-write.
+    pub file: File,
+}
+
+impl OpenImage {
+    /// Opens `path` read-only or read-write, refusing anything but a regular file.
+    pub fn open(path: &Path, writable: bool) -> Result<Self, ImageError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|source| ImageError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(ImageError::NotRegularFile { path: path.to_owned() });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+}
+
+/// What [`ImageInspector::inspect`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    /// The size of the disk the image represents, in bytes.
+    pub virtual_size: u64,
+    /// The size of the image file, in bytes.
+    pub file_size: u64,
+}
+
+/// Errors of [`OpenImage::open`] and [`ImageInspector`].
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot open image {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image {path} is not a regular file")]
+    NotRegularFile { path: PathBuf },
+    #[error("cannot read image {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image {path} is empty")]
+    Empty { path: PathBuf },
+    #[error("image {path} looks like {format} but its header is invalid: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        format: ImageFormat,
+        reason: String,
+    },
+    #[error("cannot determine the virtual size of {format} image {path}: {reason}")]
+    Size {
+        path: PathBuf,
+        format: ImageFormat,
+        reason: String,
+    },
+}
+
+/// Detects an image's format by content and reads its virtual size.
+pub trait ImageInspector: Send + Sync {
+    /// Inspects the open image (reads by offset; the file position is not used).
+    fn inspect(&self, image: &OpenImage) -> Result<ImageInfo, ImageError>;
+}
+
+/// How to attach an image to a loop device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LoopOptions {
+    /// Read-only (the default for drives). The image must then be open read-only too.
+    pub read_only: bool,
+    /// Let the kernel scan the partition table (`/dev/loopNpK`).
+    pub partscan: bool,
+    /// Bytes to skip at the start of the backing file.
+    pub offset: u64,
+    /// Maximum size in bytes from `offset`; `None` for up to the end of the file.
+    pub size_limit: Option<u64>,
+}
+
+impl LoopOptions {
+    /// Read-only, no partition scan, whole file.
+    pub fn read_only() -> Self {
+        Self {
+            read_only: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// A partition the kernel found on a loop device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// 1-based partition number.
+    pub number: u32,
+    /// `/dev/loopNpK`.
+    pub device: PathBuf,
+    /// Start, in bytes from the start of the disk.
+    pub start: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The GPT partition name, when there is one.
+    pub name: Option<String>,
+}
+
+/// What the kernel reports about an attached loop device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopInfo {
+    /// `/dev/loopN`.
+    pub device: PathBuf,
+    /// The backing file as the kernel recorded it at attach time (may end in ` (deleted)`).
+    pub backing_file: PathBuf,
+    pub offset: u64,
+    /// 0 for no limit.
+    pub size_limit: u64,
+    pub read_only: bool,
+    pub partscan: bool,
+    pub autoclear: bool,
+}
+
+/// Errors of [`LoopControl`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    #[error("cannot open the loop control device {path}")]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot attach {image} to a loop device ({device})")]
+    Attach {
+        image: PathBuf,
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read-only loop device requested for {image}, but the image is open for writing")]
+    WritableFd { image: PathBuf },
+    #[error("read-write loop device requested for {image}, but the image is open read-only")]
+    ReadOnlyFd { image: PathBuf },
+    #[error("no free loop device for {image} after {attempts} attempts")]
+    NoFreeDevice { image: PathBuf, attempts: u32 },
+    #[error("{device} is not a loop device")]
+    NotLoop { device: PathBuf },
+    #[error("cannot detach {device}")]
+    Detach {
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{device} is still in use; the kernel will detach it when the last user closes it")]
+    Busy { device: PathBuf },
+    #[error("cannot read loop state from {path}")]
+    Sysfs {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Loop devices: attach by descriptor, list partitions, detach, find by backing file.
+pub trait LoopControl: Send + Sync {
+    /// Attaches the open image to a free loop device and returns its path (`/dev/loopN`).
+    fn attach(&self, image: &OpenImage, options: &LoopOptions) -> Result<PathBuf, LoopError>;
+    /// The partitions the kernel created for `device` (empty without partscan or partition table).
+    fn partitions(&self, device: &Path) -> Result<Vec<Partition>, LoopError>;
+    /// Detaches `device`. [`LoopError::Busy`] when it is still open elsewhere (then it is auto-cleared later).
+    fn detach(&self, device: &Path) -> Result<(), LoopError>;
+    /// Every attached loop device whose backing file is `backing_file`, from `/sys/block/loop*/loop/`.
+    fn find_by_backing_file(&self, backing_file: &Path) -> Result<Vec<LoopInfo>, LoopError>;
+}
+
+/// A partition table read from a disk in user space (works also where the kernel has no parser for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionTable {
+    /// `gpt` or `dos`.
+    pub label: String,
+    pub partitions: Vec<TableEntry>,
+}
+
+/// One entry of a [`PartitionTable`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableEntry {
+    /// 1-based partition number.
+    pub number: u32,
+    /// Start, in bytes from the start of the disk (for [`LoopOptions::offset`]).
+    pub start: u64,
+    /// Size in bytes (for [`LoopOptions::size_limit`]).
+    pub size: u64,
+    /// GPT type GUID or MBR type byte (`83`).
+    pub type_id: String,
+    /// GPT partition name.
+    pub name: Option<String>,
+    /// GPT partition UUID.
+    pub uuid: Option<String>,
+}
+
+/// Errors of [`PartitionTableReader`].
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("cannot read the partition table of {device}")]
+    Run {
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading the partition table of {device} failed: {message}")]
+    Failed { device: PathBuf, message: String },
+}
+
+/// Reads a disk's partition table without the kernel: the kernel's own partition scan depends on its configuration
+/// (the development host's kernel has no partition parsers at all), so the core can attach each partition as its own
+/// loop device with offset and size limit instead.
+pub trait PartitionTableReader: Send + Sync {
+    /// `Ok(None)` when the disk has no recognised partition table.
+    fn read_table(&self, device: &Path) -> Result<Option<PartitionTable>, PartitionError>;
+}
+
+/// A file system found on a block device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsInfo {
+    pub fs_type: FsType,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+}
+
+/// Errors of [`FsProbe`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot probe {device}")]
+    Run {
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{device} carries conflicting file system signatures; refusing to guess")]
+    Ambivalent { device: PathBuf },
+    #[error("probing {device} failed: {message}")]
+    Failed { device: PathBuf, message: String },
+}
+
+/// Detects the file system on a block device by its superblock.
+pub trait FsProbe: Send + Sync {
+    /// `Ok(None)` when no signature is found or it is not a file system CacheOS mounts (swap, LUKS, a partition
+    /// table, anything unknown): such devices are reported, never mounted with a guessed type.
+    fn probe(&self, device: &Path) -> Result<Option<FsInfo>, ProbeError>;
+}
+
+/// A mount to perform. The flags are explicit: `nosuid,nodev` always, `noexec` unless `exec`, `ro` unless `read_write`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRequest {
+    pub source: PathBuf,
+    /// Created (with missing parents) when absent; removed again if the mount fails.
+    pub target: PathBuf,
+    pub fs_type: FsType,
+    pub read_write: bool,
+    pub exec: bool,
+}
+
+impl MountRequest {
+    /// A read-only, non-executable mount.
+    pub fn read_only(source: impl Into<PathBuf>, target: impl Into<PathBuf>, fs_type: FsType) -> Self {
+        Self {
+            source: source.into(),
+            target: target.into(),
+            fs_type,
+            read_write: false,
+            exec: false,
+        }
+    }
+
+    /// The generic mount flags in the order mount(8) prints them, e.g. `["nosuid", "nodev", "noexec", "ro"]`.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut flags = vec!["nosuid", "nodev"];
+        if !self.exec {
+            flags.push("noexec");
+        }
+        flags.push(if self.read_write { "rw" } else { "ro" });
+        flags
+    }
+}
+
+/// How to unmount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnmountMode {
+    /// Fails with [`MountError::Busy`] when something is still open.
+    Normal,
+    /// `MNT_DETACH`: detach now, finish when the last user goes.
+    Lazy,
+}
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountEntry {
+    pub mount_id: u32,
+    pub source: String,
+    pub target: PathBuf,
+    pub fs_type: String,
+    /// Per-mount options (`ro`, `nosuid`, `nodev`, `noexec`, ...).
+    pub options: Vec<String>,
+}
+
+impl MountEntry {
+    /// Whether the per-mount options contain `option`.
+    pub fn has_option(&self, option: &str) -> bool {
+        self.options.iter().any(|o| o == option)
+    }
+}
+
+/// Errors of [`Mounter`].
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("cannot create mount point {target}")]
+    CreateTarget {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot mount {source_path} ({fs_type}) at {target}")]
+    Mount {
+        source_path: PathBuf,
+        target: PathBuf,
+        fs_type: FsType,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{target} is busy")]
+    Busy { target: PathBuf },
+    #[error("{target} is not mounted")]
+    NotMounted { target: PathBuf },
+    #[error("cannot unmount {target}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the mount table {path}")]
+    MountInfo {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Mounts, unmounts and lists mounts.
+pub trait Mounter: Send + Sync {
+    fn mount(&self, request: &MountRequest) -> Result<(), MountError>;
+    /// Unmounts `target` and removes the (then empty) mount point directory.
+    fn unmount(&self, target: &Path, mode: UnmountMode) -> Result<(), MountError>;
+    /// Every mount whose target is `prefix` or below it, from `/proc/self/mountinfo`, in mount order.
+    fn mounts_under(&self, prefix: &Path) -> Result<Vec<MountEntry>, MountError>;
+}
+
+/// How a block export presents the image as raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportKind {
+    /// qemu-storage-daemon's FUSE export onto a regular file, which a loop device then attaches.
+    Fuse,
+}
+
+/// A block export to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// The image format (not raw: raw images need no export).
+    pub format: ImageFormat,
+    pub writable: bool,
+    /// Where the raw view appears: an empty regular file is created there, and removed on stop.
+    pub export_path: PathBuf,
+}
+
+/// A running export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportHandle {
+    pub kind: ExportKind,
+    /// The raw view of the image, for [`LoopControl::attach`].
+    pub export_path: PathBuf,
+    /// The export process.
+    pub pid: u32,
+    pub writable: bool,
+}
+
+/// Errors of [`BlockExport`].
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{format} images need no block export ({image})")]
+    NotNeeded { image: PathBuf, format: ImageFormat },
+    #[error("cannot prepare export file {path}")]
+    ExportFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start {program} for {image}")]
+    Spawn {
+        program: String,
+        image: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("export of {image} failed to start: {message}")]
+    Start { image: PathBuf, message: String },
+    #[error("export of {image} did not become ready within {seconds} s")]
+    Timeout { image: PathBuf, seconds: u64 },
+    #[error("process {pid} is not the export at {export_path}")]
+    NotOurProcess { pid: u32, export_path: PathBuf },
+    #[error("cannot stop export process {pid} ({export_path})")]
+    Stop {
+        pid: u32,
+        export_path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Presents a qcow2/vmdk/vdi/vhdx/vpc image as raw bytes that a loop device can attach.
+pub trait BlockExport: Send + Sync {
+    fn start(&self, image: &OpenImage, request: &ExportRequest) -> Result<ExportHandle, ExportError>;
+    /// Stops the export process, waits for it, and removes the export file.
+    fn stop(&self, handle: &ExportHandle) -> Result<(), ExportError>;
+}
+
+pub mod fake {
+    //! Recording fakes of the drive traits: each call is recorded as a typed value so tests can assert the exact
+    //! plan, and results can be scripted (by default every call succeeds).
+
+    use super::*;
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+
+    /// One recorded call on any drive fake, in the order they happened.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Call {
+        Inspect {
+            image: PathBuf,
+        },
+        LoopAttach {
+            image: PathBuf,
+            options: LoopOptions,
+            device: PathBuf,
+        },
+        Partitions {
+            device: PathBuf,
+        },
+        LoopDetach {
+            device: PathBuf,
+        },
+        FindByBackingFile {
+            backing_file: PathBuf,
+        },
+        Probe {
+            device: PathBuf,
+        },
+        ReadTable {
+            device: PathBuf,
+        },
+        Mount(MountRequest),
+        Unmount {
+            target: PathBuf,
+            mode: UnmountMode,
+        },
+        MountsUnder {
+            prefix: PathBuf,
+        },
+        ExportStart {
+            image: PathBuf,
+            request: ExportRequest,
+        },
+        ExportStop {
+            export_path: PathBuf,
+            pid: u32,
+        },
+    }
+
+    impl fmt::Display for Call {
+        /// A one-line human-readable plan step, e.g. `mount /dev/loop3 at /x (ext4) with nosuid,nodev,noexec,ro`.
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Call::Inspect { image } => write!(f, "inspect {}", image.display()),
+                Call::LoopAttach { image, options, device } => {
+                    write!(f, "attach {} to {}", image.display(), device.display())?;
+                    write!(f, " {}", if options.read_only { "ro" } else { "rw" })?;
+                    if options.partscan {
+                        write!(f, ",partscan")?;
+                    }
+                    if options.offset != 0 {
+                        write!(f, ",offset={}", options.offset)?;
+                    }
+                    if let Some(limit) = options.size_limit {
+                        write!(f, ",sizelimit={limit}")?;
+                    }
+                    Ok(())
+                }
+                Call::Partitions { device } => write!(f, "partitions of {}", device.display()),
+                Call::LoopDetach { device } => write!(f, "detach {}", device.display()),
+                Call::FindByBackingFile { backing_file } => write!(f, "find loops of {}", backing_file.display()),
+                Call::Probe { device } => write!(f, "probe {}", device.display()),
+                Call::ReadTable { device } => write!(f, "read partition table of {}", device.display()),
+                Call::Mount(r) => write!(
+                    f,
+                    "mount {} at {} ({}) with {}",
+                    r.source.display(),
+                    r.target.display(),
+                    r.fs_type,
+                    r.flags().join(",")
+                ),
+                Call::Unmount { target, mode } => match mode {
+                    UnmountMode::Normal => write!(f, "unmount {}", target.display()),
+                    UnmountMode::Lazy => write!(f, "unmount {} lazily", target.display()),
+                },
+                Call::MountsUnder { prefix } => write!(f, "list mounts under {}", prefix.display()),
+                Call::ExportStart { image, request } => write!(
+                    f,
+                    "export {} ({}) at {} {}",
+                    image.display(),
+                    request.format,
+                    request.export_path.display(),
+                    if request.writable { "rw" } else { "ro" }
+                ),
+                Call::ExportStop { export_path, pid } => write!(f, "stop export {} (pid {pid})", export_path.display()),
+            }
+        }
+    }
+
+    /// The shared call log and simulated kernel state behind all fakes made from one [`FakeDrives`].
+    #[derive(Debug, Default)]
+    struct State {
+        calls: Vec<Call>,
+        images: BTreeMap<PathBuf, ImageInfo>,
+        filesystems: BTreeMap<PathBuf, FsInfo>,
+        partitions: BTreeMap<PathBuf, Vec<Partition>>,
+        tables: BTreeMap<PathBuf, PartitionTable>,
+        /// device -> (backing path, options)
+        loops: BTreeMap<PathBuf, (PathBuf, LoopOptions)>,
+        mounts: Vec<MountEntry>,
+        exports: BTreeMap<PathBuf, u32>,
+        next_loop: u32,
+        next_mount_id: u32,
+        next_pid: u32,
+        failures: VecDeque<(FailOn, String)>,
+    }
+
+    /// A call that should fail the next time it is made (see [`FakeDrives::fail_next`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FailOn {
+        Inspect,
+        LoopAttach,
+        LoopDetach,
+        Probe,
+        ReadTable,
+        Mount,
+        Unmount,
+        ExportStart,
+        ExportStop,
+    }
+
+    /// One set of recording fakes sharing a call log and a simulated kernel: loop devices are numbered from
+    /// `/dev/loop0`, export pids from 1000, and what is attached, mounted or exported is tracked so tests can
+    /// assert that nothing is left behind.
+    #[derive(Debug, Clone, Default)]
+    pub struct FakeDrives {
+        state: Arc<Mutex<State>>,
+    }
+
+    impl FakeDrives {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+            f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+
+        /// What [`ImageInspector::inspect`] reports for an image opened from `path` (default: raw, file size).
+        pub fn set_image(&self, path: impl Into<PathBuf>, info: ImageInfo) {
+            self.with(|s| s.images.insert(path.into(), info));
+        }
+
+        /// What [`FsProbe::probe`] reports for `device` (default: nothing recognised).
+        pub fn set_filesystem(&self, device: impl Into<PathBuf>, fs: FsInfo) {
+            self.with(|s| s.filesystems.insert(device.into(), fs));
+        }
+
+        /// The partitions a partscan of the next attached device reveals, by their number.
+        pub fn set_partitions(&self, device: impl Into<PathBuf>, partitions: Vec<Partition>) {
+            self.with(|s| s.partitions.insert(device.into(), partitions));
+        }
+
+        /// What [`PartitionTableReader::read_table`] reports for `device` (default: no table).
+        pub fn set_table(&self, device: impl Into<PathBuf>, table: PartitionTable) {
+            self.with(|s| s.tables.insert(device.into(), table));
+        }
+
+        /// Makes the next call of that kind fail with an error carrying `message`.
+        pub fn fail_next(&self, on: FailOn, message: impl Into<String>) {
+            self.with(|s| s.failures.push_back((on, message.into())));
+        }
+
+        /// Every call so far.
+        pub fn calls(&self) -> Vec<Call> {
+            self.with(|s| s.calls.clone())
+        }
+
+        /// Every call so far as one-line plan steps (see [`Call`]'s `Display`).
+        pub fn plan(&self) -> Vec<String> {
+            self.calls().iter().map(ToString::to_string).collect()
+        }
+
+        /// Attached loop devices, mounts and exports still held: all empty when everything was released.
+        pub fn leftovers(&self) -> Vec<String> {
+            self.with(|s| {
+                let mut out: Vec<String> = s.loops.keys().map(|d| format!("loop {}", d.display())).collect();
+                out.extend(s.mounts.iter().map(|m| format!("mount {}", m.target.display())));
+                out.extend(s.exports.keys().map(|p| format!("export {}", p.display())));
+                out
+            })
+        }
+
+        pub fn inspector(&self) -> FakeImageInspector {
+            FakeImageInspector(self.clone())
+        }
+        pub fn loops(&self) -> FakeLoopControl {
+            FakeLoopControl(self.clone())
+        }
+        pub fn probe(&self) -> FakeFsProbe {
+            FakeFsProbe(self.clone())
+        }
+        pub fn tables(&self) -> FakePartitionTables {
+            FakePartitionTables(self.clone())
+        }
+        pub fn mounter(&self) -> FakeMounter {
+            FakeMounter(self.clone())
+        }
+        pub fn exporter(&self) -> FakeBlockExport {
+            FakeBlockExport(self.clone())
+        }
+
+        fn take_failure(s: &mut State, on: FailOn) -> Option<String> {
+            let pos = s.failures.iter().position(|(f, _)| *f == on)?;
+            s.failures.remove(pos).map(|(_, m)| m)
+        }
+    }
+
+    fn injected(message: String) -> io::Error {
+        io::Error::other(message)
+    }
+
+    /// Recording [`ImageInspector`].
+    #[derive(Debug, Clone)]
+    pub struct FakeImageInspector(FakeDrives);
+    /// Recording [`LoopControl`].
+    #[derive(Debug, Clone)]
+    pub struct FakeLoopControl(FakeDrives);
+    /// Recording [`FsProbe`].
+    #[derive(Debug, Clone)]
+    pub struct FakeFsProbe(FakeDrives);
+    /// Recording [`PartitionTableReader`].
+    #[derive(Debug, Clone)]
+    pub struct FakePartitionTables(FakeDrives);
+    /// Recording [`Mounter`].
+    #[derive(Debug, Clone)]
+    pub struct FakeMounter(FakeDrives);
+    /// Recording [`BlockExport`].
+    #[derive(Debug, Clone)]
+    pub struct FakeBlockExport(FakeDrives);
+
+    impl ImageInspector for FakeImageInspector {
+        fn inspect(&self, image: &OpenImage) -> Result<ImageInfo, ImageError> {
+            self.0.with(|s| {
+                s.calls.push(Call::Inspect {
+                    image: image.path.clone(),
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::Inspect) {
+                    return Err(ImageError::Read {
+                        path: image.path.clone(),
+                        source: injected(message),
+                    });
+                }
+                if let Some(info) = s.images.get(&image.path) {
+                    return Ok(info.clone());
+                }
+                let size = image.file.metadata().map(|m| m.len()).unwrap_or(0);
+                Ok(ImageInfo {
+                    format: ImageFormat::Raw,
+                    virtual_size: size,
+                    file_size: size,
+                })
+            })
+        }
+    }
+
+    impl LoopControl for FakeLoopControl {
+        fn attach(&self, image: &OpenImage, options: &LoopOptions) -> Result<PathBuf, LoopError> {
+            self.0.with(|s| {
+                let device = PathBuf::from(format!("/dev/loop{}", s.next_loop));
+                s.calls.push(Call::LoopAttach {
+                    image: image.path.clone(),
+                    options: *options,
+                    device: device.clone(),
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::LoopAttach) {
+                    return Err(LoopError::Attach {
+                        image: image.path.clone(),
+                        device,
+                        source: injected(message),
+                    });
+                }
+                s.next_loop += 1;
+                s.loops.insert(device.clone(), (image.path.clone(), *options));
+                Ok(device)
+            })
+        }
+
+        fn partitions(&self, device: &Path) -> Result<Vec<Partition>, LoopError> {
+            self.0.with(|s| {
+                s.calls.push(Call::Partitions {
+                    device: device.to_owned(),
+                });
+                match s.loops.get(device) {
+                    None => Err(LoopError::NotLoop {
+                        device: device.to_owned(),
+                    }),
+                    Some((_, options)) if !options.partscan => Ok(Vec::new()),
+                    Some(_) => Ok(s.partitions.get(device).cloned().unwrap_or_default()),
+                }
+            })
+        }
+
+        fn detach(&self, device: &Path) -> Result<(), LoopError> {
+            self.0.with(|s| {
+                s.calls.push(Call::LoopDetach {
+                    device: device.to_owned(),
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::LoopDetach) {
+                    return Err(LoopError::Detach {
+                        device: device.to_owned(),
+                        source: injected(message),
+                    });
+                }
+                let source = device.to_string_lossy().into_owned();
+                let prefix = format!("{source}p");
+                if s.mounts
+                    .iter()
+                    .any(|m| m.source == source || m.source.starts_with(&prefix))
+                {
+                    return Err(LoopError::Busy {
+                        device: device.to_owned(),
+                    });
+                }
+                match s.loops.remove(device) {
+                    Some(_) => Ok(()),
+                    None => Err(LoopError::NotLoop {
+                        device: device.to_owned(),
+                    }),
+                }
+            })
+        }
+
+        fn find_by_backing_file(&self, backing_file: &Path) -> Result<Vec<LoopInfo>, LoopError> {
+            self.0.with(|s| {
+                s.calls.push(Call::FindByBackingFile {
+                    backing_file: backing_file.to_owned(),
+                });
+                Ok(s.loops
+                    .iter()
+                    .filter(|(_, (path, _))| path == backing_file)
+                    .map(|(device, (path, o))| LoopInfo {
+                        device: device.clone(),
+                        backing_file: path.clone(),
+                        offset: o.offset,
+                        size_limit: o.size_limit.unwrap_or(0),
+                        read_only: o.read_only,
+                        partscan: o.partscan,
+                        autoclear: false,
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    impl FsProbe for FakeFsProbe {
+        fn probe(&self, device: &Path) -> Result<Option<FsInfo>, ProbeError> {
+            self.0.with(|s| {
+                s.calls.push(Call::Probe {
+                    device: device.to_owned(),
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::Probe) {
+                    return Err(ProbeError::Failed {
+                        device: device.to_owned(),
+                        message,
+                    });
+                }
+                Ok(s.filesystems.get(device).cloned())
+            })
+        }
+    }
+
+    impl PartitionTableReader for FakePartitionTables {
+        fn read_table(&self, device: &Path) -> Result<Option<PartitionTable>, PartitionError> {
+            self.0.with(|s| {
+                s.calls.push(Call::ReadTable {
+                    device: device.to_owned(),
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::ReadTable) {
+                    return Err(PartitionError::Failed {
+                        device: device.to_owned(),
+                        message,
+                    });
+                }
+                Ok(s.tables.get(device).cloned())
+            })
+        }
+    }
+
+    impl Mounter for FakeMounter {
+        fn mount(&self, request: &MountRequest) -> Result<(), MountError> {
+            self.0.with(|s| {
+                s.calls.push(Call::Mount(request.clone()));
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::Mount) {
+                    return Err(MountError::Mount {
+                        source_path: request.source.clone(),
+                        target: request.target.clone(),
+                        fs_type: request.fs_type,
+                        source: injected(message),
+                    });
+                }
+                s.next_mount_id += 1;
+                let mount_id = s.next_mount_id;
+                s.mounts.push(MountEntry {
+                    mount_id,
+                    source: request.source.to_string_lossy().into_owned(),
+                    target: request.target.clone(),
+                    fs_type: request.fs_type.kernel_name().to_owned(),
+                    options: request.flags().into_iter().map(str::to_owned).collect(),
+                });
+                Ok(())
+            })
+        }
+
+        fn unmount(&self, target: &Path, mode: UnmountMode) -> Result<(), MountError> {
+            self.0.with(|s| {
+                s.calls.push(Call::Unmount {
+                    target: target.to_owned(),
+                    mode,
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::Unmount) {
+                    return Err(MountError::Unmount {
+                        target: target.to_owned(),
+                        source: injected(message),
+                    });
+                }
+                match s.mounts.iter().rposition(|m| m.target == target) {
+                    Some(i) => {
+                        s.mounts.remove(i);
+                        Ok(())
+                    }
+                    None => Err(MountError::NotMounted {
+                        target: target.to_owned(),
+                    }),
+                }
+            })
+        }
+
+        fn mounts_under(&self, prefix: &Path) -> Result<Vec<MountEntry>, MountError> {
+            self.0.with(|s| {
+                s.calls.push(Call::MountsUnder {
+                    prefix: prefix.to_owned(),
+                });
+                Ok(s.mounts
+                    .iter()
+                    .filter(|m| m.target.starts_with(prefix))
+                    .cloned()
+                    .collect())
+            })
+        }
+    }
+
+    impl BlockExport for FakeBlockExport {
+        fn start(&self, image: &OpenImage, request: &ExportRequest) -> Result<ExportHandle, ExportError> {
+            self.0.with(|s| {
+                s.calls.push(Call::ExportStart {
+                    image: image.path.clone(),
+                    request: request.clone(),
+                });
+                if request.format.is_raw() {
+                    return Err(ExportError::NotNeeded {
+                        image: image.path.clone(),
+                        format: request.format,
+                    });
+                }
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::ExportStart) {
+                    return Err(ExportError::Start {
+                        image: image.path.clone(),
+                        message,
+                    });
+                }
+                let pid = 1000 + s.next_pid;
+                s.next_pid += 1;
+                s.exports.insert(request.export_path.clone(), pid);
+                Ok(ExportHandle {
+                    kind: ExportKind::Fuse,
+                    export_path: request.export_path.clone(),
+                    pid,
+                    writable: request.writable,
+                })
+            })
+        }
+
+        fn stop(&self, handle: &ExportHandle) -> Result<(), ExportError> {
+            self.0.with(|s| {
+                s.calls.push(Call::ExportStop {
+                    export_path: handle.export_path.clone(),
+                    pid: handle.pid,
+                });
+                if let Some(message) = FakeDrives::take_failure(s, FailOn::ExportStop) {
+                    return Err(ExportError::Stop {
+                        pid: handle.pid,
+                        export_path: handle.export_path.clone(),
+                        source: injected(message),
+                    });
+                }
+                match s.exports.get(&handle.export_path) {
+                    Some(pid) if *pid == handle.pid => {
+                        s.exports.remove(&handle.export_path);
+                        Ok(())
+                    }
+                    _ => Err(ExportError::NotOurProcess {
+                        pid: handle.pid,
+                        export_path: handle.export_path.clone(),
+                    }),
+                }
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{Call, FailOn, FakeDrives};
+    use super::*;
+
+    fn temp_image(name: &str, len: u64) -> (PathBuf, OpenImage) {
+        let dir = std::env::temp_dir().join(format!("cacheos-drive-core-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("disk.img");
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+        let image = OpenImage::open(&path, false).unwrap();
+        (dir, image)
+    }
+
+    #[test]
+    fn serde_names_are_kebab_case_and_match_as_str() {
+        for t in FsType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
+            assert_eq!(FsType::from_blkid(t.as_str()), Some(t));
+        }
+        for f in [
+            ImageFormat::Raw,
+            ImageFormat::Iso9660,
+            ImageFormat::Qcow2,
+            ImageFormat::Vmdk,
+            ImageFormat::Vdi,
+            ImageFormat::Vhdx,
+            ImageFormat::Vpc,
+        ] {
+            assert_eq!(serde_json::to_value(f).unwrap(), serde_json::json!(f.as_str()));
+        }
+        assert_eq!(FsType::from_blkid("swap"), None);
+        assert_eq!(FsType::from_blkid("crypto_LUKS"), None);
+        assert_eq!(FsType::Ntfs.kernel_name(), "ntfs3");
+    }
+
+    #[test]
+    fn mount_flags_are_explicit() {
+        let mut r = MountRequest::read_only("/dev/loop3", "/run/cacheos/drives/x/p1", FsType::Ext4);
+        assert_eq!(r.flags(), ["nosuid", "nodev", "noexec", "ro"]);
+        r.exec = true;
+        assert_eq!(r.flags(), ["nosuid", "nodev", "ro"]);
+        r.read_write = true;
+        assert_eq!(r.flags(), ["nosuid", "nodev", "rw"]);
+    }
+
+    #[test]
+    fn open_image_refuses_directories_and_missing_files() {
+        let dir = std::env::temp_dir();
+        assert!(matches!(OpenImage::open(&dir, false), Err(ImageError::NotRegularFile { path }) if path == dir));
+        let missing = dir.join("cacheos-no-such-image");
+        assert!(matches!(OpenImage::open(&missing, false), Err(ImageError::Open { path, .. }) if path == missing));
+    }
+
+    #[test]
+    fn fakes_record_the_plan_and_track_leftovers() {
+        let (dir, image) = temp_image("plan", 4096);
+        let fakes = FakeDrives::new();
+        fakes.set_filesystem(
+            "/dev/loop0p1",
+            FsInfo {
+                fs_type: FsType::Ext4,
+                label: None,
+                uuid: None,
+            },
+        );
+        fakes.set_partitions(
+            "/dev/loop0",
+            vec![Partition {
+                number: 1,
+                device: "/dev/loop0p1".into(),
+                start: 1 << 20,
+                size: 1 << 20,
+                name: None,
+            }],
+        );
+        let info = fakes.inspector().inspect(&image).unwrap();
+        assert_eq!(info.format, ImageFormat::Raw);
+        assert_eq!(info.virtual_size, 4096);
+        let options = LoopOptions {
+            partscan: true,
+            ..LoopOptions::read_only()
+        };
+        let device = fakes.loops().attach(&image, &options).unwrap();
+        let parts = fakes.loops().partitions(&device).unwrap();
+        let fs = fakes.probe().probe(&parts[0].device).unwrap().unwrap();
+        let target = PathBuf::from("/run/cacheos/drives/x/p1");
+        fakes
+            .mounter()
+            .mount(&MountRequest::read_only(&parts[0].device, &target, fs.fs_type))
+            .unwrap();
+        assert!(matches!(fakes.loops().detach(&device), Err(LoopError::Busy { .. })));
+        assert_eq!(fakes.leftovers(), ["loop /dev/loop0", "mount /run/cacheos/drives/x/p1"]);
+        fakes.mounter().unmount(&target, UnmountMode::Normal).unwrap();
+        fakes.loops().detach(&device).unwrap();
+        assert!(fakes.leftovers().is_empty());
+        let plan = fakes.plan();
+        assert_eq!(
+            plan[1],
+            format!("attach {} to /dev/loop0 ro,partscan", image.path.display())
+        );
+        assert_eq!(
+            plan[4],
+            "mount /dev/loop0p1 at /run/cacheos/drives/x/p1 (ext4) with nosuid,nodev,noexec,ro"
+        );
+        assert_eq!(plan.last().unwrap(), "detach /dev/loop0");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fakes_inject_failures_and_exports_are_tracked() {
+        let (dir, image) = temp_image("fail", 512);
+        let fakes = FakeDrives::new();
+        fakes.fail_next(FailOn::ExportStart, "qcow2 header corrupt");
+        let request = ExportRequest {
+            format: ImageFormat::Qcow2,
+            writable: false,
+            export_path: "/run/cacheos/exports/a".into(),
+        };
+        let err = fakes.exporter().start(&image, &request).unwrap_err();
+        assert!(err.to_string().contains("qcow2 header corrupt"));
+        let handle = fakes.exporter().start(&image, &request).unwrap();
+        assert_eq!(handle.pid, 1000);
+        assert_eq!(fakes.leftovers(), ["export /run/cacheos/exports/a"]);
+        fakes.exporter().stop(&handle).unwrap();
+        assert!(fakes.leftovers().is_empty());
+        let raw = ExportRequest {
+            format: ImageFormat::Raw,
+            ..request
+        };
+        assert!(matches!(
+            fakes.exporter().start(&image, &raw),
+            Err(ExportError::NotNeeded { .. })
+        ));
+        assert!(matches!(fakes.calls()[0], Call::ExportStart { .. }));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
