@@ -250,7 +250,9 @@ impl BlockExport for QsdFuseExport {
         };
         let pid = child.id();
         if let Err(e) = self.wait_ready(&mut child, image, export_path) {
-            let _ = release(Some(pid), export_path, self.stop_timeout);
+            // A child that already exited was reaped by try_wait: its pid may belong to someone else by now.
+            let running = !matches!(child.try_wait(), Ok(Some(_)));
+            let _ = release(running.then_some(pid), export_path, self.stop_timeout);
             return Err(e);
         }
         tracing::debug!(image = %image.path.display(), export = %export_path.display(), pid, "export started");
