@@ -709,3 +709,46 @@ fn vfat_and_iso9660() {
         scratch.assert_clean();
     }
 }
+
+/// A writable qcow2 export, attached and mounted read-write: a file written there is in the image afterwards.
+#[test]
+fn qcow2_read_write_export() {
+    if !enabled("qcow2_read_write_export") {
+        return;
+    }
+    let scratch = Scratch::new("qcow2rw");
+    let raw = scratch.fs_image(FsType::Ext4, "RW");
+    let img = scratch.convert(&raw, "qcow2");
+    let export_path = scratch.path().join("rw.raw");
+    for writable in [true, false] {
+        let image = OpenImage::open(&img, writable).unwrap();
+        let mut held = Held::default();
+        let request = ExportRequest {
+            format: ImageFormat::Qcow2,
+            writable,
+            export_path: export_path.clone(),
+        };
+        held.export(&image, &request);
+        let exported = OpenImage::open(&export_path, writable).unwrap();
+        let options = LoopOptions {
+            read_only: !writable,
+            ..LoopOptions::default()
+        };
+        let device = held.attach(&exported, &options);
+        let target = scratch.path().join("drives/rw/p1");
+        held.mount(&MountRequest {
+            read_write: writable,
+            ..MountRequest::read_only(&device, &target, FsType::Ext4)
+        });
+        if writable {
+            fs::write(target.join("written.txt"), b"kept\n").unwrap();
+        } else {
+            assert_eq!(fs::read_to_string(target.join("written.txt")).unwrap(), "kept\n");
+            check_read_only_mount(&target, "qcow2rw");
+        }
+        drop(exported);
+        held.release();
+        scratch.assert_clean();
+    }
+    run("qemu-img", &["check", "-q", s(&img)]);
+}
