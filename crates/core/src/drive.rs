@@ -333,7 +333,8 @@ pub trait LoopControl: Send + Sync {
     fn attach(&self, image: &OpenImage, options: &LoopOptions) -> Result<PathBuf, LoopError>;
     /// The partitions the kernel created for `device` (empty without partscan or partition table).
     fn partitions(&self, device: &Path) -> Result<Vec<Partition>, LoopError>;
-    /// Detaches `device`. [`LoopError::Busy`] when it is still open elsewhere (then it is auto-cleared later).
+    /// Detaches `device`. [`LoopError::Busy`] when it is still held (mounted, or open elsewhere); the device is then
+    /// left as it was, except when it was opened between the check and the detach: the kernel then sets autoclear.
     fn detach(&self, device: &Path) -> Result<(), LoopError>;
     /// Every attached loop device whose backing file is `backing_file`, from `/sys/block/loop*/loop/`.
     fn find_by_backing_file(&self, backing_file: &Path) -> Result<Vec<LoopInfo>, LoopError>;
