@@ -393,7 +393,8 @@ impl Engine {
         self.not_understood(text, lang)
     }
 
-    fn operation(&self, operation: Operation, lang: Lang, session: &mut Session) -> Interpretation {
+    /// Wraps an operation with its risk class and explanation; destructive ones are parked in the session.
+    pub fn operation(&self, operation: Operation, lang: Lang, session: &mut Session) -> Interpretation {
         let risk = operation.info().risk;
         let needs_confirmation = risk == Risk::Destructive;
         let mut explanation = match &operation {

@@ -8,10 +8,12 @@
 
 pub mod engine;
 pub mod lexicon;
+pub mod model;
 pub mod normalize;
 pub mod render;
 pub mod service;
 pub mod slots;
 
 pub use engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
+pub use model::{ModelBackend, ModelError, Proposal};
 pub use service::{ChatError, ChatReply, ChatService};

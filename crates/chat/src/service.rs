@@ -8,6 +8,7 @@ use cacheos_core::{Caller, Core, CoreError, Frontend, Principal, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
+use crate::model::{parse_proposal, ModelBackend, Proposal};
 use crate::render;
 
 const HISTORY_KIND: &str = "chat-history";
@@ -87,6 +88,7 @@ pub struct ChatService {
     known: KnownFn,
     lock: Mutex<()>,
     counter: Mutex<u64>,
+    model: Option<Box<dyn ModelBackend>>,
 }
 
 fn valid_session(id: &str) -> bool {
@@ -103,6 +105,32 @@ impl ChatService {
             known,
             lock: Mutex::new(()),
             counter: Mutex::default(),
+            model: None,
+        }
+    }
+
+    /// Adds a language-model backend, consulted only for what the rule engine did not understand.
+    pub fn with_model(mut self, model: Box<dyn ModelBackend>) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// The rule engine first; for what it did not understand, the model backend's proposal, treated exactly like
+    /// the engine's own result. An unusable proposal (unknown operation, bad arguments, backend error) leaves the
+    /// answer at "not understood": nothing is guessed.
+    fn understand(&self, text: &str, state: &mut Session, known: &Known) -> Interpretation {
+        let interp = self.engine.interpret(text, state, known);
+        let (Interpretation::NotUnderstood { .. }, Some(model)) = (&interp, &self.model) else {
+            return interp;
+        };
+        let lang = state.lang.unwrap_or(Lang::En);
+        match model.propose(text, lang, cacheos_core::OPERATIONS) {
+            Ok(Some(Proposal::Operation { name, args })) => match parse_proposal(&name, &args) {
+                Ok(op) => self.engine.operation(op, lang, state),
+                Err(_) => interp,
+            },
+            Ok(Some(Proposal::Question(text))) => Interpretation::Question { text, options: vec![] },
+            Ok(None) | Err(_) => interp,
         }
     }
 
@@ -144,7 +172,7 @@ impl ChatService {
         let known = (self.known)();
         let id = self.session_id(session, known.now_ms)?;
         let mut state = self.load(&id, principal)?.state;
-        Ok((id, self.engine.interpret(text, &mut state, &known).to_json()))
+        Ok((id, self.understand(text, &mut state, &known).to_json()))
     }
 
     /// Interprets and acts: runs read-only and changing operations, parks destructive ones until "yes", runs a
@@ -160,7 +188,7 @@ impl ChatService {
         let id = self.session_id(session, known.now_ms)?;
         let mut stored = self.load(&id, frontend_principal)?;
         let planned_by = stored.state.pending_utterance.take();
-        let interp = self.engine.interpret(text, &mut stored.state, &known);
+        let interp = self.understand(text, &mut stored.state, &known);
         let lang = stored.state.lang.unwrap_or(Lang::En);
         let utterance = match (&interp, planned_by) {
             // A confirmed operation is recorded with the utterance that planned it and the confirmation.

@@ -97,3 +97,59 @@ fn history_is_kept_and_can_be_deleted() {
     svc.chat(&ALICE, Some("h"), "lösche meinen Verlauf").unwrap();
     assert!(svc.history(&ALICE, "h").unwrap().is_empty());
 }
+
+/// A scripted backend for this test only (CacheOS ships none).
+struct Scripted;
+
+impl cacheos_chat::ModelBackend for Scripted {
+    fn propose(
+        &self,
+        text: &str,
+        _lang: cacheos_chat::Lang,
+        ops: &[cacheos_core::OpInfo],
+    ) -> Result<Option<cacheos_chat::Proposal>, cacheos_chat::ModelError> {
+        assert!(
+            ops.iter().any(|o| o.name == "system.status"),
+            "the backend sees the operation table"
+        );
+        Ok(match text {
+            "wie fühlt sich die Kiste" => Some(cacheos_chat::Proposal::Operation {
+                name: "system.status".into(),
+                args: serde_json::Value::Null,
+            }),
+            "reboot the world" => Some(cacheos_chat::Proposal::Operation {
+                name: "supervisor.kill-task".into(),
+                args: serde_json::json!({"task": "web"}),
+            }),
+            "nonsense op" => Some(cacheos_chat::Proposal::Operation {
+                name: "rm.rf".into(),
+                args: serde_json::Value::Null,
+            }),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn model_proposals_go_through_the_same_rules() {
+    let (core, store) = cacheos_core::testing::core();
+    let known = Box::new(|| Known {
+        tasks: vec!["web".into()],
+        now_ms: 1,
+    });
+    let svc = ChatService::new(core, store.clone(), known).with_model(Box::new(Scripted));
+    // The rule engine answers what it understands; the model is not asked.
+    let r = svc.chat(&ALICE, Some("m"), "status").unwrap();
+    assert_eq!(r.executed.unwrap().operation, "system.status");
+    // A read proposed by the model runs and is audited like any other.
+    let r = svc.chat(&ALICE, Some("m"), "wie fühlt sich die Kiste").unwrap();
+    assert!(r.executed.unwrap().ok);
+    // A destructive proposal is only planned.
+    let r = svc.chat(&ALICE, Some("m"), "reboot the world").unwrap();
+    assert!(r.executed.is_none());
+    assert_eq!(r.interpretation["needs_confirmation"], true);
+    assert_eq!(store.audit_len().unwrap(), 2);
+    // An invalid proposal is never executed.
+    let r = svc.chat(&ALICE, Some("m2"), "nonsense op").unwrap();
+    assert_eq!(r.interpretation["kind"], "not-understood");
+}
