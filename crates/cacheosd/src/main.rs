@@ -156,6 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         clock,
         events,
         web_token: token.clone(),
+        drives: None,
     }));
 
     // The chat service, shared by every chat front end.

@@ -9,6 +9,11 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
+/// Milliseconds since the Unix epoch of a file time or other `SystemTime` (0 before the epoch).
+pub fn system_time_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

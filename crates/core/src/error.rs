@@ -1,5 +1,6 @@
 //! The core's error type, with a stable code per variant that front ends map to HTTP statuses and D-Bus names.
 
+use crate::drive::{DriveError, ImageError, PathError};
 use crate::store::StoreError;
 use crate::supervisor::SupervisorError;
 use crate::system::ProbeError;
@@ -34,6 +35,15 @@ pub enum CoreError {
     /// The operation is not valid in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A thing with that name or identity exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Something still uses the thing; the message says what.
+    #[error("{0}")]
+    Busy(String),
+    /// A virtual drive side effect failed (the cause chain says which step and why).
+    #[error(transparent)]
+    Drive(DriveError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -50,6 +60,9 @@ impl CoreError {
             CoreError::PermissionDenied { .. } => "permission-denied",
             CoreError::NotFound { .. } => "not-found",
             CoreError::FailedPrecondition(_) => "failed-precondition",
+            CoreError::AlreadyExists(_) => "already-exists",
+            CoreError::Busy(_) => "busy",
+            CoreError::Drive(_) => "drive-failed",
             CoreError::Store(_) => "store-failed",
             CoreError::Probe(_) => "system-unreadable",
         }
@@ -73,6 +86,56 @@ impl From<SupervisorError> for CoreError {
         match e {
             SupervisorError::UnknownTask(name) => CoreError::NotFound { kind: "task", name },
             e @ SupervisorError::FaultInjectionDisabled => CoreError::FailedPrecondition(e.to_string()),
+        }
+    }
+}
+
+impl From<DriveError> for CoreError {
+    fn from(e: DriveError) -> Self {
+        let full = |e: &dyn std::error::Error| {
+            let mut s = e.to_string();
+            let mut src = e.source();
+            while let Some(c) = src {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                src = c.source();
+            }
+            s
+        };
+        match e {
+            DriveError::InvalidArgument { field, reason } => CoreError::InvalidArgument { field, reason },
+            DriveError::NotFound { name } => CoreError::NotFound { kind: "drive", name },
+            e @ (DriveError::Exists { .. } | DriveError::AlreadyAttached { .. }) => {
+                CoreError::AlreadyExists(e.to_string())
+            }
+            e @ DriveError::Busy { .. } => CoreError::Busy(e.to_string()),
+            e @ (DriveError::FailedPrecondition(_) | DriveError::NoFileSystem { .. }) => {
+                CoreError::FailedPrecondition(e.to_string())
+            }
+            DriveError::Path(PathError::Missing { path }) => CoreError::NotFound {
+                kind: "file",
+                name: path.display().to_string(),
+            },
+            DriveError::Path(PathError::Exists { path }) => {
+                CoreError::AlreadyExists(format!("{} already exists", path.display()))
+            }
+            DriveError::Path(
+                e @ (PathError::NotAllowed { .. }
+                | PathError::Escapes { .. }
+                | PathError::IsDirectory { .. }
+                | PathError::NotRegularFile { .. }),
+            ) => CoreError::InvalidArgument {
+                field: "path",
+                reason: e.to_string(),
+            },
+            DriveError::Image(
+                e @ (ImageError::Empty { .. } | ImageError::Corrupt { .. } | ImageError::Size { .. }),
+            ) => CoreError::InvalidArgument {
+                field: "path",
+                reason: full(&e),
+            },
+            DriveError::Store(e) => CoreError::Store(e),
+            e => CoreError::Drive(e),
         }
     }
 }

@@ -42,6 +42,29 @@ pub enum EventKind {
         /// New state.
         state: DaemonState,
     },
+    /// A virtual drive changed.
+    Drive {
+        /// Drive name (for `created`: the new image's file name).
+        name: String,
+        /// What happened.
+        action: DriveAction,
+        /// Mount points, image path or reason, when there is something to say.
+        detail: Option<String>,
+    },
+}
+
+/// What happened to a drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriveAction {
+    Attached,
+    Mounted,
+    Detached,
+    SnapshotCreated,
+    SnapshotDiscarded,
+    SnapshotCommitted,
+    PersistenceChanged,
+    Created,
 }
 
 impl EventKind {
@@ -51,6 +74,7 @@ impl EventKind {
             EventKind::OperationFinished { .. } => "operation-finished",
             EventKind::TaskStateChanged { .. } => "task-state-changed",
             EventKind::DaemonStateChanged { .. } => "daemon-state-changed",
+            EventKind::Drive { .. } => "drive",
         }
     }
 }

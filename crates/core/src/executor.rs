@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 use crate::audit::{AuditFilter, AuditRecord, NewAuditRecord, Outcome};
 use crate::auth::{Authorizer, Caller};
 use crate::clock::Clock;
+use crate::drive::manager::{Created, ReconcileReport};
+use crate::drive::{DriveInfo, DriveManager, FileListing, ImageFile};
 use crate::error::CoreError;
 use crate::event::{EventBus, EventKind};
 use crate::operation::{Operation, Risk};
@@ -28,6 +30,18 @@ pub enum Output {
     Audit(Vec<AuditRecord>),
     /// `web.token`.
     WebToken(WebToken),
+    /// `drive.info`, `drive.attach`, `drive.snapshot`, `drive.discard`, `drive.commit`, `drive.persist`.
+    Drive(DriveInfo),
+    /// `drive.list`.
+    Drives(Vec<DriveInfo>),
+    /// `drive.images`.
+    Images(Vec<ImageFile>),
+    /// `drive.files`.
+    Files(FileListing),
+    /// `drive.create`.
+    Created(Created),
+    /// `drive.reconcile`.
+    Reconciled(ReconcileReport),
     /// Operations that return nothing but success.
     Done(Done),
 }
@@ -62,6 +76,8 @@ pub struct CoreDeps {
     pub events: EventBus,
     /// The web token, when the web port is configured.
     pub web_token: Option<String>,
+    /// Virtual drives, when this daemon manages them.
+    pub drives: Option<Arc<DriveManager>>,
 }
 
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
@@ -101,7 +117,7 @@ impl Core {
                         reason,
                     })
             })
-            .and_then(|()| self.run(&op));
+            .and_then(|()| self.run(caller, &op));
 
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -116,7 +132,7 @@ impl Core {
             Ok(_) => tracing::debug!("operation succeeded"),
             Err(e) => tracing::info!(code = e.code(), error = %e.full_message(), "operation failed"),
         }
-        let durability = if info.risk == Risk::ReadOnly && outcome == Outcome::Ok {
+        let durability = if op.risk() == Risk::ReadOnly && outcome == Outcome::Ok {
             Durability::Eventual
         } else {
             Durability::Immediate
@@ -190,8 +206,35 @@ impl Core {
         }
     }
 
-    fn run(&self, op: &Operation) -> Result<Output, CoreError> {
+    /// The drive manager, for front ends that show drive objects (D-Bus).
+    pub fn drives(&self) -> Option<&Arc<DriveManager>> {
+        self.deps.drives.as_ref()
+    }
+
+    fn drive_manager(&self) -> Result<&DriveManager, CoreError> {
+        self.deps
+            .drives
+            .as_deref()
+            .ok_or_else(|| CoreError::FailedPrecondition("virtual drives are not available in this daemon".into()))
+    }
+
+    fn run(&self, caller: &Caller, op: &Operation) -> Result<Output, CoreError> {
+        let by = caller.principal.to_string();
         Ok(match op {
+            Operation::DriveList => Output::Drives(self.drive_manager()?.list()?),
+            Operation::DriveInfo(a) => Output::Drive(self.drive_manager()?.info(&a.name)?),
+            Operation::DriveImages => Output::Images(self.drive_manager()?.images()?),
+            Operation::DriveFiles(a) => Output::Files(self.drive_manager()?.files(a)?),
+            Operation::DriveAttach(a) => Output::Drive(self.drive_manager()?.attach(&by, a)?),
+            Operation::DriveDetach(a) => Output::Done(Done {
+                message: self.drive_manager()?.detach(a)?,
+            }),
+            Operation::DriveCreate(a) => Output::Created(self.drive_manager()?.create(&by, a)?),
+            Operation::DriveSnapshot(a) => Output::Drive(self.drive_manager()?.snapshot(&a.name)?),
+            Operation::DriveDiscard(a) => Output::Drive(self.drive_manager()?.discard(&a.name)?),
+            Operation::DriveCommit(a) => Output::Drive(self.drive_manager()?.commit(a)?),
+            Operation::DrivePersist(a) => Output::Drive(self.drive_manager()?.persist(a)?),
+            Operation::DriveReconcile => Output::Reconciled(self.drive_manager()?.reconcile()?),
             Operation::SystemStatus => Output::SystemStatus(self.deps.probe.status()?),
             Operation::SupervisorStatus => Output::SupervisorStatus(self.deps.supervisor.status()),
             Operation::SupervisorKillTask(a) => {
@@ -262,6 +305,7 @@ mod tests {
             events: EventBus::new(16, clock.clone()),
             clock,
             web_token: Some("secret".into()),
+            drives: None,
         });
         (core, store, sup)
     }

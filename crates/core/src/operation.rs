@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
+use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
 
 /// How much an operation changes. Chat asks for confirmation of destructive ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -76,6 +77,79 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::ReadOnly,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "drive.list",
+        summary: "every virtual drive with image, format, loop devices, partitions, mounts, usage and users",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "drive.info",
+        summary: "one virtual drive in detail",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "drive.images",
+        summary: "image files in the images directory, with their format and the drive they are attached as",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "drive.files",
+        summary: "a directory listing of a mounted drive (symlinks are never followed)",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.attach",
+        summary:
+            "attach an image (iso, raw, qcow2, vmdk, vdi, vhdx, vhd) read-only or read-write and mount its file systems",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.detach",
+        summary: "unmount a drive and release its loop devices and export; force detaches lazily even when busy",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.create",
+        summary: "create a blank raw or qcow2 image with an optional file system, and optionally attach it",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.snapshot",
+        summary: "put a writable layer over a drive; the image stays untouched until a commit",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.discard",
+        summary: "throw a drive's snapshot away and attach the unchanged image again",
+        risk: Risk::Destructive,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.commit",
+        summary: "write a drive's snapshot into its image (read-write drives only; needs confirm)",
+        risk: Risk::Destructive,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.persist",
+        summary: "mark a drive to be attached again at boot, or not",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "drive.reconcile",
+        summary: "compare drive records with the kernel and repair either side (runs at every start)",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `supervisor.kill-task`.
@@ -105,6 +179,45 @@ pub enum Operation {
     /// `web.token`: valid when the web port is configured; operators only.
     #[serde(rename = "web.token")]
     WebToken,
+    /// `drive.list`: always valid; anyone.
+    #[serde(rename = "drive.list")]
+    DriveList,
+    /// `drive.info`: the drive must exist; anyone.
+    #[serde(rename = "drive.info")]
+    DriveInfo(DriveRef),
+    /// `drive.images`: always valid; anyone.
+    #[serde(rename = "drive.images")]
+    DriveImages,
+    /// `drive.files`: the drive must be attached with a mounted file system; operators.
+    #[serde(rename = "drive.files")]
+    DriveFiles(FilesArgs),
+    /// `drive.attach`: the image must be a regular file inside an allowed place, not attached already, and the
+    /// name free; operators.
+    #[serde(rename = "drive.attach")]
+    DriveAttach(AttachArgs),
+    /// `drive.detach`: the drive must exist; without force it must be idle (no holders, no running sandbox
+    /// binding it, no uncommitted snapshot); operators. Forced detaches count as destructive.
+    #[serde(rename = "drive.detach")]
+    DriveDetach(DetachArgs),
+    /// `drive.create`: the path must be new and inside an allowed place; operators.
+    #[serde(rename = "drive.create")]
+    DriveCreate(CreateArgs),
+    /// `drive.snapshot`: the drive must be attached, idle and without a snapshot; operators.
+    #[serde(rename = "drive.snapshot")]
+    DriveSnapshot(DriveRef),
+    /// `drive.discard`: the drive must be attached, idle and have a snapshot; operators; destructive.
+    #[serde(rename = "drive.discard")]
+    DriveDiscard(DriveRef),
+    /// `drive.commit`: the drive must be attached read-write, idle, have a snapshot, and `confirm` be true;
+    /// operators; destructive.
+    #[serde(rename = "drive.commit")]
+    DriveCommit(CommitArgs),
+    /// `drive.persist`: the drive must exist; operators.
+    #[serde(rename = "drive.persist")]
+    DrivePersist(PersistArgs),
+    /// `drive.reconcile`: always valid; operators.
+    #[serde(rename = "drive.reconcile")]
+    DriveReconcile,
 }
 
 impl Operation {
@@ -116,8 +229,29 @@ impl Operation {
             Operation::SupervisorKillTask(_) => 2,
             Operation::AuditQuery(_) => 3,
             Operation::WebToken => 4,
+            Operation::DriveList => 5,
+            Operation::DriveInfo(_) => 6,
+            Operation::DriveImages => 7,
+            Operation::DriveFiles(_) => 8,
+            Operation::DriveAttach(_) => 9,
+            Operation::DriveDetach(_) => 10,
+            Operation::DriveCreate(_) => 11,
+            Operation::DriveSnapshot(_) => 12,
+            Operation::DriveDiscard(_) => 13,
+            Operation::DriveCommit(_) => 14,
+            Operation::DrivePersist(_) => 15,
+            Operation::DriveReconcile => 16,
         };
         &OPERATIONS[i]
+    }
+
+    /// The risk of this request: the operation's class, raised to destructive where the arguments make it so
+    /// (a forced detach).
+    pub fn risk(&self) -> Risk {
+        match self {
+            Operation::DriveDetach(a) if a.force => Risk::Destructive,
+            _ => self.info().risk,
+        }
     }
 
     /// The stable dotted name.
@@ -151,6 +285,39 @@ mod tests {
             Operation::SupervisorKillTask(KillTaskArgs { task: "web".into() }),
             Operation::AuditQuery(AuditFilter::default()),
             Operation::WebToken,
+            Operation::DriveList,
+            Operation::DriveInfo(DriveRef { name: "d".into() }),
+            Operation::DriveImages,
+            Operation::DriveFiles(FilesArgs {
+                name: "d".into(),
+                path: String::new(),
+                volume: None,
+            }),
+            Operation::DriveAttach(AttachArgs::new("x.iso")),
+            Operation::DriveDetach(DetachArgs {
+                name: "d".into(),
+                force: false,
+            }),
+            Operation::DriveCreate(CreateArgs {
+                path: "n.img".into(),
+                size: 1 << 30,
+                format: Default::default(),
+                fs: None,
+                label: None,
+                attach: false,
+                name: None,
+            }),
+            Operation::DriveSnapshot(DriveRef { name: "d".into() }),
+            Operation::DriveDiscard(DriveRef { name: "d".into() }),
+            Operation::DriveCommit(CommitArgs {
+                name: "d".into(),
+                confirm: true,
+            }),
+            Operation::DrivePersist(PersistArgs {
+                name: "d".into(),
+                persistent: true,
+            }),
+            Operation::DriveReconcile,
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -62,6 +62,7 @@ pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
         events: EventBus::new(64, clock.clone()),
         clock,
         web_token: Some("token".into()),
+        drives: None,
     });
     (Arc::new(core), store)
 }

@@ -481,6 +481,7 @@ fn export_and_mount(scratch: &Scratch, qemu_format: &str, format: ImageFormat) {
         format,
         writable: false,
         export_path: export_path.clone(),
+        backing: None,
     };
     let handle = held.export(&image, &request);
     assert!(Path::new(&format!("/proc/{}", handle.pid)).exists());
@@ -623,6 +624,7 @@ fn failure_paths_leave_nothing_behind() {
             format: ImageFormat::Qcow2,
             writable: false,
             export_path: export_path.clone(),
+            backing: None,
         };
         let mut held = Held::default();
         match QsdFuseExport::default().start(&image, &request) {
@@ -727,6 +729,7 @@ fn qcow2_read_write_export() {
             format: ImageFormat::Qcow2,
             writable,
             export_path: export_path.clone(),
+            backing: None,
         };
         held.export(&image, &request);
         let exported = OpenImage::open(&export_path, writable).unwrap();

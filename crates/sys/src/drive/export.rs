@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cacheos_core::drive::{BlockExport, ExportError, ExportHandle, ExportKind, ExportRequest, ImageFormat, OpenImage};
+use cacheos_core::drive::{
+    Backing, BlockExport, ExportError, ExportHandle, ExportKind, ExportRequest, ImageFormat, OpenImage,
+};
 use rustix::mount::UnmountFlags;
 use rustix::process::{Pid, Signal};
 use serde_json::json;
@@ -48,6 +50,17 @@ pub fn log_path(export_path: &Path) -> PathBuf {
 /// The daemon's arguments, JSON so that no path needs escaping. The image is `/proc/self/fd/0` (the descriptor the
 /// core opened). qcow2 and vmdk get `backing: null`: a backing file named inside an untrusted image is never opened.
 pub fn qsd_args(format: ImageFormat, writable: bool, export_path: &Path) -> Vec<String> {
+    qsd_args_with_backing(format, writable, export_path, None)
+}
+
+/// [`qsd_args`] for a CacheOS snapshot overlay (qcow2) whose backing image is given explicitly: the base is
+/// opened read-only through `backing.path` (a `/proc/<pid>/fd/<n>` link to the descriptor the core checked).
+pub fn qsd_args_with_backing(
+    format: ImageFormat,
+    writable: bool,
+    export_path: &Path,
+    backing: Option<&Backing>,
+) -> Vec<String> {
     let ro = !writable;
     let file = json!({
         "driver": "file", "node-name": "file", "filename": "/proc/self/fd/0", "read-only": ro,
@@ -55,8 +68,18 @@ pub fn qsd_args(format: ImageFormat, writable: bool, export_path: &Path) -> Vec<
     let mut disk = json!({
         "driver": format.qemu_driver(), "node-name": "disk", "file": "file", "read-only": ro,
     });
-    if matches!(format, ImageFormat::Qcow2 | ImageFormat::Vmdk) {
-        disk["backing"] = serde_json::Value::Null;
+    match backing {
+        Some(b) if format == ImageFormat::Qcow2 => {
+            disk["backing"] = json!({
+                "driver": b.format.qemu_driver(),
+                "read-only": true,
+                "file": {"driver": "file", "filename": b.path.to_string_lossy(), "read-only": true},
+            });
+        }
+        _ if matches!(format, ImageFormat::Qcow2 | ImageFormat::Vmdk) => {
+            disk["backing"] = serde_json::Value::Null;
+        }
+        _ => {}
     }
     let export = json!({
         "type": "fuse", "id": "export", "node-name": "disk", "mountpoint": export_path.to_string_lossy(),
@@ -231,7 +254,12 @@ impl BlockExport for QsdFuseExport {
             let stdin = image.file.try_clone()?;
             let stderr = log.try_clone()?;
             Command::new(&self.program)
-                .args(qsd_args(request.format, request.writable, export_path))
+                .args(qsd_args_with_backing(
+                    request.format,
+                    request.writable,
+                    export_path,
+                    request.backing.as_ref(),
+                ))
                 .stdin(Stdio::from(stdin))
                 .stdout(Stdio::from(log))
                 .stderr(Stdio::from(stderr))
@@ -288,6 +316,14 @@ impl BlockExport for QsdFuseExport {
         tracing::debug!(export = %handle.export_path.display(), pid, "export stopped");
         Ok(())
     }
+
+    fn find(&self, export_path: &Path) -> Option<u32> {
+        fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .find(|pid| is_our_export(*pid, export_path))
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +358,7 @@ mod tests {
             format: ImageFormat::Qcow2,
             writable: false,
             export_path: export_path.clone(),
+            backing: None,
         };
         let err = QsdFuseExport::with_program("/nonexistent/qsd")
             .start(&image, &request)

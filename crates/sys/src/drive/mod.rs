@@ -5,12 +5,16 @@ pub mod export;
 pub mod image;
 pub mod loops;
 pub mod mount;
+pub mod paths;
 pub mod probe;
 pub mod table;
+pub mod tool;
 
 pub use export::QsdFuseExport;
 pub use image::MagicInspector;
 pub use loops::KernelLoops;
 pub use mount::KernelMounter;
+pub use paths::BeneathPaths;
 pub use probe::BlkidProbe;
 pub use table::SfdiskTable;
+pub use tool::QemuImgTool;

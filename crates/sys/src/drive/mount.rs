@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cacheos_core::drive::{MountEntry, MountError, MountRequest, Mounter, UnmountMode};
+use cacheos_core::drive::{Holder, MountEntry, MountError, MountRequest, Mounter, UnmountMode, Usage};
 use rustix::mount::{MountFlags, UnmountFlags};
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -143,6 +143,57 @@ impl Mounter for KernelMounter {
             .filter(|m| m.target.starts_with(prefix))
             .collect())
     }
+
+    fn holders(&self, target: &Path) -> Vec<Holder> {
+        holders_below(Path::new("/proc"), target)
+    }
+
+    fn usage(&self, target: &Path) -> Option<Usage> {
+        let st = rustix::fs::statvfs(target).ok()?;
+        let total = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let used = st.f_blocks.saturating_sub(st.f_bfree).saturating_mul(st.f_frsize);
+        Some(Usage {
+            total_bytes: total,
+            used_bytes: used,
+            free_bytes: free,
+        })
+    }
+}
+
+/// Processes (from `proc`, normally `/proc`) with an open file, working directory or root at or below `target`.
+/// Processes that vanish or cannot be read while scanning are skipped.
+pub fn holders_below(proc: &Path, target: &Path) -> Vec<Holder> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(proc) else {
+        return out;
+    };
+    let own = std::process::id();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == own {
+            continue;
+        }
+        let dir = e.path();
+        let mut links: Vec<PathBuf> = vec![dir.join("cwd"), dir.join("root")];
+        if let Ok(fds) = fs::read_dir(dir.join("fd")) {
+            links.extend(fds.flatten().map(|f| f.path()));
+        }
+        let held = links
+            .iter()
+            .filter_map(|l| fs::read_link(l).ok())
+            .find(|p| p.starts_with(target));
+        if let Some(path) = held {
+            let command = fs::read_to_string(dir.join("comm"))
+                .map(|c| c.trim().to_owned())
+                .unwrap_or_default();
+            out.push(Holder { pid, command, path });
+        }
+    }
+    out.sort_by_key(|h| h.pid);
+    out
 }
 
 #[cfg(test)]

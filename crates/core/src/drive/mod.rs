@@ -520,6 +520,10 @@ pub trait Mounter: Send + Sync {
     fn unmount(&self, target: &Path, mode: UnmountMode) -> Result<(), MountError>;
     /// Every mount whose target is `prefix` or below it, from `/proc/self/mountinfo`, in mount order.
     fn mounts_under(&self, prefix: &Path) -> Result<Vec<MountEntry>, MountError>;
+    /// Processes with an open file, working directory or root at or below `target`.
+    fn holders(&self, target: &Path) -> Vec<Holder>;
+    /// Space on the file system mounted at `target`.
+    fn usage(&self, target: &Path) -> Option<Usage>;
 }
 
 /// How a block export presents the image as raw bytes.
@@ -538,6 +542,18 @@ pub struct ExportRequest {
     pub writable: bool,
     /// Where the raw view appears: an empty regular file is created there, and removed on stop.
     pub export_path: PathBuf,
+    /// The backing image of a CacheOS snapshot overlay, given explicitly; without it a backing file named inside
+    /// the image is never opened.
+    #[serde(default)]
+    pub backing: Option<Backing>,
+}
+
+/// An explicitly chosen backing image for a qcow2 overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backing {
+    /// A path the export process opens, normally `/proc/<pid>/fd/<n>` of a descriptor the core checked.
+    pub path: PathBuf,
+    pub format: ImageFormat,
 }
 
 /// A running export.
@@ -589,7 +605,176 @@ pub trait BlockExport: Send + Sync {
     fn start(&self, image: &OpenImage, request: &ExportRequest) -> Result<ExportHandle, ExportError>;
     /// Stops the export process, waits for it, and removes the export file.
     fn stop(&self, handle: &ExportHandle) -> Result<(), ExportError>;
+    /// The pid of a running export process serving `export_path`, found in the process table (for reconciling
+    /// after a crash between starting an export and recording it).
+    fn find(&self, export_path: &Path) -> Option<u32>;
 }
+
+/// A process that holds something open below a mount point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Holder {
+    pub pid: u32,
+    /// The process name (`/proc/PID/comm`).
+    pub command: String,
+    /// What it holds: an open file, its working directory or root.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} ({}) holds {}", self.pid, self.command, self.path.display())
+    }
+}
+
+/// Space on a mounted file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    /// Size in bytes (regular files; 0 otherwise).
+    pub size: u64,
+    /// Modification time, ms since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// What a directory entry is. Symlinks are reported, never followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// Errors of [`SafePaths`].
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("{path} is not inside an allowed place for images ({allowed})")]
+    NotAllowed { path: PathBuf, allowed: String },
+    #[error("{path} leaves {root} (through a symbolic link or ..)")]
+    Escapes { path: PathBuf, root: PathBuf },
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("{path} already exists")]
+    Exists { path: PathBuf },
+    #[error("{path} is a directory, not an image file")]
+    IsDirectory { path: PathBuf },
+    #[error("{path} is not a regular file")]
+    NotRegularFile { path: PathBuf },
+    #[error("permission denied opening {path}")]
+    PermissionDenied { path: PathBuf },
+    #[error("cannot open {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Opens, creates and lists files strictly below a set of allowed roots, without following symbolic links out of
+/// them (the real implementation uses `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` from each root).
+pub trait SafePaths: Send + Sync {
+    /// Opens an existing regular file below one of `roots`; `path` is absolute.
+    fn open_image(&self, path: &Path, roots: &[PathBuf], writable: bool) -> Result<OpenImage, PathError>;
+    /// Creates a new file (never replacing one) below one of `roots`, open read-write, mode 0640.
+    fn create_image(&self, path: &Path, roots: &[PathBuf]) -> Result<OpenImage, PathError>;
+    /// Lists the directory `rel` (relative, may be empty) below `root`, sorted by name.
+    fn list_dir(&self, root: &Path, rel: &Path) -> Result<Vec<DirEntry>, PathError>;
+    /// Removes a file this process created (a failed create); `path` is absolute.
+    fn remove(&self, path: &Path) -> Result<(), PathError>;
+}
+
+/// Errors of [`ImageTool`].
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("cannot run {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{program} failed for {target}: {message}")]
+    Failed {
+        program: String,
+        target: PathBuf,
+        message: String,
+    },
+}
+
+/// A file system to create on a blank drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NewFs {
+    Ext4,
+    Xfs,
+    Btrfs,
+    Vfat,
+}
+
+impl NewFs {
+    /// The serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ext4 => "ext4",
+            Self::Xfs => "xfs",
+            Self::Btrfs => "btrfs",
+            Self::Vfat => "vfat",
+        }
+    }
+    /// The smallest size the tool accepts, in bytes.
+    pub fn min_size(self) -> u64 {
+        match self {
+            Self::Ext4 | Self::Vfat => 1 << 20,
+            Self::Xfs => 300 << 20,
+            Self::Btrfs => 114 << 20,
+        }
+    }
+    /// The longest label the file system takes.
+    pub fn max_label(self) -> usize {
+        match self {
+            Self::Ext4 => 16,
+            Self::Xfs => 12,
+            Self::Btrfs => 255,
+            Self::Vfat => 11,
+        }
+    }
+}
+
+/// Image and file-system tools run as programs with fixed argument vectors (qemu-img, mkfs.*).
+pub trait ImageTool: Send + Sync {
+    /// Writes an empty qcow2 of `size` bytes into the open, empty `image`.
+    fn create_qcow2(&self, image: &OpenImage, size: u64) -> Result<(), ToolError>;
+    /// Writes an empty qcow2 overlay of `size` bytes into the open, empty `overlay`; its backing image is given
+    /// explicitly whenever it is opened, so no backing name is recorded in it.
+    fn create_overlay(&self, overlay: &OpenImage, size: u64) -> Result<(), ToolError>;
+    /// Writes the overlay's data into `base` (opened read-write) and leaves the overlay empty.
+    fn commit_overlay(&self, overlay: &OpenImage, base: &OpenImage, base_format: ImageFormat) -> Result<(), ToolError>;
+    /// Creates a file system on a block device.
+    fn mkfs(&self, device: &Path, fs: NewFs, label: Option<&str>) -> Result<(), ToolError>;
+}
+
+/// `/proc/<this pid>/fd/<n>` for an open image: a path another process (running as the same user) opens to reach
+/// exactly the inode the core holds.
+pub fn proc_fd_path(image: &OpenImage) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), image.file.as_raw_fd()))
+}
+
+pub mod manager;
+pub mod model;
+
+pub use manager::{DriveConfig, DriveDeps, DriveError, DriveManager};
+pub use model::*;
 
 pub mod fake {
     //! Recording fakes of the drive traits: each call is recorded as a typed value so tests can assert the exact
@@ -641,6 +826,23 @@ pub mod fake {
             export_path: PathBuf,
             pid: u32,
         },
+        CreateQcow2 {
+            image: PathBuf,
+            size: u64,
+        },
+        CreateOverlay {
+            overlay: PathBuf,
+            size: u64,
+        },
+        CommitOverlay {
+            overlay: PathBuf,
+            base: PathBuf,
+        },
+        Mkfs {
+            device: PathBuf,
+            fs: NewFs,
+            label: Option<String>,
+        },
     }
 
     impl fmt::Display for Call {
@@ -689,6 +891,17 @@ pub mod fake {
                     if request.writable { "rw" } else { "ro" }
                 ),
                 Call::ExportStop { export_path, pid } => write!(f, "stop export {} (pid {pid})", export_path.display()),
+                Call::CreateQcow2 { image, size } => write!(f, "create qcow2 {} of {size} bytes", image.display()),
+                Call::CreateOverlay { overlay, size } => {
+                    write!(f, "create overlay {} of {size} bytes", overlay.display())
+                }
+                Call::CommitOverlay { overlay, base } => {
+                    write!(f, "commit overlay {} into {}", overlay.display(), base.display())
+                }
+                Call::Mkfs { device, fs, label } => match label {
+                    Some(l) => write!(f, "mkfs {} on {} labelled {l}", fs.as_str(), device.display()),
+                    None => write!(f, "mkfs {} on {}", fs.as_str(), device.display()),
+                },
             }
         }
     }
@@ -709,6 +922,11 @@ pub mod fake {
         next_mount_id: u32,
         next_pid: u32,
         failures: VecDeque<(FailOn, String)>,
+        holders: BTreeMap<PathBuf, Vec<Holder>>,
+        /// (image path, byte offset) -> file system found there, whichever device shows it.
+        contents: BTreeMap<(PathBuf, u64), FsInfo>,
+        /// export path -> the image (or an overlay's base) it presents.
+        aliases: BTreeMap<PathBuf, PathBuf>,
     }
 
     /// A call that should fail the next time it is made (see [`FakeDrives::fail_next`]).
@@ -723,6 +941,7 @@ pub mod fake {
         Unmount,
         ExportStart,
         ExportStop,
+        Tool,
     }
 
     /// One set of recording fakes sharing a call log and a simulated kernel: loop devices are numbered from
@@ -750,6 +969,12 @@ pub mod fake {
         /// What [`FsProbe::probe`] reports for `device` (default: nothing recognised).
         pub fn set_filesystem(&self, device: impl Into<PathBuf>, fs: FsInfo) {
             self.with(|s| s.filesystems.insert(device.into(), fs));
+        }
+
+        /// What [`FsProbe::probe`] reports for any loop device showing `image` at `offset`, also through exports
+        /// and snapshot overlays (so it survives re-attaching).
+        pub fn set_content(&self, image: impl Into<PathBuf>, offset: u64, fs: FsInfo) {
+            self.with(|s| s.contents.insert((image.into(), offset), fs));
         }
 
         /// The partitions a partscan of the next attached device reveals, by their number.
@@ -805,6 +1030,23 @@ pub mod fake {
         pub fn exporter(&self) -> FakeBlockExport {
             FakeBlockExport(self.clone())
         }
+        pub fn tool(&self) -> FakeImageTool {
+            FakeImageTool(self.clone())
+        }
+
+        /// Processes that [`Mounter::holders`] reports for mounts at or below `target`.
+        pub fn set_holders(&self, target: impl Into<PathBuf>, holders: Vec<Holder>) {
+            self.with(|s| s.holders.insert(target.into(), holders));
+        }
+
+        /// Forgets every loop device, mount and export, as a reboot would.
+        pub fn reboot(&self) {
+            self.with(|s| {
+                s.loops.clear();
+                s.mounts.clear();
+                s.exports.clear();
+            });
+        }
 
         fn take_failure(s: &mut State, on: FailOn) -> Option<String> {
             let pos = s.failures.iter().position(|(f, _)| *f == on)?;
@@ -834,6 +1076,160 @@ pub mod fake {
     /// Recording [`BlockExport`].
     #[derive(Debug, Clone)]
     pub struct FakeBlockExport(FakeDrives);
+    /// Recording [`ImageTool`].
+    #[derive(Debug, Clone)]
+    pub struct FakeImageTool(FakeDrives);
+
+    impl ImageTool for FakeImageTool {
+        fn create_qcow2(&self, image: &OpenImage, size: u64) -> Result<(), ToolError> {
+            self.record(
+                Call::CreateQcow2 {
+                    image: image.path.clone(),
+                    size,
+                },
+                &image.path,
+            )
+        }
+        fn create_overlay(&self, overlay: &OpenImage, size: u64) -> Result<(), ToolError> {
+            self.record(
+                Call::CreateOverlay {
+                    overlay: overlay.path.clone(),
+                    size,
+                },
+                &overlay.path,
+            )
+        }
+        fn commit_overlay(&self, overlay: &OpenImage, base: &OpenImage, _f: ImageFormat) -> Result<(), ToolError> {
+            self.record(
+                Call::CommitOverlay {
+                    overlay: overlay.path.clone(),
+                    base: base.path.clone(),
+                },
+                &base.path,
+            )
+        }
+        fn mkfs(&self, device: &Path, fs: NewFs, label: Option<&str>) -> Result<(), ToolError> {
+            self.record(
+                Call::Mkfs {
+                    device: device.to_owned(),
+                    fs,
+                    label: label.map(str::to_owned),
+                },
+                device,
+            )
+        }
+    }
+
+    impl FakeImageTool {
+        fn record(&self, call: Call, target: &Path) -> Result<(), ToolError> {
+            self.0.with(|s| {
+                s.calls.push(call);
+                match FakeDrives::take_failure(s, FailOn::Tool) {
+                    Some(message) => Err(ToolError::Failed {
+                        program: "fake".into(),
+                        target: target.to_owned(),
+                        message,
+                    }),
+                    None => Ok(()),
+                }
+            })
+        }
+    }
+
+    /// A [`SafePaths`] over the real file system that checks roots lexically after canonicalising: enough for
+    /// tests of the core's logic in temporary directories; the kernel-enforced version is in `cacheos-sys`.
+    #[derive(Debug, Clone, Default)]
+    pub struct PlainPaths;
+
+    impl PlainPaths {
+        fn check(path: &Path, roots: &[PathBuf]) -> Result<(), PathError> {
+            let parent = path.parent().unwrap_or(path);
+            let canon = parent
+                .canonicalize()
+                .map_err(|_| PathError::Missing { path: path.to_owned() })?;
+            if roots
+                .iter()
+                .any(|r| r.canonicalize().is_ok_and(|r| canon.starts_with(r)))
+            {
+                Ok(())
+            } else {
+                Err(PathError::NotAllowed {
+                    path: path.to_owned(),
+                    allowed: roots
+                        .iter()
+                        .map(|r| r.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        }
+        fn io(path: &Path, source: io::Error) -> PathError {
+            match source.kind() {
+                io::ErrorKind::NotFound => PathError::Missing { path: path.to_owned() },
+                io::ErrorKind::AlreadyExists => PathError::Exists { path: path.to_owned() },
+                io::ErrorKind::PermissionDenied => PathError::PermissionDenied { path: path.to_owned() },
+                _ => PathError::Io {
+                    path: path.to_owned(),
+                    source,
+                },
+            }
+        }
+    }
+
+    impl SafePaths for PlainPaths {
+        fn open_image(&self, path: &Path, roots: &[PathBuf], writable: bool) -> Result<OpenImage, PathError> {
+            Self::check(path, roots)?;
+            let meta = std::fs::metadata(path).map_err(|e| Self::io(path, e))?;
+            if meta.is_dir() {
+                return Err(PathError::IsDirectory { path: path.to_owned() });
+            }
+            OpenImage::open(path, writable).map_err(|e| match e {
+                ImageError::Open { source, .. } => Self::io(path, source),
+                _ => PathError::NotRegularFile { path: path.to_owned() },
+            })
+        }
+        fn create_image(&self, path: &Path, roots: &[PathBuf]) -> Result<OpenImage, PathError> {
+            Self::check(path, roots)?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| Self::io(path, e))?;
+            Ok(OpenImage {
+                path: path.to_owned(),
+                file,
+            })
+        }
+        fn list_dir(&self, root: &Path, rel: &Path) -> Result<Vec<DirEntry>, PathError> {
+            let dir = root.join(rel);
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(&dir).map_err(|e| Self::io(&dir, e))? {
+                let e = e.map_err(|e| Self::io(&dir, e))?;
+                let m = e.path().symlink_metadata().map_err(|e| Self::io(&dir, e))?;
+                let kind = if m.is_symlink() {
+                    EntryKind::Symlink
+                } else if m.is_dir() {
+                    EntryKind::Dir
+                } else if m.is_file() {
+                    EntryKind::File
+                } else {
+                    EntryKind::Other
+                };
+                out.push(DirEntry {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    kind,
+                    size: if m.is_file() { m.len() } else { 0 },
+                    modified_ms: 0,
+                });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        }
+        fn remove(&self, path: &Path) -> Result<(), PathError> {
+            std::fs::remove_file(path).map_err(|e| Self::io(path, e))
+        }
+    }
 
     impl ImageInspector for FakeImageInspector {
         fn inspect(&self, image: &OpenImage) -> Result<ImageInfo, ImageError> {
@@ -961,7 +1357,16 @@ pub mod fake {
                         message,
                     });
                 }
-                Ok(s.filesystems.get(device).cloned())
+                if let Some(fs) = s.filesystems.get(device) {
+                    return Ok(Some(fs.clone()));
+                }
+                let Some((mut path, options)) = s.loops.get(device).cloned() else {
+                    return Ok(None);
+                };
+                while let Some(p) = s.aliases.get(&path) {
+                    path = p.clone();
+                }
+                Ok(s.contents.get(&(path, options.offset)).cloned())
             })
         }
     }
@@ -1044,6 +1449,26 @@ pub mod fake {
                     .collect())
             })
         }
+
+        fn holders(&self, target: &Path) -> Vec<Holder> {
+            self.0.with(|s| {
+                s.holders
+                    .iter()
+                    .filter(|(t, _)| t.starts_with(target))
+                    .flat_map(|(_, h)| h.clone())
+                    .collect()
+            })
+        }
+
+        fn usage(&self, target: &Path) -> Option<Usage> {
+            self.0.with(|s| {
+                s.mounts.iter().any(|m| m.target == target).then_some(Usage {
+                    total_bytes: 100 << 20,
+                    used_bytes: 1 << 20,
+                    free_bytes: 99 << 20,
+                })
+            })
+        }
     }
 
     impl BlockExport for FakeBlockExport {
@@ -1067,6 +1492,14 @@ pub mod fake {
                 }
                 let pid = 1000 + s.next_pid;
                 s.next_pid += 1;
+                // Like the real export, the raw view appears as a file (here an empty one).
+                let _ = std::fs::File::create(&request.export_path);
+                let source = request
+                    .backing
+                    .as_ref()
+                    .and_then(|b| std::fs::read_link(&b.path).ok())
+                    .unwrap_or_else(|| image.path.clone());
+                s.aliases.insert(request.export_path.clone(), source);
                 s.exports.insert(request.export_path.clone(), pid);
                 Ok(ExportHandle {
                     kind: ExportKind::Fuse,
@@ -1093,6 +1526,7 @@ pub mod fake {
                 match s.exports.get(&handle.export_path) {
                     Some(pid) if *pid == handle.pid => {
                         s.exports.remove(&handle.export_path);
+                        let _ = std::fs::remove_file(&handle.export_path);
                         Ok(())
                     }
                     _ => Err(ExportError::NotOurProcess {
@@ -1101,6 +1535,10 @@ pub mod fake {
                     }),
                 }
             })
+        }
+
+        fn find(&self, export_path: &Path) -> Option<u32> {
+            self.0.with(|s| s.exports.get(export_path).copied())
         }
     }
 }
@@ -1223,6 +1661,7 @@ mod tests {
             format: ImageFormat::Qcow2,
             writable: false,
             export_path: "/run/cacheos/exports/a".into(),
+            backing: None,
         };
         let err = fakes.exporter().start(&image, &request).unwrap_err();
         assert!(err.to_string().contains("qcow2 header corrupt"));
