@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         action: WebCmd,
     },
+    /// Virtual drives: attach, mount, inspect, snapshot, create and detach disk images.
+    Drive {
+        #[command(subcommand)]
+        action: DriveCmd,
+    },
     /// Talk to CacheOS in German or English: one message, or an interactive conversation without TEXT
     /// (leave with "exit", "quit" or Ctrl-D).
     Chat {
@@ -106,6 +111,331 @@ enum SupervisorCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum DriveCmd {
+    /// Attach an image (iso, raw, qcow2, vmdk, vdi, vhdx, vhd; detected by content) and mount its file systems
+    /// read-only with nosuid,nodev,noexec (drive.attach).
+    Attach {
+        /// Absolute path, or a file name in the images directory.
+        image: String,
+        /// Drive name (default derived from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Attach read-write (read-only is the default).
+        #[arg(long)]
+        read_write: bool,
+        /// Do not mount anything; just attach the loop devices.
+        #[arg(long)]
+        no_mount: bool,
+        /// Allow running programs from the mounts.
+        #[arg(long)]
+        exec: bool,
+        /// Also let the kernel scan the partition table.
+        #[arg(long)]
+        partscan: bool,
+        /// Bytes to skip at the start of a raw image (K, M, G suffixes allowed).
+        #[arg(long, value_parser = parse_size)]
+        offset: Option<u64>,
+        /// Bytes to use from the offset of a raw image.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<u64>,
+    },
+    /// Unmount a drive and release its loop devices (drive.detach).
+    Detach {
+        name: String,
+        /// Detach lazily even when busy; discards an uncommitted snapshot.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List drives (drive.list).
+    List,
+    /// Show one drive (drive.info).
+    Info { name: String },
+    /// List the image files in the images directory (drive.images).
+    Images,
+    /// List a directory of a mounted drive (drive.files).
+    Files {
+        name: String,
+        /// Directory relative to the mount point.
+        #[arg(default_value = "")]
+        path: String,
+        /// Which mounted file system (its directory name).
+        #[arg(long)]
+        volume: Option<String>,
+    },
+    /// Create a blank image, optionally with a file system, optionally attached (drive.create).
+    Create {
+        /// Absolute path, or a file name in the images directory; never overwritten.
+        path: String,
+        /// Virtual size (e.g. 1G, 512M, 1.5GiB).
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+        /// Container format.
+        #[arg(long, value_parser = ["raw", "qcow2"], default_value = "raw")]
+        format: String,
+        /// File system to create.
+        #[arg(long, value_parser = ["ext4", "xfs", "btrfs", "vfat"])]
+        fs: Option<String>,
+        /// File system label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Attach it read-write afterwards.
+        #[arg(long)]
+        attach: bool,
+        /// Drive name when attaching.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Put a writable layer over a drive; the image stays untouched (drive.snapshot).
+    Snapshot { name: String },
+    /// Throw a drive's snapshot away (drive.discard).
+    Discard {
+        name: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write a drive's snapshot into its image (drive.commit; read-write drives only).
+    Commit {
+        name: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Attach the drive again at every boot, or stop doing so with --off (drive.persist).
+    Persist {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Compare drive records with the kernel and repair either side (drive.reconcile).
+    Reconcile,
+}
+
+/// A size such as `512M`, `1G`, `1.5GiB`, `1,5 GB` or plain bytes; units are powers of 1024.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace(',', ".").replace(' ', "");
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 1G)"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => return Err(format!("unknown unit {u:?} in {s:?} (use K, M, G or T)")),
+    };
+    Ok((n * mult as f64).round() as u64)
+}
+
+fn confirm(question: &str, yes: bool) -> Result<bool, Failure> {
+    if yes {
+        return Ok(true);
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure {
+            code: 2,
+            message: format!("{question} needs confirmation: add --yes"),
+        });
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "j" | "ja"))
+}
+
+fn print_drive(d: &Value) {
+    let mode = if !d["snapshot"].is_null() {
+        "snapshot (writable)"
+    } else if d["read_write"].as_bool() == Some(true) {
+        "read-write"
+    } else {
+        "read-only"
+    };
+    println!(
+        "{}  {}  {}  {}  {}  {}{}",
+        d["name"].as_str().unwrap_or("?"),
+        d["state"].as_str().unwrap_or("?"),
+        d["format"].as_str().unwrap_or("?"),
+        bytes(&d["virtual_size"]),
+        mode,
+        d["image"].as_str().unwrap_or("?"),
+        if d["persistent"].as_bool() == Some(true) {
+            "  persistent"
+        } else {
+            ""
+        }
+    );
+    for p in d["partitions"].as_array().into_iter().flatten() {
+        let what = p["fs_type"].as_str().unwrap_or("unknown");
+        let dev = p["device"].as_str().unwrap_or("?");
+        match p["mount_point"].as_str() {
+            Some(mp) => println!(
+                "  {dev}  {what}  {mp}  {} used, {} free",
+                bytes(&p["used"]),
+                bytes(&p["free"])
+            ),
+            None => println!("  {dev}  {what}  not mounted: {}", p["note"].as_str().unwrap_or("-")),
+        }
+    }
+    if let Some(users) = d["used_by"].as_array().filter(|u| !u.is_empty()) {
+        let names: Vec<&str> = users.iter().filter_map(|u| u.as_str()).collect();
+        println!("  used by: {}", names.join(", "));
+    }
+    for n in d["notes"].as_array().into_iter().flatten() {
+        println!("  note: {}", n.as_str().unwrap_or(""));
+    }
+}
+
+fn print_drives(v: &Value) {
+    let list = v.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no drives");
+    }
+    for d in &list {
+        print_drive(d);
+    }
+}
+
+fn print_images(v: &Value) {
+    for i in v.as_array().into_iter().flatten() {
+        println!(
+            "{}  {}  {}{}",
+            i["name"].as_str().unwrap_or("?"),
+            i["format"].as_str().unwrap_or("not an image"),
+            bytes(&i["size"]),
+            i["attached_as"]
+                .as_str()
+                .map(|n| format!("  attached as {n}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn print_files(v: &Value) {
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let kind = match e["kind"].as_str() {
+            Some("dir") => "/",
+            Some("symlink") => "@",
+            _ => "",
+        };
+        println!("{}{kind}  {}", e["name"].as_str().unwrap_or("?"), bytes(&e["size"]));
+    }
+}
+
+fn print_created(v: &Value) {
+    println!(
+        "created {} ({})",
+        v["image"]["path"].as_str().unwrap_or("?"),
+        bytes(&v["image"]["size"])
+    );
+    if !v["drive"].is_null() {
+        print_drive(&v["drive"]);
+    }
+}
+
+fn print_message(v: &Value) {
+    println!("{}", v["message"].as_str().unwrap_or(""));
+}
+
+async fn drive_cmd(
+    proxy: &ManagerProxy<'_>,
+    action: DriveCmd,
+    emit: impl Fn(&Value, fn(&Value)),
+) -> Result<(), Failure> {
+    let j = |s: String| parse_json(&s);
+    match action {
+        DriveCmd::Attach {
+            image,
+            name,
+            read_write,
+            no_mount,
+            exec,
+            partscan,
+            offset,
+            size,
+        } => {
+            let args = serde_json::json!({
+                "path": image, "name": name, "read_write": read_write, "mount": !no_mount, "exec": exec,
+                "partscan": partscan, "offset": offset.unwrap_or(0), "size": size,
+            });
+            emit(
+                &j(proxy.attach_drive(&args.to_string()).await.map_err(failure)?)?,
+                print_drive,
+            );
+        }
+        DriveCmd::Detach { name, force } => {
+            let m = proxy.detach_drive(&name, force).await.map_err(failure)?;
+            emit(&serde_json::json!({ "message": m }), print_message);
+        }
+        DriveCmd::List => emit(&j(proxy.list_drives().await.map_err(failure)?)?, print_drives),
+        DriveCmd::Info { name } => emit(&j(proxy.get_drive(&name).await.map_err(failure)?)?, print_drive),
+        DriveCmd::Images => emit(&j(proxy.list_images().await.map_err(failure)?)?, print_images),
+        DriveCmd::Files { name, path, volume } => emit(
+            &j(proxy
+                .list_drive_files(&name, &path, volume.as_deref().unwrap_or(""))
+                .await
+                .map_err(failure)?)?,
+            print_files,
+        ),
+        DriveCmd::Create {
+            path,
+            size,
+            format,
+            fs,
+            label,
+            attach,
+            name,
+        } => {
+            let args = serde_json::json!({
+                "path": path, "size": size, "format": format, "fs": fs, "label": label, "attach": attach, "name": name,
+            });
+            emit(
+                &j(proxy.create_drive(&args.to_string()).await.map_err(failure)?)?,
+                print_created,
+            );
+        }
+        DriveCmd::Snapshot { name } => emit(&j(proxy.snapshot_drive(&name).await.map_err(failure)?)?, print_drive),
+        DriveCmd::Discard { name, yes } => {
+            if !confirm(&format!("discard every change in the snapshot of {name}?"), yes)? {
+                return Err(Failure {
+                    code: 1,
+                    message: "not discarded".into(),
+                });
+            }
+            emit(&j(proxy.discard_snapshot(&name).await.map_err(failure)?)?, print_drive);
+        }
+        DriveCmd::Commit { name, yes } => {
+            if !confirm(
+                &format!("write the snapshot of {name} into its image (overwrites it)?"),
+                yes,
+            )? {
+                return Err(Failure {
+                    code: 1,
+                    message: "not committed".into(),
+                });
+            }
+            emit(
+                &j(proxy.commit_snapshot(&name, true).await.map_err(failure)?)?,
+                print_drive,
+            );
+        }
+        DriveCmd::Persist { name, off } => emit(
+            &j(proxy.set_drive_persistent(&name, !off).await.map_err(failure)?)?,
+            print_drive,
+        ),
+        DriveCmd::Reconcile => emit(&j(proxy.reconcile_drives().await.map_err(failure)?)?, |v| {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+        }),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 enum WebCmd {
     /// Print the bearer token for web clients other than loopback (web.token).
     Token,
@@ -124,6 +454,7 @@ fn failure(e: zbus::Error) -> Failure {
             "PermissionDenied" | "AccessDenied" => 4,
             "NotFound" => 5,
             "InvalidArgument" => 6,
+            "AlreadyExists" | "Busy" | "FailedPrecondition" => 1,
             "ServiceUnknown" | "NameHasNoOwner" => 3,
             _ => 1,
         };
@@ -437,6 +768,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{}", v["token"].as_str().unwrap_or(""))
             });
         }
+        Command::Drive { action } => drive_cmd(&proxy, action, emit).await?,
         Command::Chat { explain, session, text } => {
             let session = session.unwrap_or_else(default_session);
             if text.is_empty() {

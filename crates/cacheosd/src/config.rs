@@ -31,6 +31,33 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// System metrics sampling.
     pub metrics: MetricsConfig,
+    /// Virtual drives.
+    pub drives: DrivesConfig,
+}
+
+/// `[drives]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrivesConfig {
+    /// Manage virtual drives at all.
+    pub enabled: bool,
+    /// Runtime directory: mount points under `drives/`, export files under `exports/`.
+    pub run_dir: PathBuf,
+    /// Where bare image names resolve and uploads go; empty means `<state_dir>/images`.
+    pub images_dir: PathBuf,
+    /// Further places images may be attached from (besides `images_dir` and attached drives' mounts).
+    pub allowed: Vec<PathBuf>,
+}
+
+impl Default for DrivesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            run_dir: "/run/cacheos".into(),
+            images_dir: PathBuf::new(),
+            allowed: vec!["/media".into(), "/run/media".into()],
+        }
+    }
 }
 
 /// `[web]`.
@@ -101,6 +128,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             supervisor: SupervisorConfig::default(),
             metrics: MetricsConfig::default(),
+            drives: DrivesConfig::default(),
         }
     }
 }

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cacheos_core::{Clock, Core, CoreDeps, DaemonState, EventBus, GroupPolicy, SystemClock, SystemProbe};
+use cacheos_core::drive::{DriveConfig, DriveDeps, DriveManager};
+use cacheos_core::{
+    Caller, Clock, Core, CoreDeps, DaemonState, EventBus, Frontend, GroupPolicy, Operation, Principal, SystemClock,
+    SystemProbe,
+};
 use cacheos_dbus::Bus;
 use cacheos_store::RedbStore;
 use cacheos_sys::accounts::SystemAccounts;
@@ -95,6 +99,51 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// The drive manager over the real side effects. In development mode the runtime directory is below the state
+/// directory, and `CACHEOS_TEST_PAUSE_AT` (comma-separated step names) makes drive operations stop at those steps
+/// so tests can kill the daemon there (the step name is written to `<state_dir>/paused`).
+fn drive_manager(
+    cfg: &Config,
+    dev: bool,
+    store: Arc<RedbStore>,
+    events: EventBus,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<DriveManager> {
+    use cacheos_sys::drive::*;
+    let run_dir = if dev {
+        cfg.state_dir.join("run")
+    } else {
+        cfg.drives.run_dir.clone()
+    };
+    let mut dc = DriveConfig::new(&cfg.state_dir, &run_dir);
+    if !cfg.drives.images_dir.as_os_str().is_empty() {
+        dc.images_dir = cfg.drives.images_dir.clone();
+    }
+    dc.allowed = std::iter::once(dc.images_dir.clone())
+        .chain(cfg.drives.allowed.iter().cloned())
+        .collect();
+    for dir in [&dc.images_dir, &dc.mount_dir, &dc.export_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if dev {
+        if let Ok(points) = std::env::var("CACHEOS_TEST_PAUSE_AT") {
+            dc.pause_points = points.split(',').map(str::to_owned).collect();
+            dc.pause_marker = Some(cfg.state_dir.join("paused"));
+        }
+    }
+    let deps = DriveDeps {
+        paths: Arc::new(BeneathPaths),
+        inspector: Arc::new(MagicInspector),
+        loops: Arc::new(KernelLoops::default()),
+        tables: Arc::new(SfdiskTable),
+        probe: Arc::new(BlkidProbe::default()),
+        mounter: Arc::new(KernelMounter),
+        exporter: Arc::new(QsdFuseExport::default()),
+        tool: Arc::new(QemuImgTool::default()),
+    };
+    Ok(DriveManager::new(dc, deps, store, events, clock))
+}
+
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!(error = %e, "sd_notify failed");
@@ -148,6 +197,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let clock_for_chat = clock.clone();
     let sup = Supervisor::new(events.clone(), clock.clone(), cfg.supervisor.clone(), dev);
     let probe = Arc::new(HostProbe::new());
+    let drives = if cfg.drives.enabled {
+        Some(Arc::new(drive_manager(
+            &cfg,
+            dev,
+            store.clone(),
+            events.clone(),
+            clock.clone(),
+        )?))
+    } else {
+        None
+    };
     let core = Arc::new(Core::new(CoreDeps {
         store: store.clone(),
         probe: probe.clone(),
@@ -156,8 +216,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         clock,
         events,
         web_token: token.clone(),
-        drives: None,
+        drives: drives.clone(),
     }));
+
+    // Make drive records and the kernel agree before any front end can touch drives.
+    if drives.is_some() {
+        let core = core.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            core.execute(
+                &Caller::new(Frontend::Internal, Principal::Internal),
+                Operation::DriveReconcile,
+            )
+        })
+        .await?;
+        if let Err(e) = report {
+            tracing::error!(error = %e.full_message(), "reconciling drives failed");
+        }
+    }
 
     // The chat service, shared by every chat front end.
     let sup_for_known = sup.clone();

@@ -395,7 +395,7 @@ impl Engine {
 
     /// Wraps an operation with its risk class and explanation; destructive ones are parked in the session.
     pub fn operation(&self, operation: Operation, lang: Lang, session: &mut Session) -> Interpretation {
-        let risk = operation.info().risk;
+        let risk = operation.risk();
         let needs_confirmation = risk == Risk::Destructive;
         let mut explanation = match &operation {
             Operation::SystemStatus => t(lang, "Ich zeige den Systemstatus.", "Showing the system status."),
@@ -425,6 +425,18 @@ impl Engine {
                 "Ich zeige den Web-Token für Zugriffe von anderen Rechnern.",
                 "Showing the web token for access from other machines.",
             ),
+            op @ (Operation::DriveList
+            | Operation::DriveInfo(_)
+            | Operation::DriveImages
+            | Operation::DriveFiles(_)
+            | Operation::DriveAttach(_)
+            | Operation::DriveDetach(_)
+            | Operation::DriveCreate(_)
+            | Operation::DriveSnapshot(_)
+            | Operation::DriveDiscard(_)
+            | Operation::DriveCommit(_)
+            | Operation::DrivePersist(_)
+            | Operation::DriveReconcile) => crate::render::explain_drive(op, lang),
             Operation::SupervisorKillTask(a) => t(
                 lang,
                 &format!(

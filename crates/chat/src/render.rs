@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use cacheos_core::{CoreError, Output};
+use cacheos_core::drive::{DriveInfo, NewFormat};
+use cacheos_core::{CoreError, Operation, Output};
 
 use crate::engine::Lang;
 
@@ -123,6 +124,83 @@ pub fn output(o: &Output, lang: Lang) -> String {
             }
         }
         Output::WebToken(t) => s += &t.token,
+        Output::Drive(d) => drive(&mut s, d, de),
+        Output::Drives(ds) => {
+            if ds.is_empty() {
+                s.push_str(if de {
+                    "Keine Laufwerke angeschlossen. Sag z. B. „häng debian.iso ein“."
+                } else {
+                    "No drives attached. Say e.g. \"attach debian.iso\"."
+                });
+            }
+            for d in ds {
+                drive(&mut s, d, de);
+                s.push('\n');
+            }
+        }
+        Output::Images(imgs) => {
+            if imgs.is_empty() {
+                s.push_str(if de {
+                    "Keine Abbilder im Image-Verzeichnis."
+                } else {
+                    "No images in the images directory."
+                });
+            }
+            for (i, im) in imgs.iter().enumerate() {
+                let fmt = im.format.map(|f| f.to_string()).unwrap_or_else(|| "?".into());
+                let att = match (&im.attached_as, de) {
+                    (Some(n), true) => format!(" — eingehängt als {n}"),
+                    (Some(n), false) => format!(" — attached as {n}"),
+                    (None, _) => String::new(),
+                };
+                let _ = writeln!(s, "  {}. {} ({fmt}, {}){att}", i + 1, im.name, gib(im.size));
+            }
+        }
+        Output::Files(l) => {
+            let _ = writeln!(s, "{}/{}:", l.mount_point.display(), l.path);
+            for e in l.entries.iter().take(30) {
+                let suffix = match e.kind {
+                    cacheos_core::drive::EntryKind::Dir => "/",
+                    cacheos_core::drive::EntryKind::Symlink => "@",
+                    _ => "",
+                };
+                let _ = writeln!(s, "  {}{suffix}", e.name);
+            }
+            if l.entries.len() > 30 {
+                let _ = write!(
+                    s,
+                    "  … {} {}",
+                    l.entries.len() - 30,
+                    if de { "weitere" } else { "more" }
+                );
+            }
+        }
+        Output::Created(c) => {
+            let _ = writeln!(
+                s,
+                "{} {} ({}).",
+                if de { "Angelegt:" } else { "Created" },
+                c.image.path.display(),
+                gib(c.image.size)
+            );
+            if let Some(d) = &c.drive {
+                drive(&mut s, d, de);
+            }
+        }
+        Output::Reconciled(r) => {
+            let _ = write!(
+                s,
+                "{}: {} / {}: {} / {}: {} / {}: {}",
+                if de { "behalten" } else { "kept" },
+                r.kept.len(),
+                if de { "neu eingehängt" } else { "re-attached" },
+                r.reattached.len(),
+                if de { "entfernt" } else { "removed" },
+                r.removed.len(),
+                if de { "Reste aufgeräumt" } else { "orphans released" },
+                r.orphans.len()
+            );
+        }
         Output::Done(d) => s += &d.message,
     }
     s.trim_end().to_string()
@@ -135,5 +213,157 @@ pub fn error(e: &CoreError, lang: Lang) -> String {
         (CoreError::PermissionDenied { .. }, Lang::En) => format!("Not allowed: {}", e.full_message()),
         (_, Lang::De) => format!("Das hat nicht geklappt: {}", e.full_message()),
         (_, Lang::En) => format!("That failed: {}", e.full_message()),
+    }
+}
+
+fn drive(s: &mut String, d: &DriveInfo, de: bool) {
+    let mode = match (d.read_write, d.snapshot.is_some(), de) {
+        (_, true, true) => "mit Schnappschuss (beschreibbar)",
+        (_, true, false) => "with snapshot (writable)",
+        (true, _, true) => "beschreibbar",
+        (true, _, false) => "read-write",
+        (false, _, true) => "nur lesbar",
+        (false, _, false) => "read-only",
+    };
+    let _ = writeln!(
+        s,
+        "{}: {} ({}, {}, {mode})",
+        d.name,
+        d.image.display(),
+        d.format,
+        gib(d.virtual_size)
+    );
+    for p in &d.partitions {
+        let what = p.fs_type.as_deref().unwrap_or("?");
+        match &p.mount_point {
+            Some(mp) => {
+                let free = p
+                    .free
+                    .map(|f| format!(", {} {}", gib(f), if de { "frei" } else { "free" }));
+                let _ = writeln!(s, "  {what} → {}{}", mp.display(), free.unwrap_or_default());
+            }
+            None => {
+                let note = p.note.as_deref().unwrap_or("");
+                let _ = writeln!(s, "  {} ({what}) {note}", p.device.display());
+            }
+        }
+    }
+    if !d.used_by.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {}: {}",
+            if de { "benutzt von" } else { "used by" },
+            d.used_by.join(", ")
+        );
+    }
+}
+
+/// What a drive operation will do, in one or two sentences (plans of destructive ones say exactly what is lost).
+pub fn explain_drive(op: &Operation, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| if de { a } else { b };
+    match op {
+        Operation::DriveList => pick("Ich zeige die Laufwerke.".into(), "Showing the drives.".into()),
+        Operation::DriveInfo(a) => pick(
+            format!("Ich zeige Laufwerk {}.", a.name),
+            format!("Showing drive {}.", a.name),
+        ),
+        Operation::DriveImages => pick(
+            "Ich zeige die Abbilder im Image-Verzeichnis.".into(),
+            "Showing the images in the images directory.".into(),
+        ),
+        Operation::DriveFiles(a) => pick(
+            format!("Ich zeige die Dateien auf {} {}.", a.name, a.path),
+            format!("Listing the files on {} {}.", a.name, a.path),
+        ),
+        Operation::DriveAttach(a) => {
+            let rw = if a.read_write {
+                pick("beschreibbar".into(), "read-write".into())
+            } else {
+                pick("nur lesbar".into(), "read-only".into())
+            };
+            let name = a.name.as_deref().map(|n| format!(" als {n}")).unwrap_or_default();
+            let name_en = a.name.as_deref().map(|n| format!(" as {n}")).unwrap_or_default();
+            pick(
+                format!(
+                    "Ich hänge {}{name} {rw} ein und mounte seine Dateisysteme (drive.attach).",
+                    a.path
+                ),
+                format!(
+                    "Attaching {}{name_en} {rw} and mounting its file systems (drive.attach).",
+                    a.path
+                ),
+            )
+        }
+        Operation::DriveDetach(a) if a.force => pick(
+            format!(
+                "Plan: Laufwerk {} mit Gewalt aushängen (drive.detach, force): offene Dateien werden getrennt, ein \
+                 Schnappschuss wird verworfen.",
+                a.name
+            ),
+            format!(
+                "Plan: force-detach drive {} (drive.detach, force): open files are cut off and an uncommitted \
+                 snapshot is discarded.",
+                a.name
+            ),
+        ),
+        Operation::DriveDetach(a) => pick(
+            format!("Ich hänge Laufwerk {} aus (drive.detach).", a.name),
+            format!("Detaching drive {} (drive.detach).", a.name),
+        ),
+        Operation::DriveCreate(a) => {
+            let fmt = match a.format {
+                NewFormat::Raw => "raw",
+                NewFormat::Qcow2 => "qcow2",
+            };
+            let fs = a.fs.map(|f| format!(" + {}", f.as_str())).unwrap_or_default();
+            pick(
+                format!("Ich lege {} an ({fmt}{fs}, {}) (drive.create).", a.path, gib(a.size)),
+                format!("Creating {} ({fmt}{fs}, {}) (drive.create).", a.path, gib(a.size)),
+            )
+        }
+        Operation::DriveSnapshot(a) => pick(
+            format!(
+                "Ich lege einen beschreibbaren Schnappschuss über {} an; das Abbild bleibt unverändert.",
+                a.name
+            ),
+            format!(
+                "Putting a writable snapshot over {}; the image stays unchanged.",
+                a.name
+            ),
+        ),
+        Operation::DriveDiscard(a) => pick(
+            format!(
+                "Plan: den Schnappschuss von {} verwerfen (drive.discard); alle Änderungen darin gehen verloren.",
+                a.name
+            ),
+            format!(
+                "Plan: discard the snapshot of {} (drive.discard); every change in it is lost.",
+                a.name
+            ),
+        ),
+        Operation::DriveCommit(a) => pick(
+            format!(
+                "Plan: den Schnappschuss von {} in das Abbild schreiben (drive.commit); das Abbild wird überschrieben.",
+                a.name
+            ),
+            format!(
+                "Plan: write the snapshot of {} into its image (drive.commit); the image is overwritten.",
+                a.name
+            ),
+        ),
+        Operation::DrivePersist(a) if a.persistent => pick(
+            format!("Ich hänge {} künftig beim Start wieder ein.", a.name),
+            format!("Drive {} will be attached again at boot.", a.name),
+        ),
+        Operation::DrivePersist(a) => pick(
+            format!("{} wird beim Start nicht mehr eingehängt.", a.name),
+            format!("Drive {} will no longer be attached at boot.", a.name),
+        ),
+        Operation::DriveReconcile => pick(
+            "Ich gleiche die Laufwerke mit dem Kernel ab.".into(),
+            "Reconciling drive records with the kernel.".into(),
+        ),
+        other => other.name().to_string(),
     }
 }

@@ -36,6 +36,30 @@ pub trait Manager {
     fn chat_history(&self, session: &str) -> zbus::Result<String>;
     /// Deletes a session's history.
     fn clear_chat_history(&self, session: &str) -> zbus::Result<()>;
+    /// `drive.list`.
+    fn list_drives(&self) -> zbus::Result<String>;
+    /// `drive.info`.
+    fn get_drive(&self, name: &str) -> zbus::Result<String>;
+    /// `drive.images`.
+    fn list_images(&self) -> zbus::Result<String>;
+    /// `drive.files`.
+    fn list_drive_files(&self, name: &str, path: &str, volume: &str) -> zbus::Result<String>;
+    /// `drive.attach` with the REST body as JSON.
+    fn attach_drive(&self, args: &str) -> zbus::Result<String>;
+    /// `drive.detach`.
+    fn detach_drive(&self, name: &str, force: bool) -> zbus::Result<String>;
+    /// `drive.create` with the REST body as JSON.
+    fn create_drive(&self, args: &str) -> zbus::Result<String>;
+    /// `drive.snapshot`.
+    fn snapshot_drive(&self, name: &str) -> zbus::Result<String>;
+    /// `drive.discard`.
+    fn discard_snapshot(&self, name: &str) -> zbus::Result<String>;
+    /// `drive.commit`.
+    fn commit_snapshot(&self, name: &str, confirm: bool) -> zbus::Result<String>;
+    /// `drive.persist`.
+    fn set_drive_persistent(&self, name: &str, persistent: bool) -> zbus::Result<String>;
+    /// `drive.reconcile`.
+    fn reconcile_drives(&self) -> zbus::Result<String>;
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;

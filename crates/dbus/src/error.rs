@@ -17,6 +17,12 @@ pub enum Error {
     NotFound(String),
     /// The operation is not valid in the current state.
     FailedPrecondition(String),
+    /// A thing with that name or identity exists already.
+    AlreadyExists(String),
+    /// Something still uses the thing; the message says what.
+    Busy(String),
+    /// A virtual drive side effect failed; the message has the cause chain.
+    DriveFailed(String),
     /// The store failed.
     StoreFailed(String),
     /// The system could not be read.
@@ -33,6 +39,9 @@ impl From<CoreError> for Error {
             CoreError::PermissionDenied { .. } => Error::PermissionDenied(msg),
             CoreError::NotFound { .. } => Error::NotFound(msg),
             CoreError::FailedPrecondition(_) => Error::FailedPrecondition(msg),
+            CoreError::AlreadyExists(_) => Error::AlreadyExists(msg),
+            CoreError::Busy(_) => Error::Busy(msg),
+            CoreError::Drive(_) => Error::DriveFailed(msg),
             CoreError::Store(_) => Error::StoreFailed(msg),
             CoreError::Probe(_) => Error::SystemUnreadable(msg),
         }

@@ -6,6 +6,7 @@
 //! `org.cacheos.CacheOS1.Error.<Code>`.
 
 pub mod client;
+mod drive;
 mod error;
 mod manager;
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use cacheos_chat::ChatService;
 use cacheos_core::audit::{AuditFilter, Outcome};
+use cacheos_core::drive::{CommitArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
 use cacheos_core::operation::KillTaskArgs;
 use cacheos_core::{Caller, Core, CoreError, DaemonState, EventKind, Frontend, Operation, Output, Principal};
 use futures_util::StreamExt;
@@ -288,7 +289,178 @@ impl Manager {
             .map_err(|e| Error::from(CoreError::from(e)))
     }
 
-    /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed), json the
+    /// Operation drive.list: every virtual drive as a JSON array (schema DriveInfo). Anyone may call it. Each
+    /// drive is also an object /org/cacheos/CacheOS1/drive/<name> with interface org.cacheos.CacheOS1.Drive.
+    #[zbus(out_args("json"))]
+    async fn list_drives(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveList).await
+    }
+
+    /// Operation drive.info: one drive as a JSON object (schema DriveInfo). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn get_drive(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveInfo(DriveRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation drive.images: the image files in the images directory as a JSON array (schema ImageFile).
+    /// Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn list_images(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveImages).await
+    }
+
+    /// Operation drive.files: a directory (path relative to the mount point, "" for the top) of a mounted drive
+    /// as JSON (schema FileListing); volume "" means the first mounted file system. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn list_drive_files(
+        &self,
+        name: &str,
+        path: &str,
+        volume: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::DriveFiles(FilesArgs {
+            name: name.into(),
+            path: path.into(),
+            volume: (!volume.is_empty()).then(|| volume.to_string()),
+        });
+        self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation drive.attach: args is the JSON body of POST /api/v1/drives ({"path", "name", "read_write",
+    /// "partscan", "offset", "size", "mount", "exec"}; only path is required; read-only by default). Returns the
+    /// drive as JSON (schema DriveInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn attach_drive(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveAttach(parse_args(args)?))
+            .await
+    }
+
+    /// Operation drive.detach: unmounts and releases the drive; refused while busy unless force (which detaches
+    /// lazily and discards an uncommitted snapshot). Returns a message. Root and group cacheos only.
+    #[zbus(out_args("message"))]
+    async fn detach_drive(
+        &self,
+        name: &str,
+        force: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::DriveDetach(DetachArgs {
+            name: name.into(),
+            force,
+        });
+        match self.run(&hdr, conn, op).await? {
+            Output::Done(d) => Ok(d.message),
+            _ => Err(Error::Internal("unexpected result".into())),
+        }
+    }
+
+    /// Operation drive.create: args is the JSON body of POST /api/v1/drives/create ({"path", "size", "format",
+    /// "fs", "label", "attach", "name"}). Returns JSON (schema Created). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn create_drive(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveCreate(parse_args(args)?))
+            .await
+    }
+
+    /// Operation drive.snapshot: puts a writable layer over the drive (the image is untouched). Returns the drive
+    /// as JSON. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn snapshot_drive(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveSnapshot(DriveRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation drive.discard: throws the drive's snapshot away. Returns the drive as JSON. Root and group
+    /// cacheos only.
+    #[zbus(out_args("json"))]
+    async fn discard_snapshot(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveDiscard(DriveRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation drive.commit: writes the snapshot into the image; the drive must be read-write and confirm
+    /// true. Returns the drive as JSON. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn commit_snapshot(
+        &self,
+        name: &str,
+        confirm: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::DriveCommit(CommitArgs {
+            name: name.into(),
+            confirm,
+        });
+        self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation drive.persist: whether the drive is attached again at boot. Returns the drive as JSON. Root and
+    /// group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn set_drive_persistent(
+        &self,
+        name: &str,
+        persistent: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::DrivePersist(PersistArgs {
+            name: name.into(),
+            persistent,
+        });
+        self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation drive.reconcile: compares drive records with the kernel and repairs either side. Returns a JSON
+    /// report (schema ReconcileReport). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn reconcile_drives(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DriveReconcile).await
+    }
+
+    /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, kind: &str, json: &str) -> zbus::Result<()>;
@@ -306,6 +478,10 @@ impl Manager {
     }
 }
 
+fn parse_args<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
+    serde_json::from_str(json).map_err(|e| Error::InvalidArgument(format!("invalid args: {e}")))
+}
+
 /// Connects to `bus`, serves the Manager, takes the bus name, then forwards core events as signals until the
 /// connection fails. Calls `ready` once the name is taken. Returns only on error (the supervisor restarts it).
 pub async fn serve(
@@ -316,6 +492,7 @@ pub async fn serve(
     ready: impl FnOnce(),
 ) -> zbus::Result<()> {
     let mut events = core.events().subscribe();
+    let core_for_drives = core.clone();
     let manager = Manager::new(core, chat, state);
     let clients = manager.clients.clone();
     let state_cell = manager.state.clone();
@@ -327,6 +504,8 @@ pub async fn serve(
         .build()
         .await?;
     tracing::info!(name = BUS_NAME, "D-Bus service ready");
+    let drives = crate::drive::DriveObjects::new(core_for_drives);
+    drives.sync(&conn).await;
     ready();
     let iface = conn.object_server().interface::<_, Manager>(OBJECT_PATH).await?;
     let dbus = fdo::DBusProxy::new(&conn).await?;
@@ -337,6 +516,9 @@ pub async fn serve(
                 let Some(ev) = ev else { return Err(zbus::Error::Failure("event bus closed".into())) };
                 let json = serde_json::to_string(&ev).unwrap_or_default();
                 Manager::event(iface.signal_emitter(), ev.kind.type_name(), &json).await?;
+                if matches!(ev.kind, EventKind::Drive { .. }) {
+                    drives.sync(&conn).await;
+                }
                 if let EventKind::DaemonStateChanged { state } = ev.kind {
                     *state_cell.lock().unwrap() = state;
                     iface.get().await.state_changed(iface.signal_emitter()).await?;

@@ -30,7 +30,7 @@ use crate::AppState;
     components(schemas(ErrorBody, cacheos_core::Event, cacheos_core::EventKind)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "system"), (name = "supervisor"), (name = "audit"), (name = "web"), (name = "events"), (name = "chat"))
+    tags((name = "system"), (name = "supervisor"), (name = "audit"), (name = "web"), (name = "events"), (name = "chat"), (name = "drives"))
 )]
 pub(crate) struct ApiDoc;
 
@@ -48,7 +48,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Runs an operation on a blocking thread (the core does blocking I/O).
-async fn run(state: &AppState, caller: Caller, op: Operation) -> Result<Output, ApiError> {
+pub(crate) async fn run(state: &AppState, caller: Caller, op: Operation) -> Result<Output, ApiError> {
     let core = state.core.clone();
     tokio::task::spawn_blocking(move || core.execute(&caller, op))
         .await
@@ -62,7 +62,7 @@ async fn run(state: &AppState, caller: Caller, op: Operation) -> Result<Output, 
         .map_err(ApiError::from)
 }
 
-fn unexpected(op: &str) -> ApiError {
+pub(crate) fn unexpected(op: &str) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",

@@ -66,8 +66,8 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
             CoreError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-            CoreError::FailedPrecondition(_) => StatusCode::CONFLICT,
-            CoreError::Store(_) | CoreError::Probe(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CoreError::FailedPrecondition(_) | CoreError::AlreadyExists(_) | CoreError::Busy(_) => StatusCode::CONFLICT,
+            CoreError::Store(_) | CoreError::Probe(_) | CoreError::Drive(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.full_message())
     }

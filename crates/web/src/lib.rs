@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod chat;
+mod drives;
 mod error;
 
 use std::sync::Arc;
@@ -74,6 +75,17 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(chat::interpret))
         .routes(utoipa_axum::routes!(chat::chat))
         .routes(utoipa_axum::routes!(chat::history, chat::delete_history))
+        .routes(utoipa_axum::routes!(drives::list, drives::attach))
+        .routes(utoipa_axum::routes!(drives::info))
+        .routes(utoipa_axum::routes!(drives::detach))
+        .routes(utoipa_axum::routes!(drives::snapshot))
+        .routes(utoipa_axum::routes!(drives::discard))
+        .routes(utoipa_axum::routes!(drives::commit))
+        .routes(utoipa_axum::routes!(drives::persist))
+        .routes(utoipa_axum::routes!(drives::files))
+        .routes(utoipa_axum::routes!(drives::create))
+        .routes(utoipa_axum::routes!(drives::reconcile))
+        .routes(utoipa_axum::routes!(drives::images))
 }
 
 #[cfg(test)]

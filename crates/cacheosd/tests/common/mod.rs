@@ -150,6 +150,11 @@ impl Daemon {
 
     /// Same, with extra arguments.
     pub fn start_with(bus: &str, state_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_env(bus, state_dir, extra, &[])
+    }
+
+    /// Same, with extra environment variables.
+    pub fn start_env(bus: &str, state_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = state_dir.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_cacheosd"))
@@ -159,6 +164,7 @@ impl Daemon {
             .args(extra)
             .env("DBUS_SESSION_BUS_ADDRESS", bus)
             .env("CACHEOS_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -225,6 +231,14 @@ impl Daemon {
         wait_until("cacheosd to exit after SIGTERM", Duration::from_secs(20), || {
             child.try_wait().unwrap()
         })
+    }
+
+    /// SIGKILL, no cleanup.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn log(&self) -> String {
