@@ -726,7 +726,8 @@ impl SandboxManager {
                 (SandboxState::Stopped | SandboxState::Failed, None) if !rec.ephemeral => continue,
                 (SandboxState::Stopped | SandboxState::Failed, None) => {}
             }
-            if live.is_some() {
+            // Also when nothing runs: the runner then releases what the dead container left (cgroups).
+            {
                 note(
                     self.runner
                         .stop(&name, self.config.stop_timeout)
