@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod executor;
 pub mod operation;
+pub mod sandbox;
 pub mod store;
 pub mod supervisor;
 pub mod system;

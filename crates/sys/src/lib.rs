@@ -1,9 +1,10 @@
 //! Real side effects behind the core's traits: reading the machine (procfs, statvfs, systemd), the user database,
-//! secrets on disk, and virtual drives (loop devices, mounts, image formats, block exports). Later: nspawn.
+//! secrets on disk, and virtual drives (loop devices, mounts, image formats, block exports), and sandboxes (overlay roots, systemd-nspawn).
 
 pub mod accounts;
 pub mod drive;
 pub mod probe;
+pub mod sandbox;
 pub mod token;
 
 /// Whether systemd is PID 1 (the `sd_booted()` test: `/run/systemd/system` exists).

@@ -1,0 +1,792 @@
+//! The sandbox manager: lifecycle rules over [`RootPreparer`], [`ContainerRunner`] and the store's `sandbox` records.
+//!
+//! Every lifecycle step records its intent (`starting`, `stopping`) before it acquires anything, and releases in
+//! reverse order on every failure path, so that [`SandboxManager::reconcile`] can repair what a killed daemon left.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    validate_argv, validate_binds, validate_env, validate_limits, validate_name, Bind, ContainerRunner, ExecOutcome,
+    ExecSpec, FieldError, Limits, Network, OutputChunk, RootError, RootPreparer, RunnerError, SandboxInfo, SandboxSpec,
+    SandboxState, StartRequest, StopOutcome, Template, TemplateKind,
+};
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+
+/// The store record kind of sandboxes (key: the sandbox name).
+pub const RECORD_KIND: &str = "sandbox";
+
+/// A sandbox as recorded in the store (`kind = "sandbox"`, key = name). The drive manager reads `name`, `state` and
+/// `binds[].drive` / `binds[].read_write` of these records; those field names are part of the contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    pub name: String,
+    pub state: SandboxState,
+    pub template: String,
+    pub binds: Vec<Bind>,
+    pub limits: Limits,
+    pub network: Network,
+    pub env: Vec<(String, String)>,
+    pub ephemeral: bool,
+    pub created_by: String,
+    pub created_ms: u64,
+    /// When the running container started.
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub main_pid: Option<u32>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl SandboxRecord {
+    fn info(&self, now_ms: u64) -> SandboxInfo {
+        let running = self.state == SandboxState::Running;
+        SandboxInfo {
+            name: self.name.clone(),
+            state: self.state,
+            template: self.template.clone(),
+            ephemeral: self.ephemeral,
+            network: self.network,
+            limits: self.limits,
+            binds: self.binds.clone(),
+            created_by: self.created_by.clone(),
+            created_ms: self.created_ms,
+            uptime_seconds: self
+                .started_ms
+                .filter(|_| running)
+                .map(|s| now_ms.saturating_sub(s) / 1000),
+            main_pid: self.main_pid.filter(|_| running),
+            unit: self.unit.clone().filter(|_| running),
+            ip: None,
+            cpu_time_ns: None,
+            memory_current: None,
+            memory_peak: None,
+            tasks_current: None,
+            last_error: self.last_error.clone(),
+        }
+    }
+}
+
+/// Names of sandboxes whose container may be running (starting, running, stopping) with `drive` bound, read from
+/// the records alone. For the drive manager, which refuses to detach such a drive.
+pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for (key, value) in store.list_records(RECORD_KIND)? {
+        let active = value
+            .get("state")
+            .and_then(|s| serde_json::from_value::<SandboxState>(s.clone()).ok())
+            .is_none_or(SandboxState::is_active);
+        let binds_it = value
+            .get("binds")
+            .and_then(|b| b.as_array())
+            .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)));
+        if active && binds_it {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// Tunables of the manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// How long a stop waits for the container to exit before killing it.
+    pub stop_timeout: Duration,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The class of a [`SandboxError`], for mapping to HTTP statuses and D-Bus error names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxErrorKind {
+    NotFound,
+    InvalidArgument,
+    FailedPrecondition,
+    Busy,
+    Internal,
+}
+
+/// Why a sandbox operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox {name} not found")]
+    NotFound { name: String },
+    #[error("template {template} not found")]
+    TemplateNotFound { template: String },
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("sandbox {name} already exists")]
+    AlreadyExists { name: String },
+    #[error("sandbox {name} is {state}; {operation} needs it {needed}")]
+    WrongState {
+        name: String,
+        state: SandboxState,
+        operation: &'static str,
+        needed: &'static str,
+    },
+    #[error("sandbox {name} is busy ({state}); try again after it settled")]
+    Busy { name: String, state: SandboxState },
+    #[error("cannot {operation} of sandbox {name}")]
+    Root {
+        name: String,
+        operation: &'static str,
+        #[source]
+        source: RootError,
+    },
+    #[error("cannot {operation} sandbox {name}")]
+    Runner {
+        name: String,
+        operation: &'static str,
+        #[source]
+        source: RunnerError,
+    },
+    #[error("sandbox store access failed")]
+    Store(#[from] StoreError),
+    #[error("record of sandbox {name} is unreadable")]
+    Record {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl SandboxError {
+    /// The class, for front ends.
+    pub fn kind(&self) -> SandboxErrorKind {
+        match self {
+            Self::NotFound { .. } | Self::TemplateNotFound { .. } => SandboxErrorKind::NotFound,
+            Self::InvalidArgument { .. } => SandboxErrorKind::InvalidArgument,
+            Self::AlreadyExists { .. } | Self::WrongState { .. } => SandboxErrorKind::FailedPrecondition,
+            Self::Busy { .. } => SandboxErrorKind::Busy,
+            Self::Root { .. } | Self::Runner { .. } | Self::Store(_) | Self::Record { .. } => {
+                SandboxErrorKind::Internal
+            }
+        }
+    }
+
+    /// The offending argument of an [`SandboxError::InvalidArgument`].
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidArgument { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<FieldError> for SandboxError {
+    fn from(e: FieldError) -> Self {
+        Self::InvalidArgument {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
+/// What [`SandboxManager::reconcile`] did, by sandbox name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    /// Recorded running and found running.
+    pub kept_running: Vec<String>,
+    /// Recorded running but gone (killed behind CacheOS's back): now stopped, root released.
+    pub marked_stopped: Vec<String>,
+    /// Ephemeral sandboxes found not running: record, data and root removed.
+    pub cleaned_ephemeral: Vec<String>,
+    /// A start or stop was interrupted: container stopped, root released.
+    pub interrupted: Vec<String>,
+    /// Containers running without (or against) a record: stopped.
+    pub stray_containers: Vec<String>,
+    /// Runtime roots of non-running sandboxes: released.
+    pub released_roots: Vec<String>,
+    /// What could not be repaired (full messages); retried at the next reconcile.
+    pub errors: Vec<String>,
+}
+
+fn full_message(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(e) = src {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        src = e.source();
+    }
+    s
+}
+
+/// Sandboxes: validation, lifecycle and records. Lifecycle operations (create, start, stop, restart, remove,
+/// reconcile) are serialised by one lock; reads, exec, logs and copies do not take it.
+pub struct SandboxManager {
+    store: Arc<dyn Store>,
+    roots: Arc<dyn RootPreparer>,
+    runner: Arc<dyn ContainerRunner>,
+    clock: Arc<dyn Clock>,
+    templates: RwLock<Vec<Template>>,
+    config: ManagerConfig,
+    lifecycle: Mutex<()>,
+}
+
+impl std::fmt::Debug for SandboxManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxManager {
+    pub fn new(
+        store: Arc<dyn Store>,
+        roots: Arc<dyn RootPreparer>,
+        runner: Arc<dyn ContainerRunner>,
+        clock: Arc<dyn Clock>,
+        templates: Vec<Template>,
+        config: ManagerConfig,
+    ) -> Self {
+        Self {
+            store,
+            roots,
+            runner,
+            clock,
+            templates: RwLock::new(templates),
+            config,
+            lifecycle: Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The known templates, by name.
+    pub fn templates(&self) -> Vec<Template> {
+        let mut t = self.templates.read().unwrap_or_else(|e| e.into_inner()).clone();
+        t.sort_by(|a, b| a.name.cmp(&b.name));
+        t
+    }
+
+    /// One template.
+    pub fn template(&self, name: &str) -> Result<Template, SandboxError> {
+        self.templates
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| SandboxError::TemplateNotFound {
+                template: name.to_owned(),
+            })
+    }
+
+    /// Adds or replaces a template (for example a directory on a newly attached drive).
+    pub fn set_template(&self, template: Template) -> Result<(), SandboxError> {
+        validate_name(&template.name).map_err(|e| SandboxError::InvalidArgument {
+            field: "template",
+            reason: e.reason,
+        })?;
+        let mut all = self.templates.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|t| t.name != template.name);
+        all.push(template);
+        Ok(())
+    }
+
+    fn load(&self, name: &str) -> Result<SandboxRecord, SandboxError> {
+        let value = self
+            .store
+            .get_record(RECORD_KIND, name)?
+            .ok_or_else(|| SandboxError::NotFound { name: name.to_owned() })?;
+        serde_json::from_value(value).map_err(|source| SandboxError::Record {
+            name: name.to_owned(),
+            source,
+        })
+    }
+
+    fn save(&self, rec: &SandboxRecord) -> Result<(), SandboxError> {
+        let value = serde_json::to_value(rec).map_err(|source| SandboxError::Record {
+            name: rec.name.clone(),
+            source,
+        })?;
+        self.store.put_record(RECORD_KIND, &rec.name, &value)?;
+        Ok(())
+    }
+
+    fn records(&self) -> Result<Vec<SandboxRecord>, SandboxError> {
+        self.store
+            .list_records(RECORD_KIND)?
+            .into_iter()
+            .map(|(name, value)| serde_json::from_value(value).map_err(|source| SandboxError::Record { name, source }))
+            .collect()
+    }
+
+    /// Validates the spec and records a new sandbox in state `created`. Touches nothing on the system.
+    pub fn create(&self, spec: SandboxSpec, created_by: &str) -> Result<SandboxInfo, SandboxError> {
+        validate_name(&spec.name)?;
+        let template = self.template(&spec.template)?;
+        validate_limits(&spec.limits)?;
+        validate_binds(&spec.binds)?;
+        validate_env(&spec.env)?;
+        if template.kind == TemplateKind::Image && !spec.ephemeral {
+            return Err(SandboxError::InvalidArgument {
+                field: "ephemeral",
+                reason: format!(
+                    "template {} is a disk image, which only ephemeral sandboxes can use",
+                    template.name
+                ),
+            });
+        }
+        let _guard = self.lock();
+        if self.store.get_record(RECORD_KIND, &spec.name)?.is_some() {
+            return Err(SandboxError::AlreadyExists { name: spec.name });
+        }
+        let rec = SandboxRecord {
+            name: spec.name,
+            state: SandboxState::Created,
+            template: spec.template,
+            binds: spec.binds,
+            limits: spec.limits,
+            network: spec.network,
+            env: spec.env,
+            ephemeral: spec.ephemeral,
+            created_by: created_by.to_owned(),
+            created_ms: self.clock.now_ms(),
+            started_ms: None,
+            unit: None,
+            main_pid: None,
+            last_error: None,
+        };
+        self.save(&rec)?;
+        tracing::info!(sandbox = %rec.name, template = %rec.template, "sandbox created");
+        Ok(rec.info(self.clock.now_ms()))
+    }
+
+    fn check_settled(rec: &SandboxRecord) -> Result<(), SandboxError> {
+        if matches!(rec.state, SandboxState::Starting | SandboxState::Stopping) {
+            return Err(SandboxError::Busy {
+                name: rec.name.clone(),
+                state: rec.state,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a created, stopped or failed sandbox.
+    pub fn start(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
+        let _guard = self.lock();
+        let mut rec = self.load(name)?;
+        Self::check_settled(&rec)?;
+        if rec.state == SandboxState::Running {
+            return Err(SandboxError::WrongState {
+                name: name.to_owned(),
+                state: rec.state,
+                operation: "start",
+                needed: "created, stopped or failed",
+            });
+        }
+        self.do_start(&mut rec)?;
+        Ok(rec.info(self.clock.now_ms()))
+    }
+
+    fn fail_start(&self, rec: &mut SandboxRecord, error: SandboxError) -> SandboxError {
+        if let Err(e) = self.roots.release(&rec.name) {
+            tracing::error!(sandbox = %rec.name, error = %full_message(&e), "cannot release root after a failed start");
+        }
+        rec.state = SandboxState::Failed;
+        rec.started_ms = None;
+        rec.unit = None;
+        rec.main_pid = None;
+        rec.last_error = Some(full_message(&error));
+        if let Err(e) = self.save(rec) {
+            tracing::error!(sandbox = %rec.name, error = %full_message(&e), "cannot record a failed start");
+        }
+        tracing::warn!(sandbox = %rec.name, error = %full_message(&error), "sandbox start failed");
+        error
+    }
+
+    fn do_start(&self, rec: &mut SandboxRecord) -> Result<(), SandboxError> {
+        let name = rec.name.clone();
+        let template = self.template(&rec.template)?;
+        rec.state = SandboxState::Starting;
+        rec.last_error = None;
+        self.save(rec)?;
+        let root = match self.roots.prepare(&name, &template, rec.ephemeral) {
+            Ok(root) => root,
+            Err(source) => {
+                let e = SandboxError::Root {
+                    name: name.clone(),
+                    operation: "prepare the root",
+                    source,
+                };
+                return Err(self.fail_start(rec, e));
+            }
+        };
+        let mut binds = rec.binds.clone();
+        binds.extend(root.binds.iter().cloned());
+        let request = StartRequest {
+            name: name.clone(),
+            root,
+            limits: rec.limits,
+            network: rec.network,
+            binds,
+            env: rec.env.clone(),
+            command: template.command.clone(),
+        };
+        let handle = match self.runner.start(&request) {
+            Ok(handle) => handle,
+            Err(source) => {
+                let e = SandboxError::Runner {
+                    name: name.clone(),
+                    operation: "start",
+                    source,
+                };
+                return Err(self.fail_start(rec, e));
+            }
+        };
+        rec.state = SandboxState::Running;
+        rec.started_ms = Some(self.clock.now_ms());
+        rec.unit = Some(handle.unit);
+        rec.main_pid = Some(handle.leader);
+        if let Err(e) = self.save(rec) {
+            // Nothing records the container: take it down again rather than leave it unrecorded.
+            let _ = self.runner.stop(&name, self.config.stop_timeout);
+            let _ = self.roots.release(&name);
+            return Err(e);
+        }
+        tracing::info!(sandbox = %name, pid = rec.main_pid, "sandbox started");
+        Ok(())
+    }
+
+    /// Stops a running sandbox (graceful, then killed after the stop timeout). An ephemeral sandbox is then removed
+    /// (record and writable data); the returned info is its last state.
+    pub fn stop(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
+        let _guard = self.lock();
+        let mut rec = self.load(name)?;
+        Self::check_settled(&rec)?;
+        if rec.state != SandboxState::Running {
+            return Err(SandboxError::WrongState {
+                name: name.to_owned(),
+                state: rec.state,
+                operation: "stop",
+                needed: "running",
+            });
+        }
+        self.do_stop(&mut rec)?;
+        if rec.ephemeral {
+            self.do_remove(&rec)?;
+        }
+        Ok(rec.info(self.clock.now_ms()))
+    }
+
+    fn do_stop(&self, rec: &mut SandboxRecord) -> Result<StopOutcome, SandboxError> {
+        let name = rec.name.clone();
+        rec.state = SandboxState::Stopping;
+        self.save(rec)?;
+        let outcome = match self.runner.stop(&name, self.config.stop_timeout) {
+            Ok(o) => o,
+            Err(source) => {
+                let e = SandboxError::Runner {
+                    name: name.clone(),
+                    operation: "stop",
+                    source,
+                };
+                // Whether it still runs is unknown; the next reconcile finds out.
+                rec.last_error = Some(full_message(&e));
+                let _ = self.save(rec);
+                return Err(e);
+            }
+        };
+        rec.state = SandboxState::Stopped;
+        rec.started_ms = None;
+        rec.unit = None;
+        rec.main_pid = None;
+        if let Err(source) = self.roots.release(&name) {
+            let e = SandboxError::Root {
+                name: name.clone(),
+                operation: "release the root",
+                source,
+            };
+            rec.last_error = Some(full_message(&e));
+            self.save(rec)?;
+            return Err(e);
+        }
+        self.save(rec)?;
+        tracing::info!(sandbox = %name, ?outcome, "sandbox stopped");
+        Ok(outcome)
+    }
+
+    fn do_remove(&self, rec: &SandboxRecord) -> Result<(), SandboxError> {
+        let name = &rec.name;
+        let root = |operation, source| SandboxError::Root {
+            name: name.clone(),
+            operation,
+            source,
+        };
+        self.roots.release(name).map_err(|e| root("release the root", e))?;
+        self.roots.remove_data(name).map_err(|e| root("remove the data", e))?;
+        self.runner.forget(name).map_err(|source| SandboxError::Runner {
+            name: name.clone(),
+            operation: "forget",
+            source,
+        })?;
+        self.store.delete_record(RECORD_KIND, name)?;
+        tracing::info!(sandbox = %name, "sandbox removed");
+        Ok(())
+    }
+
+    /// Stops a running sandbox (kept, even when ephemeral) and starts it again; starts one that is not running.
+    pub fn restart(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
+        let _guard = self.lock();
+        let mut rec = self.load(name)?;
+        Self::check_settled(&rec)?;
+        if rec.state == SandboxState::Running {
+            self.do_stop(&mut rec)?;
+        }
+        self.do_start(&mut rec)?;
+        Ok(rec.info(self.clock.now_ms()))
+    }
+
+    /// Removes a sandbox: stops it when running, releases its root, removes its writable data, logs and record.
+    pub fn remove(&self, name: &str) -> Result<(), SandboxError> {
+        let _guard = self.lock();
+        let mut rec = self.load(name)?;
+        Self::check_settled(&rec)?;
+        if rec.state == SandboxState::Running {
+            self.do_stop(&mut rec)?;
+        }
+        self.do_remove(&rec)
+    }
+
+    fn running_record(&self, name: &str, operation: &'static str) -> Result<SandboxRecord, SandboxError> {
+        let rec = self.load(name)?;
+        if rec.state != SandboxState::Running {
+            return Err(SandboxError::WrongState {
+                name: name.to_owned(),
+                state: rec.state,
+                operation,
+                needed: "running",
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Runs argv inside a running sandbox, streaming output to `sink`. A command not found inside is exit code 127.
+    pub fn exec(
+        &self,
+        name: &str,
+        request: &ExecSpec,
+        sink: &mut dyn FnMut(OutputChunk),
+    ) -> Result<ExecOutcome, SandboxError> {
+        validate_argv(&request.argv)?;
+        validate_env(&request.env)?;
+        if let Some(cwd) = &request.cwd {
+            if !cwd.is_absolute() {
+                return Err(SandboxError::InvalidArgument {
+                    field: "cwd",
+                    reason: format!("{} is not absolute", cwd.display()),
+                });
+            }
+        }
+        let rec = self.running_record(name, "exec")?;
+        tracing::info!(sandbox = %name, argv0 = %request.argv[0], "exec");
+        self.runner
+            .exec(name, &rec.env, request, sink)
+            .map_err(|source| SandboxError::Runner {
+                name: name.to_owned(),
+                operation: "exec in",
+                source,
+            })
+    }
+
+    /// The last `lines` lines of the sandbox's console output.
+    pub fn logs(&self, name: &str, lines: usize) -> Result<Vec<String>, SandboxError> {
+        self.load(name)?;
+        self.runner.logs(name, lines).map_err(|source| SandboxError::Runner {
+            name: name.to_owned(),
+            operation: "read the logs of",
+            source,
+        })
+    }
+
+    fn check_paths(host: &Path, inside: &Path) -> Result<(), SandboxError> {
+        if !host.is_absolute() {
+            return Err(SandboxError::InvalidArgument {
+                field: "host_path",
+                reason: format!("{} is not absolute", host.display()),
+            });
+        }
+        if !inside.is_absolute() || inside == Path::new("/") {
+            return Err(SandboxError::InvalidArgument {
+                field: "path",
+                reason: format!("{} is not an absolute file path", inside.display()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies a regular file of the appliance into a running sandbox.
+    pub fn copy_in(&self, name: &str, host_source: &Path, inside_target: &Path) -> Result<(), SandboxError> {
+        Self::check_paths(host_source, inside_target)?;
+        self.running_record(name, "copy-in")?;
+        self.runner
+            .copy_in(name, host_source, inside_target)
+            .map_err(|source| SandboxError::Runner {
+                name: name.to_owned(),
+                operation: "copy into",
+                source,
+            })
+    }
+
+    /// Copies a regular file out of a running sandbox onto the appliance.
+    pub fn copy_out(&self, name: &str, inside_source: &Path, host_target: &Path) -> Result<(), SandboxError> {
+        Self::check_paths(host_target, inside_source)?;
+        self.running_record(name, "copy-out")?;
+        self.runner
+            .copy_out(name, inside_source, host_target)
+            .map_err(|source| SandboxError::Runner {
+                name: name.to_owned(),
+                operation: "copy out of",
+                source,
+            })
+    }
+
+    /// Every sandbox from its record, by name (no live figures; see [`SandboxManager::info`]).
+    pub fn list(&self) -> Result<Vec<SandboxInfo>, SandboxError> {
+        let now = self.clock.now_ms();
+        Ok(self.records()?.iter().map(|r| r.info(now)).collect())
+    }
+
+    /// One sandbox, with live figures from its cgroup while it runs.
+    pub fn info(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
+        let rec = self.load(name)?;
+        let mut info = rec.info(self.clock.now_ms());
+        if rec.state == SandboxState::Running {
+            match self.runner.stats(name) {
+                Ok(s) => {
+                    info.cpu_time_ns = s.cpu_time_ns;
+                    info.memory_current = s.memory_current;
+                    info.memory_peak = s.memory_peak;
+                    info.tasks_current = s.tasks_current;
+                    info.ip = s.ip;
+                }
+                Err(e) => tracing::warn!(sandbox = %name, error = %full_message(&e), "cannot read sandbox figures"),
+            }
+        }
+        Ok(info)
+    }
+
+    /// Repairs records and the system against each other (at daemon start, and whenever asked):
+    /// a sandbox recorded running whose container is gone becomes `stopped` (ephemeral ones are removed);
+    /// interrupted starts and stops are finished as stops; containers without a record are stopped; runtime roots
+    /// of sandboxes that do not run are released. Failures are collected in the report, not returned.
+    pub fn reconcile(&self) -> Result<ReconcileReport, SandboxError> {
+        let _guard = self.lock();
+        let mut report = ReconcileReport::default();
+        let records = self.records()?;
+        let running = self.runner.running().map_err(|source| SandboxError::Runner {
+            name: "*".into(),
+            operation: "list running",
+            source,
+        })?;
+        let mut errors = Vec::new();
+        let mut note = |r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        };
+        for mut rec in records {
+            let name = rec.name.clone();
+            let live = running.iter().find(|c| c.name == name);
+            match (rec.state, live) {
+                (SandboxState::Running, Some(c)) => {
+                    if rec.main_pid != Some(c.leader) {
+                        rec.main_pid = Some(c.leader);
+                        note(self.save(&rec).map_err(|e| full_message(&e)));
+                    }
+                    report.kept_running.push(name);
+                    continue;
+                }
+                // Ephemeral ones are reported as cleaned below.
+                (SandboxState::Running, None) if !rec.ephemeral => report.marked_stopped.push(name.clone()),
+                (SandboxState::Starting | SandboxState::Stopping, _) if !rec.ephemeral => {
+                    report.interrupted.push(name.clone())
+                }
+                (SandboxState::Running | SandboxState::Starting | SandboxState::Stopping, _) => {}
+                (_, Some(_)) => report.stray_containers.push(name.clone()),
+                (SandboxState::Created, None) => continue,
+                (SandboxState::Stopped | SandboxState::Failed, None) if !rec.ephemeral => continue,
+                (SandboxState::Stopped | SandboxState::Failed, None) => {}
+            }
+            // Also when nothing runs: the runner then releases what the dead container left (cgroups).
+            {
+                note(
+                    self.runner
+                        .stop(&name, self.config.stop_timeout)
+                        .map(|_| ())
+                        .map_err(|e| full_message(&e)),
+                );
+            }
+            note(self.roots.release(&name).map_err(|e| full_message(&e)));
+            if rec.ephemeral {
+                match self.do_remove(&rec) {
+                    Ok(()) => report.cleaned_ephemeral.push(name),
+                    Err(e) => note(Err(full_message(&e))),
+                }
+                continue;
+            }
+            if rec.state == SandboxState::Running {
+                rec.last_error = Some("the container stopped outside cacheos".into());
+            }
+            rec.state = SandboxState::Stopped;
+            rec.started_ms = None;
+            rec.unit = None;
+            rec.main_pid = None;
+            note(self.save(&rec).map_err(|e| full_message(&e)));
+        }
+        let known: Vec<String> = self.records()?.into_iter().map(|r| r.name).collect();
+        for c in &running {
+            if !known.contains(&c.name) {
+                report.stray_containers.push(c.name.clone());
+                note(
+                    self.runner
+                        .stop(&c.name, self.config.stop_timeout)
+                        .map(|_| ())
+                        .map_err(|e| full_message(&e)),
+                );
+                note(self.runner.forget(&c.name).map_err(|e| full_message(&e)));
+                note(self.roots.release(&c.name).map_err(|e| full_message(&e)));
+            }
+        }
+        match self.roots.prepared() {
+            Ok(prepared) => {
+                let running_now: Vec<String> = self
+                    .records()?
+                    .into_iter()
+                    .filter(|r| r.state == SandboxState::Running)
+                    .map(|r| r.name)
+                    .collect();
+                for name in prepared {
+                    if !running_now.contains(&name) {
+                        note(self.roots.release(&name).map_err(|e| full_message(&e)));
+                        report.released_roots.push(name);
+                    }
+                }
+            }
+            Err(e) => note(Err(full_message(&e))),
+        }
+        report.errors = errors;
+        if report != ReconcileReport::default() {
+            tracing::info!(?report, "sandboxes reconciled");
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,259 @@
+//! Sandbox roots ([`OverlayRoots`]): an overlayfs over a directory template, nspawn's volatile modes for the host
+//! template and for images, with runtime state under a run directory and persistent data under a state directory.
+//!
+//! Layout for sandbox `NAME`:
+//! - `<run_dir>/NAME/`: exists while a root is prepared (its presence is what [`RootPreparer::prepared`] lists);
+//!   `root/` is the overlay mount point; `upper/` and `work/` hold the writable layer of an ephemeral sandbox.
+//! - `<state_dir>/NAME/`: persistent data: `upper/` + `work/` (directory template) or `srv/` (host template, bound
+//!   at `/srv`).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cacheos_core::sandbox::{
+    Bind, PreparedRoot, RootError, RootPreparer, RootSource, Template, TemplateKind, Volatile,
+};
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use crate::drive::mount::parse_mountinfo;
+
+/// Default run directory of sandbox roots.
+pub const RUN_DIR: &str = "/run/cacheos/sandboxes";
+/// Default state directory of persistent sandbox data.
+pub const STATE_DIR: &str = "/var/lib/cacheos/sandboxes";
+
+/// Real [`RootPreparer`].
+#[derive(Debug, Clone)]
+pub struct OverlayRoots {
+    run_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl Default for OverlayRoots {
+    fn default() -> Self {
+        Self::new(RUN_DIR, STATE_DIR)
+    }
+}
+
+fn mounts_under(prefix: &Path) -> io::Result<Vec<PathBuf>> {
+    let text = fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(parse_mountinfo(&text)
+        .into_iter()
+        .map(|m| m.target)
+        .filter(|t| t.starts_with(prefix))
+        .collect())
+}
+
+fn create_dir(path: &Path) -> Result<(), RootError> {
+    fs::create_dir_all(path).map_err(|source| RootError::CreateDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Removes a directory tree, refusing while anything is mounted below it (a recursive delete through a mounted
+/// overlay would delete the template).
+fn remove_tree(path: &Path) -> Result<(), RootError> {
+    let mounted = mounts_under(path).map_err(|source| RootError::Remove {
+        path: path.to_owned(),
+        source,
+    })?;
+    if let Some(m) = mounted.first() {
+        return Err(RootError::Remove {
+            path: path.to_owned(),
+            source: io::Error::new(io::ErrorKind::ResourceBusy, format!("{} is still mounted", m.display())),
+        });
+    }
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RootError::Remove {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The overlayfs mount options; `None` when a path contains a character the option syntax reserves.
+pub fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Option<String> {
+    let paths = [lower, upper, work];
+    if paths
+        .iter()
+        .any(|p| p.to_str().is_none_or(|s| s.contains([',', ':', '\\', '\n'])))
+    {
+        return None;
+    }
+    Some(format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    ))
+}
+
+impl OverlayRoots {
+    pub fn new(run_dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            state_dir: state_dir.into(),
+        }
+    }
+
+    /// `<run_dir>/NAME`.
+    pub fn run_path(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name)
+    }
+
+    /// `<state_dir>/NAME`.
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
+    }
+
+    fn prepare_inner(&self, name: &str, template: &Template, ephemeral: bool) -> Result<PreparedRoot, RootError> {
+        let run = self.run_path(name);
+        create_dir(&run)?;
+        let data = self.data_path(name);
+        match template.kind {
+            TemplateKind::Host => {
+                let mut binds = Vec::new();
+                if !ephemeral {
+                    create_dir(&data.join("srv"))?;
+                    binds.push(Bind {
+                        drive: String::new(),
+                        source: data.join("srv"),
+                        target: "/srv".into(),
+                        read_write: true,
+                    });
+                }
+                Ok(PreparedRoot {
+                    source: RootSource::Directory(template.path.clone()),
+                    volatile: Volatile::Yes,
+                    binds,
+                })
+            }
+            TemplateKind::Image => {
+                if !template.path.is_file() {
+                    return Err(RootError::BadTemplate {
+                        path: template.path.clone(),
+                        kind: "file",
+                    });
+                }
+                Ok(PreparedRoot {
+                    source: RootSource::Image(template.path.clone()),
+                    volatile: Volatile::Overlay,
+                    binds: Vec::new(),
+                })
+            }
+            TemplateKind::Directory => {
+                if !template.path.is_dir() {
+                    return Err(RootError::BadTemplate {
+                        path: template.path.clone(),
+                        kind: "directory",
+                    });
+                }
+                let layer = if ephemeral { &run } else { &data };
+                let (upper, work, root) = (layer.join("upper"), layer.join("work"), run.join("root"));
+                for d in [&upper, &work, &root] {
+                    create_dir(d)?;
+                }
+                let options = overlay_options(&template.path, &upper, &work).ok_or_else(|| RootError::Mount {
+                    target: root.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "a layer path contains ',', ':' or '\\'"),
+                })?;
+                // nspawn gives every container its own uid range; on an overlay it cannot use an idmapped mount and
+                // chowns the tree instead. metacopy makes that copy up metadata only; kernels without it mount
+                // without.
+                let mount = |data: String| -> io::Result<()> {
+                    let data =
+                        std::ffi::CString::new(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                    rustix::mount::mount("overlay", &root, "overlay", MountFlags::NODEV, Some(data.as_c_str()))?;
+                    Ok(())
+                };
+                let mounted = mount(format!("{options},metacopy=on")).or_else(|_| mount(options));
+                mounted.map_err(|source| RootError::Mount {
+                    target: root.clone(),
+                    source,
+                })?;
+                Ok(PreparedRoot {
+                    source: RootSource::Directory(root),
+                    volatile: Volatile::No,
+                    binds: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+impl RootPreparer for OverlayRoots {
+    fn prepare(&self, name: &str, template: &Template, ephemeral: bool) -> Result<PreparedRoot, RootError> {
+        let data_existed = self.data_path(name).exists();
+        self.prepare_inner(name, template, ephemeral).inspect_err(|_| {
+            let _ = self.release(name);
+            if !data_existed {
+                let _ = remove_tree(&self.data_path(name));
+            }
+        })
+    }
+
+    fn release(&self, name: &str) -> Result<(), RootError> {
+        let run = self.run_path(name);
+        let mut targets = mounts_under(&run).map_err(|source| RootError::Unmount {
+            target: run.clone(),
+            source,
+        })?;
+        // Innermost first.
+        targets.reverse();
+        for target in targets {
+            if let Err(e) = rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW) {
+                tracing::warn!(target = %target.display(), error = %e, "sandbox root busy; detaching lazily");
+                rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH).map_err(|e| {
+                    RootError::Unmount {
+                        target: target.clone(),
+                        source: e.into(),
+                    }
+                })?;
+            }
+        }
+        remove_tree(&run)
+    }
+
+    fn remove_data(&self, name: &str) -> Result<(), RootError> {
+        remove_tree(&self.data_path(name))
+    }
+
+    fn prepared(&self) -> Result<Vec<String>, RootError> {
+        let entries = match fs::read_dir(&self.run_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(RootError::List {
+                    path: self.run_dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_refuse_reserved_characters() {
+        assert_eq!(
+            overlay_options("/t".as_ref(), "/u".as_ref(), "/w".as_ref()).unwrap(),
+            "lowerdir=/t,upperdir=/u,workdir=/w"
+        );
+        assert!(overlay_options("/t,x".as_ref(), "/u".as_ref(), "/w".as_ref()).is_none());
+        assert!(overlay_options("/t".as_ref(), "/u:x".as_ref(), "/w".as_ref()).is_none());
+    }
+}
