@@ -826,8 +826,8 @@ mod tests {
 
     #[test]
     fn times_parse_relative_and_absolute() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let t = parse_time("10m", "--since").ok().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         assert!(now - t >= 600_000 && now - t < 610_000);
         assert_eq!(
             parse_time("2026-11-22T10:00:00Z", "--since").ok().unwrap(),
