@@ -186,3 +186,73 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
     );
     d.stop();
 }
+
+/// An ext4 image at `path` holding `hello.txt`.
+fn ext4_image(path: &Path, text: &str) {
+    let tree = path.with_extension("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), text).unwrap();
+    std::fs::File::create(path).unwrap().set_len(16 << 20).unwrap();
+    let out = Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "DATA",
+            "-d",
+            tree.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&tree).unwrap();
+}
+
+#[test]
+fn drive_binds_resolve_to_the_mount_and_keep_the_drive_busy() {
+    if !root_enabled("drive_binds_resolve_to_the_mount_and_keep_the_drive_busy") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    busybox_tree(&state.join("templates/bb"));
+    std::fs::create_dir_all(state.join("images")).unwrap();
+    ext4_image(&state.join("images/data.img"), "hello from the drive\n");
+    let mut d = Daemon::start(&bus.address, &state);
+
+    // A bind of a drive that is not attached is refused, naming the drive.
+    let o = d.ctl(&["sandbox", "create", "box", "--template", "bb", "--bind", "data"]);
+    assert_eq!(o.status.code(), Some(6), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("drive data"), "{o:?}");
+
+    let drive = ctl_json(&d, &["drive", "attach", "data.img"]);
+    let mount = drive["partitions"][0]["mount_point"].as_str().unwrap().to_owned();
+    let created = ctl_json(
+        &d,
+        &["sandbox", "create", "box", "--template", "bb", "--bind", "data:ro"],
+    );
+    assert_eq!(created["binds"][0]["source"], mount.as_str());
+    assert_eq!(created["binds"][0]["target"], "/mnt/data");
+    ctl_json(&d, &["sandbox", "start", "box"]);
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "cat", "/mnt/data/hello.txt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from the drive\n");
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "sh", "-c", "echo x > /mnt/data/new.txt"]);
+    assert_ne!(o.status.code(), Some(0), "a read-only bind must refuse writes");
+
+    // While the sandbox runs, the drive is in use and a plain detach is refused.
+    let info = ctl_json(&d, &["drive", "info", "data"]);
+    assert_eq!(info["used_by"], serde_json::json!(["box"]));
+    let o = d.ctl(&["drive", "detach", "data"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("box"), "{o:?}");
+
+    ctl_json(&d, &["sandbox", "remove", "box", "--yes"]);
+    ctl_json(&d, &["drive", "detach", "data"]);
+    d.stop();
+}
