@@ -150,6 +150,13 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
     ctl_json(&d, &["sandbox", "remove", "box", "--yes"]);
     let o = d.ctl(&["sandbox", "info", "box"]);
     assert_eq!(o.status.code(), Some(5));
+    wait_until("sandbox object removed", std::time::Duration::from_secs(10), || {
+        let out = Command::new("busctl")
+            .args(["--address", &bus.address, "tree", "--list", "org.cacheos.CacheOS1"])
+            .output()
+            .ok()?;
+        (!String::from_utf8_lossy(&out.stdout).contains("/sandbox/box")).then_some(())
+    });
 
     // Every call is in the audit log.
     let audit = ctl_json(&d, &["audit", "--operation", "sandbox.", "--limit", "100"]);

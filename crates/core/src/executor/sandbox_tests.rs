@@ -260,3 +260,43 @@ fn sandboxes_absent_is_a_failed_precondition() {
     let e = core.execute(&root(), Operation::SandboxList).unwrap_err();
     assert_eq!(e.code(), "failed-precondition");
 }
+
+#[test]
+fn a_failing_start_is_a_sandbox_error_with_its_cause_and_the_failed_state_is_published() {
+    let r = rig();
+    r.core
+        .execute(&root(), Operation::SandboxCreate(SandboxCreateArgs::new("web", "bb")))
+        .unwrap();
+    let mut rx = r.core.events().subscribe();
+    r.fakes
+        .fail_next(crate::sandbox::fake::FailOn::Start, "nspawn exited with status 1");
+    let e = r
+        .core
+        .execute(&root(), Operation::SandboxStart(name("web")))
+        .unwrap_err();
+    assert_eq!(e.code(), "sandbox-failed");
+    assert!(matches!(e, CoreError::Sandbox(_)));
+    assert!(
+        e.full_message().contains("nspawn exited with status 1"),
+        "{}",
+        e.full_message()
+    );
+    let Output::Sandbox(info) = r.core.execute(&root(), Operation::SandboxInfo(name("web"))).unwrap() else {
+        panic!()
+    };
+    let mut published = None;
+    while let Ok(ev) = rx.try_recv() {
+        if let EventKind::Sandbox { detail, .. } = ev.kind {
+            published = detail;
+        }
+    }
+    assert_eq!(published.as_deref(), Some(info.state.as_str()));
+    let e = r
+        .core
+        .execute(&root(), Operation::SandboxCreate(SandboxCreateArgs::new("x", "nope")))
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("not-found", "template \"nope\" not found")
+    );
+}
