@@ -80,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         action: DriveCmd,
     },
+    /// Sandboxes (systemd-nspawn containers): create, start, exec, stop, remove.
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxCmd,
+    },
+    /// Sandbox templates.
+    Template {
+        #[command(subcommand)]
+        action: TemplateCmd,
+    },
     /// Talk to CacheOS in German or English: one message, or an interactive conversation without TEXT
     /// (leave with "exit", "quit" or Ctrl-D).
     Chat {
@@ -209,6 +219,102 @@ enum DriveCmd {
     },
     /// Compare drive records with the kernel and repair either side (drive.reconcile).
     Reconcile,
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCmd {
+    /// Create a sandbox from a template (sandbox.create).
+    Create {
+        /// Lowercase letters, digits and dashes, starting with a letter.
+        name: String,
+        /// Template name (see `cacheosctl template list`).
+        #[arg(long)]
+        template: String,
+        /// Memory limit (e.g. 512M, 1G).
+        #[arg(long, value_parser = parse_size)]
+        memory: Option<u64>,
+        /// CPU quota in cores (0.5 = half a core).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Maximum number of processes and threads.
+        #[arg(long)]
+        tasks: Option<u64>,
+        /// Network: none (loopback only) or nat.
+        #[arg(long, value_parser = ["none", "nat"], default_value = "none")]
+        network: String,
+        /// Bind an attached drive's mount at /mnt/DRIVE: DRIVE, DRIVE:ro or DRIVE:rw (read-only by default).
+        #[arg(long = "bind", value_name = "DRIVE[:ro|rw]", value_parser = parse_bind)]
+        binds: Vec<Value>,
+        /// Environment variable NAME=VALUE (repeatable).
+        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Remove the sandbox and its data when it stops.
+        #[arg(long)]
+        ephemeral: bool,
+    },
+    /// Start a sandbox (sandbox.start).
+    Start { name: String },
+    /// Stop a sandbox (sandbox.stop).
+    Stop { name: String },
+    /// Stop a running sandbox and start it again (sandbox.restart).
+    Restart { name: String },
+    /// Show one sandbox (sandbox.info).
+    Info { name: String },
+    /// List sandboxes (sandbox.list).
+    List,
+    /// Show the last lines of a sandbox's console output (sandbox.logs).
+    Logs {
+        name: String,
+        /// How many lines.
+        #[arg(long, short = 'n', default_value_t = 200)]
+        lines: u32,
+    },
+    /// Run a command in a running sandbox (sandbox.exec); exits with the command's exit code.
+    Exec {
+        name: String,
+        /// Kill the command after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// Stop a sandbox and delete it with its writable data (sandbox.remove).
+    Remove {
+        name: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Compare sandbox records with the running containers and repair either side (sandbox.reconcile).
+    Reconcile,
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCmd {
+    /// List the templates sandboxes can be created from (sandbox.templates).
+    List,
+}
+
+/// `DRIVE`, `DRIVE:ro` or `DRIVE:rw` as a bind of the create body.
+fn parse_bind(s: &str) -> Result<Value, String> {
+    let (drive, rw) = match s.rsplit_once(':') {
+        Some((d, "rw")) => (d, true),
+        Some((d, "ro")) => (d, false),
+        Some((_, m)) => return Err(format!("unknown mode {m:?} in {s:?} (use ro or rw)")),
+        None => (s, false),
+    };
+    if drive.is_empty() {
+        return Err(format!("{s:?} names no drive"));
+    }
+    Ok(serde_json::json!({ "drive": drive, "read_write": rw }))
+}
+
+/// `NAME=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 /// A size such as `512M`, `1G`, `1.5GiB`, `1,5 GB` or plain bytes; units are powers of 1024.
@@ -429,6 +535,141 @@ async fn drive_cmd(
             print_drive,
         ),
         DriveCmd::Reconcile => emit(&j(proxy.reconcile_drives().await.map_err(failure)?)?, |v| {
+            println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+        }),
+    }
+    Ok(())
+}
+
+fn print_sandbox(b: &Value) {
+    println!(
+        "{}  {}  {}{}{}",
+        b["name"].as_str().unwrap_or("?"),
+        b["state"].as_str().unwrap_or("?"),
+        b["template"].as_str().unwrap_or("?"),
+        b["main_pid"].as_u64().map(|p| format!("  pid {p}")).unwrap_or_default(),
+        if b["ephemeral"].as_bool() == Some(true) {
+            "  ephemeral"
+        } else {
+            ""
+        }
+    );
+    for bind in b["binds"].as_array().into_iter().flatten() {
+        println!(
+            "  {} -> {} ({})",
+            bind["drive"].as_str().unwrap_or("?"),
+            bind["target"].as_str().unwrap_or("?"),
+            if bind["read_write"].as_bool() == Some(true) {
+                "rw"
+            } else {
+                "ro"
+            }
+        );
+    }
+    if let Some(e) = b["last_error"].as_str() {
+        println!("  last error: {e}");
+    }
+}
+
+fn print_sandboxes(v: &Value) {
+    let list = v.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no sandboxes");
+    }
+    for b in &list {
+        print_sandbox(b);
+    }
+}
+
+fn print_templates(v: &Value) {
+    for t in v.as_array().into_iter().flatten() {
+        println!(
+            "{}  {}  {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["kind"].as_str().unwrap_or("?"),
+            t["description"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn print_logs(v: &Value) {
+    for l in v["lines"].as_array().into_iter().flatten() {
+        println!("{}", l.as_str().unwrap_or(""));
+    }
+}
+
+async fn sandbox_cmd(
+    proxy: &ManagerProxy<'_>,
+    action: SandboxCmd,
+    json: bool,
+    emit: impl Fn(&Value, fn(&Value)),
+) -> Result<(), Failure> {
+    let j = |s: String| parse_json(&s);
+    match action {
+        SandboxCmd::Create {
+            name,
+            template,
+            memory,
+            cpus,
+            tasks,
+            network,
+            binds,
+            env,
+            ephemeral,
+        } => {
+            let args = serde_json::json!({
+                "name": name, "template": template, "memory_max": memory, "cpu": cpus, "tasks_max": tasks,
+                "network": network, "binds": binds, "env": env, "ephemeral": ephemeral,
+            });
+            emit(
+                &j(proxy.create_sandbox(&args.to_string()).await.map_err(failure)?)?,
+                print_sandbox,
+            );
+        }
+        SandboxCmd::Start { name } => emit(&j(proxy.start_sandbox(&name).await.map_err(failure)?)?, print_sandbox),
+        SandboxCmd::Stop { name } => emit(&j(proxy.stop_sandbox(&name).await.map_err(failure)?)?, print_sandbox),
+        SandboxCmd::Restart { name } => emit(&j(proxy.restart_sandbox(&name).await.map_err(failure)?)?, print_sandbox),
+        SandboxCmd::Info { name } => emit(&j(proxy.get_sandbox(&name).await.map_err(failure)?)?, print_sandbox),
+        SandboxCmd::List => emit(&j(proxy.list_sandboxes().await.map_err(failure)?)?, print_sandboxes),
+        SandboxCmd::Logs { name, lines } => emit(
+            &j(proxy.get_sandbox_logs(&name, lines).await.map_err(failure)?)?,
+            print_logs,
+        ),
+        SandboxCmd::Exec { name, timeout, argv } => {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let v = j(proxy
+                .exec_sandbox(&name, &argv, timeout.unwrap_or(0))
+                .await
+                .map_err(failure)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", v["stdout"].as_str().unwrap_or(""));
+                eprint!("{}", v["stderr"].as_str().unwrap_or(""));
+                if v["timed_out"].as_bool() == Some(true) {
+                    eprintln!("cacheosctl: the command timed out and was killed");
+                }
+            }
+            let _ = std::io::stdout().flush();
+            let code = v["exit_code"].as_i64().unwrap_or(1);
+            if code != 0 {
+                return Err(Failure {
+                    code: u8::try_from(code).unwrap_or(1),
+                    message: String::new(),
+                });
+            }
+        }
+        SandboxCmd::Remove { name, yes } => {
+            if !confirm(&format!("remove sandbox {name} and delete its data?"), yes)? {
+                return Err(Failure {
+                    code: 1,
+                    message: "not removed".into(),
+                });
+            }
+            let m = proxy.remove_sandbox(&name, true).await.map_err(failure)?;
+            emit(&serde_json::json!({ "message": m }), print_message);
+        }
+        SandboxCmd::Reconcile => emit(&j(proxy.reconcile_sandboxes().await.map_err(failure)?)?, |v| {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
         }),
     }
@@ -769,6 +1010,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             });
         }
         Command::Drive { action } => drive_cmd(&proxy, action, emit).await?,
+        Command::Sandbox { action } => sandbox_cmd(&proxy, action, json, emit).await?,
+        Command::Template {
+            action: TemplateCmd::List,
+        } => emit(
+            &parse_json(&proxy.list_templates().await.map_err(failure)?)?,
+            print_templates,
+        ),
         Command::Chat { explain, session, text } => {
             let session = session.unwrap_or_else(default_session);
             if text.is_empty() {
@@ -809,7 +1057,10 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("cacheosctl: {}", f.message);
+            // An empty message: the exit code is a sandboxed command's own, which printed what it had to say.
+            if !f.message.is_empty() {
+                eprintln!("cacheosctl: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
@@ -825,9 +1076,64 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "cacheosctl",
+            "sandbox",
+            "create",
+            "web",
+            "--template",
+            "bb",
+            "--memory",
+            "1G",
+            "--cpus",
+            "0.5",
+            "--bind",
+            "data:rw",
+            "--bind",
+            "iso",
+            "--env",
+            "A=b=c",
+            "--ephemeral",
+        ])
+        .unwrap();
+        let Command::Sandbox {
+            action: SandboxCmd::Create { memory, binds, env, .. },
+        } = cli.command
+        else {
+            panic!("not sandbox create")
+        };
+        assert_eq!(memory, Some(1 << 30));
+        assert_eq!(binds[0], serde_json::json!({"drive": "data", "read_write": true}));
+        assert_eq!(binds[1], serde_json::json!({"drive": "iso", "read_write": false}));
+        assert_eq!(env, [("A".to_string(), "b=c".to_string())]);
+        assert!(parse_bind("data:xx").is_err());
+        let cli = Cli::try_parse_from([
+            "cacheosctl",
+            "sandbox",
+            "exec",
+            "web",
+            "--timeout",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .unwrap();
+        let Command::Sandbox {
+            action: SandboxCmd::Exec { timeout, argv, .. },
+        } = cli.command
+        else {
+            panic!("not sandbox exec")
+        };
+        assert_eq!((timeout, argv.len()), (Some(5), 3));
+    }
+
+    #[test]
     fn times_parse_relative_and_absolute() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let t = parse_time("10m", "--since").ok().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         assert!(now - t >= 600_000 && now - t < 610_000);
         assert_eq!(
             parse_time("2026-11-22T10:00:00Z", "--since").ok().unwrap(),

@@ -33,6 +33,39 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Virtual drives.
     pub drives: DrivesConfig,
+    /// Sandboxes.
+    pub sandboxes: SandboxesConfig,
+}
+
+/// `[sandboxes]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxesConfig {
+    /// Manage sandboxes at all.
+    pub enabled: bool,
+    /// Runtime directory: assembled roots under `roots/`, the runner's files under `runner/`.
+    pub run_dir: PathBuf,
+    /// Writable data of persistent sandboxes; empty means `<state_dir>/sandboxes`.
+    pub data_dir: PathBuf,
+    /// Directory templates: each `<templates_dir>/<name>/` holding an OS tree; empty means `<state_dir>/templates`.
+    pub templates_dir: PathBuf,
+    /// Offer the appliance's own `/usr` as template `host`.
+    pub host_template: bool,
+    /// Seconds a stop waits for a container to exit before killing it.
+    pub stop_timeout_secs: u64,
+}
+
+impl Default for SandboxesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            run_dir: "/run/cacheos/sandboxes".into(),
+            data_dir: PathBuf::new(),
+            templates_dir: PathBuf::new(),
+            host_template: true,
+            stop_timeout_secs: 10,
+        }
+    }
 }
 
 /// `[drives]`.
@@ -129,6 +162,7 @@ impl Default for Config {
             supervisor: SupervisorConfig::default(),
             metrics: MetricsConfig::default(),
             drives: DrivesConfig::default(),
+            sandboxes: SandboxesConfig::default(),
         }
     }
 }
@@ -232,6 +266,10 @@ impl Config {
             self.supervisor.restart_backoff_initial_ms >= 1
                 && self.supervisor.restart_backoff_initial_ms <= self.supervisor.restart_backoff_max_ms,
             "invalid supervisor.restart_backoff_*: initial must be at least 1 and at most max"
+        );
+        anyhow::ensure!(
+            self.sandboxes.stop_timeout_secs >= 1,
+            "invalid sandboxes.stop_timeout_secs: must be at least 1"
         );
         anyhow::ensure!(
             self.state_dir.is_absolute(),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cacheos_core::drive::{DriveConfig, DriveDeps, DriveManager};
+use cacheos_core::sandbox::{ManagerConfig, SandboxManager, Template, TemplateKind};
 use cacheos_core::{
     Caller, Clock, Core, CoreDeps, DaemonState, EventBus, Frontend, GroupPolicy, Operation, Principal, SystemClock,
     SystemProbe,
@@ -144,6 +145,106 @@ fn drive_manager(
     Ok(DriveManager::new(dc, deps, store, events, clock))
 }
 
+/// The templates sandboxes can be made from: the appliance's own `/usr` as `host` (when enabled) and every
+/// directory below the templates directory that holds an OS tree. A tree with an init is booted; any other tree
+/// runs `sleep` as its main command, so commands can be exec'd into it.
+fn sandbox_templates(cfg: &Config, templates_dir: &Path) -> Vec<Template> {
+    let mut out = Vec::new();
+    if cfg.sandboxes.host_template {
+        out.push(Template {
+            name: "host".into(),
+            kind: TemplateKind::Host,
+            path: "/".into(),
+            description: "the appliance's own /usr, read-only under a volatile root".into(),
+            command: None,
+        });
+    }
+    let entries = match std::fs::read_dir(templates_dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(dir = %templates_dir.display(), error = %e, "cannot read the templates directory");
+            return out;
+        }
+    };
+    let mut found: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    found.sort();
+    for tree in found {
+        let Some(name) = tree.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let is_tree = tree.is_dir() && (tree.join("usr").is_dir() || tree.join("bin").exists());
+        if !is_tree || cacheos_core::sandbox::validate_name(&name).is_err() || name == "host" {
+            tracing::warn!(path = %tree.display(), "not a usable template tree; skipped");
+            continue;
+        }
+        let boots = ["sbin/init", "usr/sbin/init", "usr/lib/systemd/systemd"]
+            .iter()
+            .any(|p| tree.join(p).exists());
+        let command = (!boots).then(|| {
+            let sleep = if tree.join("bin/sleep").exists() {
+                "/bin/sleep"
+            } else {
+                "/usr/bin/sleep"
+            };
+            vec![sleep.to_owned(), "2147483647".to_owned()]
+        });
+        out.push(Template {
+            description: format!("directory tree {}", tree.display()),
+            name,
+            kind: TemplateKind::Directory,
+            path: tree,
+            command,
+        });
+    }
+    out
+}
+
+/// The sandbox manager over the real side effects (overlay roots, nspawn as a transient unit when systemd is PID 1
+/// and spawned directly otherwise). In development mode every directory is below the state directory.
+fn sandbox_manager(
+    cfg: &Config,
+    dev: bool,
+    store: Arc<RedbStore>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<SandboxManager> {
+    use cacheos_sys::sandbox::{Mode, NspawnRunner, OverlayRoots};
+    let or_state = |p: &Path, default: &str| {
+        if p.as_os_str().is_empty() {
+            cfg.state_dir.join(default)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let run_dir = if dev {
+        cfg.state_dir.join("run/sandboxes")
+    } else {
+        cfg.sandboxes.run_dir.clone()
+    };
+    let data_dir = or_state(&cfg.sandboxes.data_dir, "sandboxes");
+    let templates_dir = or_state(&cfg.sandboxes.templates_dir, "templates");
+    let (roots_dir, runner_dir) = (run_dir.join("roots"), run_dir.join("runner"));
+    for dir in [&roots_dir, &runner_dir, &data_dir, &templates_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mode = if cacheos_sys::systemd_booted() {
+        Mode::Systemd
+    } else {
+        Mode::Direct
+    };
+    let templates = sandbox_templates(cfg, &templates_dir);
+    tracing::info!(?mode, templates = templates.len(), "sandboxes ready");
+    Ok(SandboxManager::new(
+        store,
+        Arc::new(OverlayRoots::new(roots_dir, data_dir)),
+        Arc::new(NspawnRunner::new(mode, runner_dir)),
+        clock,
+        templates,
+        ManagerConfig {
+            stop_timeout: Duration::from_secs(cfg.sandboxes.stop_timeout_secs),
+        },
+    ))
+}
+
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!(error = %e, "sd_notify failed");
@@ -208,6 +309,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let sandboxes = if cfg.sandboxes.enabled {
+        Some(Arc::new(sandbox_manager(&cfg, dev, store.clone(), clock.clone())?))
+    } else {
+        None
+    };
     let core = Arc::new(Core::new(CoreDeps {
         store: store.clone(),
         probe: probe.clone(),
@@ -217,20 +323,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         events,
         web_token: token.clone(),
         drives: drives.clone(),
+        sandboxes: sandboxes.clone(),
     }));
 
-    // Make drive records and the kernel agree before any front end can touch drives.
-    if drives.is_some() {
+    // Make drive records and the kernel agree before any front end can touch drives, then sandbox records and the
+    // running containers (sandboxes bind drives, so drives come first).
+    let reconciles = [
+        (drives.is_some(), Operation::DriveReconcile, "drives"),
+        (sandboxes.is_some(), Operation::SandboxReconcile, "sandboxes"),
+    ];
+    for (enabled, op, what) in reconciles {
+        if !enabled {
+            continue;
+        }
         let core = core.clone();
         let report = tokio::task::spawn_blocking(move || {
-            core.execute(
-                &Caller::new(Frontend::Internal, Principal::Internal),
-                Operation::DriveReconcile,
-            )
+            core.execute(&Caller::new(Frontend::Internal, Principal::Internal), op)
         })
         .await?;
         if let Err(e) = report {
-            tracing::error!(error = %e.full_message(), "reconciling drives failed");
+            tracing::error!(error = %e.full_message(), "reconciling {what} failed");
         }
     }
 

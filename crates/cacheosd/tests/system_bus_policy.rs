@@ -88,7 +88,18 @@ fn policy_lets_others_read_but_not_mutate() {
         .output()
         .unwrap();
     assert!(prop.status.success(), "{}", String::from_utf8_lossy(&prop.stderr));
-    for args in [&["KillTask", "s", "metrics"][..], &["GetWebToken"][..]] {
+    for args in [&["ListSandboxes"][..], &["ListTemplates"][..]] {
+        let out = busctl_as(65534, 65534, "", &address, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("Access denied"), "nobody may call {args:?}: {err}");
+    }
+    for args in [
+        &["KillTask", "s", "metrics"][..],
+        &["GetWebToken"][..],
+        &["StartSandbox", "s", "x"][..],
+        &["ExecSandbox", "sast", "x", "1", "true", "0"][..],
+        &["RemoveSandbox", "sb", "x", "true"][..],
+    ] {
         let out = busctl_as(65534, 65534, "", &address, args);
         assert!(!out.status.success(), "nobody must not call {args:?}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -437,6 +437,17 @@ impl Engine {
             | Operation::DriveCommit(_)
             | Operation::DrivePersist(_)
             | Operation::DriveReconcile) => crate::render::explain_drive(op, lang),
+            op @ (Operation::SandboxList
+            | Operation::SandboxInfo(_)
+            | Operation::SandboxTemplates
+            | Operation::SandboxCreate(_)
+            | Operation::SandboxStart(_)
+            | Operation::SandboxStop(_)
+            | Operation::SandboxRestart(_)
+            | Operation::SandboxRemove(_)
+            | Operation::SandboxExec(_)
+            | Operation::SandboxLogs(_)
+            | Operation::SandboxReconcile) => crate::render::explain_sandbox(op, lang),
             Operation::SupervisorKillTask(a) => t(
                 lang,
                 &format!(

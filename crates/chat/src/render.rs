@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use cacheos_core::drive::{DriveInfo, NewFormat};
+use cacheos_core::sandbox::SandboxInfo;
 use cacheos_core::{CoreError, Operation, Output};
 
 use crate::engine::Lang;
@@ -201,6 +202,65 @@ pub fn output(o: &Output, lang: Lang) -> String {
                 r.orphans.len()
             );
         }
+        Output::Sandbox(b) => sandbox(&mut s, b, de),
+        Output::Sandboxes(bs) => {
+            if bs.is_empty() {
+                s.push_str(if de {
+                    "Keine Sandboxen. Sag z. B. „cacheosctl sandbox create test --template host“."
+                } else {
+                    "No sandboxes. Try e.g. \"cacheosctl sandbox create test --template host\"."
+                });
+            }
+            for b in bs {
+                sandbox(&mut s, b, de);
+            }
+        }
+        Output::Templates(ts) => {
+            for t in ts {
+                let _ = writeln!(s, "  {}: {} ({})", t.name, t.description, t.path.display());
+            }
+        }
+        Output::Exec(x) => {
+            s += &x.stdout;
+            s += &x.stderr;
+            if !s.is_empty() && !s.ends_with('\n') {
+                s.push('\n');
+            }
+            let _ = write!(
+                s,
+                "{} {}{}",
+                if de { "Exit-Code" } else { "exit code" },
+                x.exit_code,
+                match (x.timed_out, de) {
+                    (true, true) => " (Zeitlimit erreicht)",
+                    (true, false) => " (timed out)",
+                    _ => "",
+                }
+            );
+        }
+        Output::SandboxLogs(l) => {
+            for line in l.lines.iter().rev().take(30).rev() {
+                let _ = writeln!(s, "{line}");
+            }
+        }
+        Output::SandboxReconciled(r) => {
+            let _ = write!(
+                s,
+                "{}: {} / {}: {} / {}: {} / {}: {}",
+                if de { "laufen weiter" } else { "kept running" },
+                r.kept_running.len(),
+                if de { "als gestoppt markiert" } else { "marked stopped" },
+                r.marked_stopped.len(),
+                if de { "unterbrochen" } else { "interrupted" },
+                r.interrupted.len(),
+                if de {
+                    "fremde Container gestoppt"
+                } else {
+                    "stray containers stopped"
+                },
+                r.stray_containers.len()
+            );
+        }
         Output::Done(d) => s += &d.message,
     }
     s.trim_end().to_string()
@@ -255,6 +315,91 @@ fn drive(s: &mut String, d: &DriveInfo, de: bool) {
             if de { "benutzt von" } else { "used by" },
             d.used_by.join(", ")
         );
+    }
+}
+
+fn sandbox(s: &mut String, b: &SandboxInfo, de: bool) {
+    let state = match (b.state.as_str(), de) {
+        ("running", true) => "läuft",
+        ("stopped", true) => "gestoppt",
+        ("created", true) => "angelegt",
+        ("failed", true) => "fehlgeschlagen",
+        (other, _) => other,
+    };
+    let pid = b.main_pid.map(|p| format!(", PID {p}")).unwrap_or_default();
+    let _ = writeln!(s, "{}: {state} ({}{pid})", b.name, b.template);
+    for bind in &b.binds {
+        let mode = if bind.read_write { "rw" } else { "ro" };
+        let _ = writeln!(s, "  {} → {} ({mode})", bind.drive, bind.target.display());
+    }
+    if let Some(e) = &b.last_error {
+        let _ = writeln!(s, "  {}: {e}", if de { "Fehler" } else { "error" });
+    }
+}
+
+/// What a sandbox operation will do, in one or two sentences (the plan of a removal says what is lost).
+pub fn explain_sandbox(op: &Operation, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| if de { a } else { b };
+    match op {
+        Operation::SandboxList => pick("Ich zeige die Sandboxen.".into(), "Showing the sandboxes.".into()),
+        Operation::SandboxInfo(a) => pick(
+            format!("Ich zeige Sandbox {}.", a.name),
+            format!("Showing sandbox {}.", a.name),
+        ),
+        Operation::SandboxTemplates => pick(
+            "Ich zeige die Vorlagen für Sandboxen.".into(),
+            "Showing the sandbox templates.".into(),
+        ),
+        Operation::SandboxCreate(a) => pick(
+            format!(
+                "Ich lege Sandbox {} aus der Vorlage {} an (sandbox.create).",
+                a.name, a.template
+            ),
+            format!(
+                "Creating sandbox {} from template {} (sandbox.create).",
+                a.name, a.template
+            ),
+        ),
+        Operation::SandboxStart(a) => pick(
+            format!("Ich starte Sandbox {} (sandbox.start).", a.name),
+            format!("Starting sandbox {} (sandbox.start).", a.name),
+        ),
+        Operation::SandboxStop(a) => pick(
+            format!("Ich stoppe Sandbox {} (sandbox.stop).", a.name),
+            format!("Stopping sandbox {} (sandbox.stop).", a.name),
+        ),
+        Operation::SandboxRestart(a) => pick(
+            format!("Ich starte Sandbox {} neu (sandbox.restart).", a.name),
+            format!("Restarting sandbox {} (sandbox.restart).", a.name),
+        ),
+        Operation::SandboxRemove(a) => pick(
+            format!(
+                "Plan: Sandbox {} stoppen und löschen (sandbox.remove); ihre beschreibbaren Daten gehen verloren.",
+                a.name
+            ),
+            format!(
+                "Plan: stop and remove sandbox {} (sandbox.remove); its writable data is lost.",
+                a.name
+            ),
+        ),
+        Operation::SandboxExec(a) => pick(
+            format!(
+                "Ich führe „{}“ in Sandbox {} aus (sandbox.exec).",
+                a.argv.join(" "),
+                a.name
+            ),
+            format!("Running \"{}\" in sandbox {} (sandbox.exec).", a.argv.join(" "), a.name),
+        ),
+        Operation::SandboxLogs(a) => pick(
+            format!("Ich zeige die Ausgaben von Sandbox {}.", a.name),
+            format!("Showing the console output of sandbox {}.", a.name),
+        ),
+        Operation::SandboxReconcile => pick(
+            "Ich gleiche die Sandboxen mit den laufenden Containern ab.".into(),
+            "Reconciling sandbox records with the running containers.".into(),
+        ),
+        other => other.name().to_string(),
     }
 }
 

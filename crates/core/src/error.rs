@@ -1,6 +1,7 @@
 //! The core's error type, with a stable code per variant that front ends map to HTTP statuses and D-Bus names.
 
 use crate::drive::{DriveError, ImageError, PathError};
+use crate::sandbox::{SandboxError, SandboxErrorKind};
 use crate::store::StoreError;
 use crate::supervisor::SupervisorError;
 use crate::system::ProbeError;
@@ -44,6 +45,9 @@ pub enum CoreError {
     /// A virtual drive side effect failed (the cause chain says which step and why).
     #[error(transparent)]
     Drive(DriveError),
+    /// A sandbox side effect failed (the cause chain says which step and why).
+    #[error(transparent)]
+    Sandbox(SandboxError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -63,6 +67,7 @@ impl CoreError {
             CoreError::AlreadyExists(_) => "already-exists",
             CoreError::Busy(_) => "busy",
             CoreError::Drive(_) => "drive-failed",
+            CoreError::Sandbox(_) => "sandbox-failed",
             CoreError::Store(_) => "store-failed",
             CoreError::Probe(_) => "system-unreadable",
         }
@@ -136,6 +141,33 @@ impl From<DriveError> for CoreError {
             },
             DriveError::Store(e) => CoreError::Store(e),
             e => CoreError::Drive(e),
+        }
+    }
+}
+
+impl From<SandboxError> for CoreError {
+    fn from(e: SandboxError) -> Self {
+        match (e.kind(), e) {
+            (_, SandboxError::NotFound { name }) => CoreError::NotFound { kind: "sandbox", name },
+            (_, SandboxError::TemplateNotFound { template }) => CoreError::NotFound {
+                kind: "template",
+                name: template,
+            },
+            (_, SandboxError::Store(e)) => CoreError::Store(e),
+            (SandboxErrorKind::NotFound, e) => CoreError::NotFound {
+                kind: "sandbox",
+                name: e.to_string(),
+            },
+            (SandboxErrorKind::InvalidArgument, e) => CoreError::InvalidArgument {
+                field: e.field().unwrap_or("argument"),
+                reason: match e {
+                    SandboxError::InvalidArgument { reason, .. } => reason,
+                    e => e.to_string(),
+                },
+            },
+            (SandboxErrorKind::FailedPrecondition, e) => CoreError::FailedPrecondition(e.to_string()),
+            (SandboxErrorKind::Busy, e) => CoreError::Busy(e.to_string()),
+            (SandboxErrorKind::Internal, e) => CoreError::Sandbox(e),
         }
     }
 }

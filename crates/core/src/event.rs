@@ -51,6 +51,27 @@ pub enum EventKind {
         /// Mount points, image path or reason, when there is something to say.
         detail: Option<String>,
     },
+    /// A sandbox changed.
+    Sandbox {
+        /// Sandbox name.
+        name: String,
+        /// What happened.
+        action: SandboxAction,
+        /// The new state or a reason, when there is something to say.
+        detail: Option<String>,
+    },
+}
+
+/// What happened to a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxAction {
+    Created,
+    Started,
+    Stopped,
+    Restarted,
+    Removed,
+    Reconciled,
 }
 
 /// What happened to a drive.
@@ -75,6 +96,7 @@ impl EventKind {
             EventKind::TaskStateChanged { .. } => "task-state-changed",
             EventKind::DaemonStateChanged { .. } => "daemon-state-changed",
             EventKind::Drive { .. } => "drive",
+            EventKind::Sandbox { .. } => "sandbox",
         }
     }
 }

@@ -12,8 +12,13 @@ use crate::clock::Clock;
 use crate::drive::manager::{Created, ReconcileReport};
 use crate::drive::{DriveInfo, DriveManager, FileListing, ImageFile};
 use crate::error::CoreError;
-use crate::event::{EventBus, EventKind};
+use crate::event::{EventBus, EventKind, SandboxAction};
 use crate::operation::{Operation, Risk};
+use crate::sandbox::ops::{BindArgs, ExecResult, SandboxLogs};
+use crate::sandbox::{
+    Bind, ExecSpec, OutputChunk, ReconcileReport as SandboxReconcileReport, SandboxInfo, SandboxManager, SandboxSpec,
+    Template,
+};
 use crate::store::{Durability, Store};
 use crate::supervisor::{SupervisorControl, SupervisorStatus};
 use crate::system::{SystemProbe, SystemStatus};
@@ -42,6 +47,18 @@ pub enum Output {
     Created(Created),
     /// `drive.reconcile`.
     Reconciled(ReconcileReport),
+    /// `sandbox.info`, `sandbox.create`, `sandbox.start`, `sandbox.stop`, `sandbox.restart`.
+    Sandbox(SandboxInfo),
+    /// `sandbox.list`.
+    Sandboxes(Vec<SandboxInfo>),
+    /// `sandbox.templates`.
+    Templates(Vec<Template>),
+    /// `sandbox.exec`.
+    Exec(ExecResult),
+    /// `sandbox.logs`.
+    SandboxLogs(SandboxLogs),
+    /// `sandbox.reconcile`.
+    SandboxReconciled(SandboxReconcileReport),
     /// Operations that return nothing but success.
     Done(Done),
 }
@@ -78,7 +95,12 @@ pub struct CoreDeps {
     pub web_token: Option<String>,
     /// Virtual drives, when this daemon manages them.
     pub drives: Option<Arc<DriveManager>>,
+    /// Sandboxes, when this daemon manages them.
+    pub sandboxes: Option<Arc<SandboxManager>>,
 }
+
+/// Where the output of a streamed `sandbox.exec` goes, chunk by chunk.
+pub type OutputSink<'a> = &'a mut (dyn FnMut(OutputChunk) + Send);
 
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
 /// call it from a blocking thread.
@@ -99,6 +121,16 @@ impl Core {
 
     /// Validates, authorises, runs and audits `op` on behalf of `caller`.
     pub fn execute(&self, caller: &Caller, op: Operation) -> Result<Output, CoreError> {
+        self.execute_inner(caller, op, None)
+    }
+
+    /// Like [`Core::execute`], but a `sandbox.exec` sends its output to `sink` as it comes instead of collecting it
+    /// (the returned [`ExecResult`] then has empty `stdout` and `stderr`). Other operations ignore the sink.
+    pub fn execute_streaming(&self, caller: &Caller, op: Operation, sink: OutputSink<'_>) -> Result<Output, CoreError> {
+        self.execute_inner(caller, op, Some(sink))
+    }
+
+    fn execute_inner(&self, caller: &Caller, op: Operation, sink: Option<OutputSink<'_>>) -> Result<Output, CoreError> {
         let info = op.info();
         let span =
             tracing::info_span!("op", name = info.name, frontend = %caller.frontend, principal = %caller.principal);
@@ -117,7 +149,7 @@ impl Core {
                         reason,
                     })
             })
-            .and_then(|()| self.run(caller, &op));
+            .and_then(|()| self.run(caller, &op, sink));
 
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -202,6 +234,18 @@ impl Core {
                 field: "task",
                 reason: "must not be empty".into(),
             }),
+            Operation::SandboxRemove(a) if !a.confirm => Err(CoreError::InvalidArgument {
+                field: "confirm",
+                reason: format!("removing sandbox {} deletes its data; set confirm to true", a.name),
+            }),
+            Operation::SandboxExec(a) if a.argv.is_empty() => Err(CoreError::InvalidArgument {
+                field: "argv",
+                reason: "must not be empty".into(),
+            }),
+            Operation::SandboxExec(a) if a.timeout_secs == Some(0) => Err(CoreError::InvalidArgument {
+                field: "timeout_secs",
+                reason: "must be at least 1".into(),
+            }),
             _ => Ok(()),
         }
     }
@@ -218,9 +262,184 @@ impl Core {
             .ok_or_else(|| CoreError::FailedPrecondition("virtual drives are not available in this daemon".into()))
     }
 
-    fn run(&self, caller: &Caller, op: &Operation) -> Result<Output, CoreError> {
+    /// The sandbox manager, for front ends that show sandbox objects (D-Bus).
+    pub fn sandboxes(&self) -> Option<&Arc<SandboxManager>> {
+        self.deps.sandboxes.as_ref()
+    }
+
+    fn sandbox_manager(&self) -> Result<&SandboxManager, CoreError> {
+        self.deps
+            .sandboxes
+            .as_deref()
+            .ok_or_else(|| CoreError::FailedPrecondition("sandboxes are not available in this daemon".into()))
+    }
+
+    /// Resolves a drive bind to the drive's first mounted file system.
+    fn resolve_bind(&self, b: &BindArgs) -> Result<Bind, CoreError> {
+        let drives = self.deps.drives.as_deref().ok_or_else(|| {
+            CoreError::FailedPrecondition(format!(
+                "cannot bind drive {}: virtual drives are not available in this daemon",
+                b.drive
+            ))
+        })?;
+        let info = match drives.info(&b.drive) {
+            Ok(i) => i,
+            Err(crate::drive::DriveError::NotFound { .. }) => {
+                return Err(CoreError::InvalidArgument {
+                    field: "binds",
+                    reason: format!("drive {} is not attached", b.drive),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let source = info
+            .partitions
+            .iter()
+            .find_map(|p| p.mount_point.clone())
+            .ok_or_else(|| CoreError::FailedPrecondition(format!("drive {} has no mounted file system", b.drive)))?;
+        Ok(Bind {
+            drive: b.drive.clone(),
+            source,
+            target: b.target_path().into(),
+            read_write: b.read_write,
+        })
+    }
+
+    fn sandbox_event(&self, name: &str, action: SandboxAction, detail: Option<String>) {
+        self.deps.events.publish(EventKind::Sandbox {
+            name: name.to_owned(),
+            action,
+            detail,
+        });
+    }
+
+    fn run_sandbox(&self, by: &str, op: &Operation, sink: Option<OutputSink<'_>>) -> Result<Output, CoreError> {
+        let m = self.sandbox_manager()?;
+        let changed = |info: &SandboxInfo, action| {
+            self.sandbox_event(&info.name, action, Some(info.state.as_str().to_owned()));
+        };
+        Ok(match op {
+            Operation::SandboxList => Output::Sandboxes(m.list()?),
+            Operation::SandboxInfo(a) => Output::Sandbox(m.info(&a.name)?),
+            Operation::SandboxTemplates => Output::Templates(m.templates()),
+            Operation::SandboxCreate(a) => {
+                let binds = a
+                    .binds
+                    .iter()
+                    .map(|b| self.resolve_bind(b))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let spec = SandboxSpec {
+                    name: a.name.clone(),
+                    template: a.template.clone(),
+                    limits: a.limits,
+                    network: a.network,
+                    binds,
+                    env: a.env.clone(),
+                    ephemeral: a.ephemeral,
+                };
+                let info = m.create(spec, by)?;
+                changed(&info, SandboxAction::Created);
+                Output::Sandbox(info)
+            }
+            Operation::SandboxStart(a) => {
+                let r = m.start(&a.name);
+                self.after_lifecycle(m, &a.name, &r, SandboxAction::Started);
+                Output::Sandbox(r?)
+            }
+            Operation::SandboxStop(a) => {
+                let r = m.stop(&a.name);
+                self.after_lifecycle(m, &a.name, &r, SandboxAction::Stopped);
+                Output::Sandbox(r?)
+            }
+            Operation::SandboxRestart(a) => {
+                let r = m.restart(&a.name);
+                self.after_lifecycle(m, &a.name, &r, SandboxAction::Restarted);
+                Output::Sandbox(r?)
+            }
+            Operation::SandboxRemove(a) => {
+                m.remove(&a.name)?;
+                self.sandbox_event(&a.name, SandboxAction::Removed, None);
+                Output::Done(Done {
+                    message: format!("sandbox {} removed", a.name),
+                })
+            }
+            Operation::SandboxExec(a) => {
+                let spec = ExecSpec {
+                    argv: a.argv.clone(),
+                    env: Vec::new(),
+                    cwd: None,
+                    time_limit: a.timeout_secs.map(std::time::Duration::from_secs),
+                };
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                let outcome = match sink {
+                    Some(sink) => m.exec(&a.name, &spec, &mut |c| sink(c))?,
+                    None => m.exec(&a.name, &spec, &mut |c| match c {
+                        OutputChunk::Stdout(b) => out.extend_from_slice(&b),
+                        OutputChunk::Stderr(b) => err.extend_from_slice(&b),
+                    })?,
+                };
+                Output::Exec(ExecResult {
+                    exit_code: outcome.exit_code,
+                    timed_out: outcome.timed_out,
+                    stdout: String::from_utf8_lossy(&out).into_owned(),
+                    stderr: String::from_utf8_lossy(&err).into_owned(),
+                })
+            }
+            Operation::SandboxLogs(a) => Output::SandboxLogs(SandboxLogs {
+                name: a.name.clone(),
+                lines: m.logs(&a.name, a.lines.unwrap_or(200))?,
+            }),
+            Operation::SandboxReconcile => {
+                let report = m.reconcile()?;
+                let touched = report
+                    .marked_stopped
+                    .iter()
+                    .chain(&report.cleaned_ephemeral)
+                    .chain(&report.interrupted)
+                    .chain(&report.kept_running);
+                for name in touched {
+                    self.sandbox_event(name, SandboxAction::Reconciled, None);
+                }
+                Output::SandboxReconciled(report)
+            }
+            _ => unreachable!("run_sandbox is only called for sandbox operations"),
+        })
+    }
+
+    /// Publishes the new state of a sandbox after a start, stop or restart, also when it failed (it may now be
+    /// failed), and its removal when it is gone (an ephemeral sandbox that stopped).
+    fn after_lifecycle(
+        &self,
+        m: &SandboxManager,
+        name: &str,
+        r: &Result<SandboxInfo, crate::sandbox::SandboxError>,
+        action: SandboxAction,
+    ) {
+        match (r, m.info(name)) {
+            (Ok(info), Ok(_)) => self.sandbox_event(name, action, Some(info.state.as_str().to_owned())),
+            (Err(_), Ok(now)) => self.sandbox_event(name, SandboxAction::Stopped, Some(now.state.as_str().to_owned())),
+            (Ok(_), Err(_)) => {
+                self.sandbox_event(name, action, None);
+                self.sandbox_event(name, SandboxAction::Removed, None);
+            }
+            (Err(_), Err(_)) => {}
+        }
+    }
+
+    fn run(&self, caller: &Caller, op: &Operation, sink: Option<OutputSink<'_>>) -> Result<Output, CoreError> {
         let by = caller.principal.to_string();
         Ok(match op {
+            Operation::SandboxList
+            | Operation::SandboxInfo(_)
+            | Operation::SandboxTemplates
+            | Operation::SandboxCreate(_)
+            | Operation::SandboxStart(_)
+            | Operation::SandboxStop(_)
+            | Operation::SandboxRestart(_)
+            | Operation::SandboxRemove(_)
+            | Operation::SandboxExec(_)
+            | Operation::SandboxLogs(_)
+            | Operation::SandboxReconcile => return self.run_sandbox(&by, op, sink),
             Operation::DriveList => Output::Drives(self.drive_manager()?.list()?),
             Operation::DriveInfo(a) => Output::Drive(self.drive_manager()?.info(&a.name)?),
             Operation::DriveImages => Output::Images(self.drive_manager()?.images()?),
@@ -306,6 +525,7 @@ mod tests {
             clock,
             web_token: Some("secret".into()),
             drives: None,
+            sandboxes: None,
         });
         (core, store, sup)
     }
@@ -434,3 +654,6 @@ mod tests {
         assert_eq!(r.session.as_deref(), Some("s1"));
     }
 }
+
+#[cfg(test)]
+mod sandbox_tests;

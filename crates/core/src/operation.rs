@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
 use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
+use crate::sandbox::ops::{SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs};
 
 /// How much an operation changes. Chat asks for confirmation of destructive ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -150,6 +151,72 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "sandbox.list",
+        summary: "every sandbox with template, state, limits, binds and resource use",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "sandbox.info",
+        summary: "one sandbox in detail",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "sandbox.templates",
+        summary: "the templates sandboxes can be created from",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "sandbox.create",
+        summary: "create a sandbox from a template with limits, network, drive binds and environment",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.start",
+        summary: "start a sandbox's container",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.stop",
+        summary: "stop a sandbox's container (an ephemeral sandbox is removed)",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.restart",
+        summary: "stop a running sandbox and start it again",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.remove",
+        summary: "stop a sandbox and remove it with its writable data (needs confirm)",
+        risk: Risk::Destructive,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.exec",
+        summary: "run a command inside a running sandbox and return its exit code and output",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.logs",
+        summary: "the last lines of a sandbox's console output",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.reconcile",
+        summary: "compare sandbox records with running containers and repair either side (runs at every start)",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `supervisor.kill-task`.
@@ -218,6 +285,40 @@ pub enum Operation {
     /// `drive.reconcile`: always valid; operators.
     #[serde(rename = "drive.reconcile")]
     DriveReconcile,
+    /// `sandbox.list`: always valid; anyone.
+    #[serde(rename = "sandbox.list")]
+    SandboxList,
+    /// `sandbox.info`: the sandbox must exist; anyone.
+    #[serde(rename = "sandbox.info")]
+    SandboxInfo(SandboxRef),
+    /// `sandbox.templates`: always valid; anyone.
+    #[serde(rename = "sandbox.templates")]
+    SandboxTemplates,
+    /// `sandbox.create`: the name must be free, the template known and every bound drive attached with a mounted
+    /// file system; operators.
+    #[serde(rename = "sandbox.create")]
+    SandboxCreate(SandboxCreateArgs),
+    /// `sandbox.start`: the sandbox must exist and not run; operators.
+    #[serde(rename = "sandbox.start")]
+    SandboxStart(SandboxRef),
+    /// `sandbox.stop`: the sandbox must exist; stopping a stopped one is a no-op; operators.
+    #[serde(rename = "sandbox.stop")]
+    SandboxStop(SandboxRef),
+    /// `sandbox.restart`: the sandbox must exist and be settled (not starting or stopping); operators.
+    #[serde(rename = "sandbox.restart")]
+    SandboxRestart(SandboxRef),
+    /// `sandbox.remove`: the sandbox must exist and be settled, and `confirm` be true; operators; destructive.
+    #[serde(rename = "sandbox.remove")]
+    SandboxRemove(SandboxRemoveArgs),
+    /// `sandbox.exec`: the sandbox must be running and argv non-empty; operators.
+    #[serde(rename = "sandbox.exec")]
+    SandboxExec(SandboxExecArgs),
+    /// `sandbox.logs`: the sandbox must exist; operators (console output may hold secrets).
+    #[serde(rename = "sandbox.logs")]
+    SandboxLogs(SandboxLogsArgs),
+    /// `sandbox.reconcile`: always valid; operators.
+    #[serde(rename = "sandbox.reconcile")]
+    SandboxReconcile,
 }
 
 impl Operation {
@@ -241,6 +342,17 @@ impl Operation {
             Operation::DriveCommit(_) => 14,
             Operation::DrivePersist(_) => 15,
             Operation::DriveReconcile => 16,
+            Operation::SandboxList => 17,
+            Operation::SandboxInfo(_) => 18,
+            Operation::SandboxTemplates => 19,
+            Operation::SandboxCreate(_) => 20,
+            Operation::SandboxStart(_) => 21,
+            Operation::SandboxStop(_) => 22,
+            Operation::SandboxRestart(_) => 23,
+            Operation::SandboxRemove(_) => 24,
+            Operation::SandboxExec(_) => 25,
+            Operation::SandboxLogs(_) => 26,
+            Operation::SandboxReconcile => 27,
         };
         &OPERATIONS[i]
     }
@@ -318,6 +430,27 @@ mod tests {
                 persistent: true,
             }),
             Operation::DriveReconcile,
+            Operation::SandboxList,
+            Operation::SandboxInfo(SandboxRef { name: "s".into() }),
+            Operation::SandboxTemplates,
+            Operation::SandboxCreate(SandboxCreateArgs::new("s", "host")),
+            Operation::SandboxStart(SandboxRef { name: "s".into() }),
+            Operation::SandboxStop(SandboxRef { name: "s".into() }),
+            Operation::SandboxRestart(SandboxRef { name: "s".into() }),
+            Operation::SandboxRemove(SandboxRemoveArgs {
+                name: "s".into(),
+                confirm: true,
+            }),
+            Operation::SandboxExec(SandboxExecArgs {
+                name: "s".into(),
+                argv: vec!["true".into()],
+                timeout_secs: Some(5),
+            }),
+            Operation::SandboxLogs(SandboxLogsArgs {
+                name: "s".into(),
+                lines: None,
+            }),
+            Operation::SandboxReconcile,
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

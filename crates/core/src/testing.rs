@@ -6,6 +6,8 @@ use crate::auth::{GroupPolicy, StaticAccounts};
 use crate::clock::SystemClock;
 use crate::event::EventBus;
 use crate::executor::{Core, CoreDeps};
+use crate::sandbox::fake::FakeSandboxes;
+use crate::sandbox::{ManagerConfig, SandboxManager, Template, TemplateKind};
 use crate::store::MemoryStore;
 use crate::supervisor::{DaemonState, SupervisorControl, SupervisorError, SupervisorStatus, TaskState, TaskStatus};
 use crate::system::{FixedProbe, SystemStatus};
@@ -46,8 +48,37 @@ impl SupervisorControl for FakeSupervisor {
 /// A core over a memory store, a fixed probe (hostname `testbox`) and [`FakeSupervisor`]; uid 1000 is in group
 /// `cacheos`; the web token is `token`.
 pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
+    let (core, store) = build(None);
+    (core, store)
+}
+
+/// Like [`core`], with a sandbox manager over recording fakes and one directory template, `bb`, whose main command
+/// is `/bin/sleep`. Returns the fakes to script execs with.
+pub fn core_with_sandboxes() -> (Arc<Core>, Arc<MemoryStore>, FakeSandboxes) {
+    let fakes = FakeSandboxes::new();
+    let (core, store) = build(Some(fakes.clone()));
+    (core, store, fakes)
+}
+
+fn build(fakes: Option<FakeSandboxes>) -> (Arc<Core>, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(SystemClock);
+    let sandboxes = fakes.map(|f| {
+        Arc::new(SandboxManager::new(
+            store.clone(),
+            Arc::new(f.roots()),
+            Arc::new(f.runner()),
+            clock.clone(),
+            vec![Template {
+                name: "bb".into(),
+                kind: TemplateKind::Directory,
+                path: "/srv/templates/bb".into(),
+                description: "busybox".into(),
+                command: Some(vec!["/bin/sleep".into(), "1000".into()]),
+            }],
+            ManagerConfig::default(),
+        ))
+    });
     let core = Core::new(CoreDeps {
         store: store.clone(),
         probe: Arc::new(FixedProbe(SystemStatus {
@@ -63,6 +94,7 @@ pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
         clock,
         web_token: Some("token".into()),
         drives: None,
+        sandboxes,
     });
     (Arc::new(core), store)
 }

@@ -60,6 +60,28 @@ pub trait Manager {
     fn set_drive_persistent(&self, name: &str, persistent: bool) -> zbus::Result<String>;
     /// `drive.reconcile`.
     fn reconcile_drives(&self) -> zbus::Result<String>;
+    /// `sandbox.list`.
+    fn list_sandboxes(&self) -> zbus::Result<String>;
+    /// `sandbox.info`.
+    fn get_sandbox(&self, name: &str) -> zbus::Result<String>;
+    /// `sandbox.templates`.
+    fn list_templates(&self) -> zbus::Result<String>;
+    /// `sandbox.create` with the REST body as JSON.
+    fn create_sandbox(&self, args: &str) -> zbus::Result<String>;
+    /// `sandbox.start`.
+    fn start_sandbox(&self, name: &str) -> zbus::Result<String>;
+    /// `sandbox.stop`.
+    fn stop_sandbox(&self, name: &str) -> zbus::Result<String>;
+    /// `sandbox.restart`.
+    fn restart_sandbox(&self, name: &str) -> zbus::Result<String>;
+    /// `sandbox.remove`.
+    fn remove_sandbox(&self, name: &str, confirm: bool) -> zbus::Result<String>;
+    /// `sandbox.exec`; timeout_secs 0 means no limit.
+    fn exec_sandbox(&self, name: &str, argv: &[&str], timeout_secs: u64) -> zbus::Result<String>;
+    /// `sandbox.logs`; 0 lines means the default.
+    fn get_sandbox_logs(&self, name: &str, lines: u32) -> zbus::Result<String>;
+    /// `sandbox.reconcile`.
+    fn reconcile_sandboxes(&self) -> zbus::Result<String>;
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;

@@ -23,6 +23,8 @@ pub enum Error {
     Busy(String),
     /// A virtual drive side effect failed; the message has the cause chain.
     DriveFailed(String),
+    /// A sandbox side effect failed; the message has the cause chain.
+    SandboxFailed(String),
     /// The store failed.
     StoreFailed(String),
     /// The system could not be read.
@@ -42,6 +44,7 @@ impl From<CoreError> for Error {
             CoreError::AlreadyExists(_) => Error::AlreadyExists(msg),
             CoreError::Busy(_) => Error::Busy(msg),
             CoreError::Drive(_) => Error::DriveFailed(msg),
+            CoreError::Sandbox(_) => Error::SandboxFailed(msg),
             CoreError::Store(_) => Error::StoreFailed(msg),
             CoreError::Probe(_) => Error::SystemUnreadable(msg),
         }

@@ -9,6 +9,7 @@ pub mod client;
 mod drive;
 mod error;
 mod manager;
+mod sandbox;
 
 pub use error::Error;
 pub use manager::{serve, Manager};

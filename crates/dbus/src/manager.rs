@@ -8,6 +8,7 @@ use cacheos_chat::ChatService;
 use cacheos_core::audit::{AuditFilter, Outcome};
 use cacheos_core::drive::{CommitArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
 use cacheos_core::operation::KillTaskArgs;
+use cacheos_core::sandbox::ops::{SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs};
 use cacheos_core::{Caller, Core, CoreError, DaemonState, EventKind, Frontend, Operation, Output, Principal};
 use futures_util::StreamExt;
 use zbus::message::Header;
@@ -460,7 +461,161 @@ impl Manager {
         self.run_json(&hdr, conn, Operation::DriveReconcile).await
     }
 
-    /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive), json the
+    /// Operation sandbox.list: every sandbox as a JSON array (schema SandboxInfo). Anyone may call it. Each sandbox
+    /// is also an object /org/cacheos/CacheOS1/sandbox/<name> with interface org.cacheos.CacheOS1.Sandbox.
+    #[zbus(out_args("json"))]
+    async fn list_sandboxes(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxList).await
+    }
+
+    /// Operation sandbox.info: one sandbox as a JSON object (schema SandboxInfo). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn get_sandbox(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxInfo(SandboxRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation sandbox.templates: the templates as a JSON array (schema Template). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn list_templates(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxTemplates).await
+    }
+
+    /// Operation sandbox.create: args is the REST body as JSON (schema SandboxCreateArgs: name, template, cpu,
+    /// memory_max, tasks_max, network, binds, env, ephemeral). Returns the sandbox (schema SandboxInfo). Root and
+    /// group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn create_sandbox(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args: SandboxCreateArgs = parse_args(args)?;
+        self.run_json(&hdr, conn, Operation::SandboxCreate(args)).await
+    }
+
+    /// Operation sandbox.start: starts the sandbox's container; returns it (schema SandboxInfo). Root and group
+    /// cacheos only.
+    #[zbus(out_args("json"))]
+    async fn start_sandbox(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxStart(SandboxRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation sandbox.stop: stops the sandbox's container (an ephemeral one is then removed); returns it
+    /// (schema SandboxInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn stop_sandbox(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxStop(SandboxRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation sandbox.restart: stops the sandbox when it runs and starts it again; returns it (schema
+    /// SandboxInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn restart_sandbox(
+        &self,
+        name: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxRestart(SandboxRef { name: name.into() }))
+            .await
+    }
+
+    /// Operation sandbox.remove: stops the sandbox and deletes it with its writable data; confirm must be true.
+    /// Returns a message. Root and group cacheos only.
+    #[zbus(out_args("message"))]
+    async fn remove_sandbox(
+        &self,
+        name: &str,
+        confirm: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::SandboxRemove(SandboxRemoveArgs {
+            name: name.into(),
+            confirm,
+        });
+        match self.run(&hdr, conn, op).await? {
+            Output::Done(d) => Ok(d.message),
+            _ => Err(Error::Internal("unexpected result".into())),
+        }
+    }
+
+    /// Operation sandbox.exec: runs argv in the running sandbox and returns, when it ended, a JSON object
+    /// {"exit_code", "timed_out", "stdout", "stderr"} (schema ExecResult). timeout_secs 0 means no limit. A command
+    /// not found inside ends with exit code 127. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn exec_sandbox(
+        &self,
+        name: &str,
+        argv: Vec<String>,
+        timeout_secs: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::SandboxExec(SandboxExecArgs {
+            name: name.into(),
+            argv,
+            timeout_secs: (timeout_secs > 0).then_some(timeout_secs),
+        });
+        self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation sandbox.logs: the last lines of the sandbox's console output as JSON {"name", "lines"}; 0 lines
+    /// means the default (200). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn get_sandbox_logs(
+        &self,
+        name: &str,
+        lines: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::SandboxLogs(SandboxLogsArgs {
+            name: name.into(),
+            lines: (lines > 0).then_some(lines as usize),
+        });
+        self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation sandbox.reconcile: compares sandbox records with the running containers and repairs either side.
+    /// Returns a JSON report. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn reconcile_sandboxes(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SandboxReconcile).await
+    }
+
+    /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive, sandbox), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, kind: &str, json: &str) -> zbus::Result<()>;
@@ -493,6 +648,7 @@ pub async fn serve(
 ) -> zbus::Result<()> {
     let mut events = core.events().subscribe();
     let core_for_drives = core.clone();
+    let core_for_sandboxes = core.clone();
     let manager = Manager::new(core, chat, state);
     let clients = manager.clients.clone();
     let state_cell = manager.state.clone();
@@ -506,6 +662,8 @@ pub async fn serve(
     tracing::info!(name = BUS_NAME, "D-Bus service ready");
     let drives = crate::drive::DriveObjects::new(core_for_drives);
     drives.sync(&conn).await;
+    let sandboxes = crate::sandbox::SandboxObjects::new(core_for_sandboxes);
+    sandboxes.sync(&conn).await;
     ready();
     let iface = conn.object_server().interface::<_, Manager>(OBJECT_PATH).await?;
     let dbus = fdo::DBusProxy::new(&conn).await?;
@@ -518,6 +676,9 @@ pub async fn serve(
                 Manager::event(iface.signal_emitter(), ev.kind.type_name(), &json).await?;
                 if matches!(ev.kind, EventKind::Drive { .. }) {
                     drives.sync(&conn).await;
+                }
+                if matches!(ev.kind, EventKind::Sandbox { .. }) {
+                    sandboxes.sync(&conn).await;
                 }
                 if let EventKind::DaemonStateChanged { state } = ev.kind {
                     *state_cell.lock().unwrap() = state;

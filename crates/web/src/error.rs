@@ -67,7 +67,9 @@ impl From<CoreError> for ApiError {
             CoreError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             CoreError::FailedPrecondition(_) | CoreError::AlreadyExists(_) | CoreError::Busy(_) => StatusCode::CONFLICT,
-            CoreError::Store(_) | CoreError::Probe(_) | CoreError::Drive(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CoreError::Store(_) | CoreError::Probe(_) | CoreError::Drive(_) | CoreError::Sandbox(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         Self::new(status, e.code(), e.full_message())
     }

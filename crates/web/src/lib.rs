@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod drives;
 mod error;
+mod sandboxes;
 
 use std::sync::Arc;
 
@@ -86,7 +87,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(drives::create))
         .routes(utoipa_axum::routes!(drives::reconcile))
         .routes(utoipa_axum::routes!(drives::images))
+        .routes(utoipa_axum::routes!(sandboxes::list, sandboxes::create))
+        .routes(utoipa_axum::routes!(sandboxes::info, sandboxes::remove))
+        .routes(utoipa_axum::routes!(sandboxes::start))
+        .routes(utoipa_axum::routes!(sandboxes::stop))
+        .routes(utoipa_axum::routes!(sandboxes::restart))
+        .routes(utoipa_axum::routes!(sandboxes::exec))
+        .routes(utoipa_axum::routes!(sandboxes::logs))
+        .routes(utoipa_axum::routes!(sandboxes::templates))
+        .routes(utoipa_axum::routes!(sandboxes::reconcile))
 }
 
+#[cfg(test)]
+mod sandbox_tests;
 #[cfg(test)]
 mod tests;

@@ -196,7 +196,7 @@ impl From<FieldError> for SandboxError {
 }
 
 /// What [`SandboxManager::reconcile`] did, by sandbox name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReconcileReport {
     /// Recorded running and found running.
     pub kept_running: Vec<String>,

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 mod manager;
 
 pub mod fake;
+pub mod ops;
 
 pub use manager::{
     drives_bound_by_active_sandboxes, ManagerConfig, ReconcileReport, SandboxError, SandboxErrorKind, SandboxManager,

@@ -1,0 +1,265 @@
+//! End-to-end test of sandboxes through a real `cacheosd --dev` with real systemd-nspawn containers on a busybox
+//! template tree (root; CACHEOS_INTEGRATION=1; needs systemd-nspawn, cgexec and busybox-static): the CLI's create,
+//! start, exec (stdout and the command's exit code as cacheosctl's own), stop and remove, the streamed REST exec,
+//! the D-Bus sandbox object, and the audit trail of every call.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn root_enabled(name: &str) -> bool {
+    if !enabled(name) {
+        return false;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    assert!(
+        root,
+        "{name}: sandbox end-to-end tests need root (CACHEOS_INTEGRATION is set)"
+    );
+    true
+}
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir",
+];
+
+/// A busybox tree at `tree`, a template without init (cacheosd runs `sleep` in it).
+fn busybox_tree(tree: &Path) {
+    for d in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var", "usr/bin", "mnt",
+    ] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "/bin/busybox is missing; install busybox-static");
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    for a in APPLETS {
+        symlink("busybox", tree.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(tree.join("etc/os-release"), "ID=busybox\nNAME=\"busybox test tree\"\n").unwrap();
+}
+
+fn ctl_json(d: &Daemon, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = d.ctl(&a);
+    assert!(
+        o.status.success(),
+        "cacheosctl {args:?}: {}{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        d.log()
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
+    if !root_enabled("sandbox_lifecycle_through_cli_rest_and_dbus_is_audited") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    busybox_tree(&state.join("templates/bb"));
+    let mut d = Daemon::start(&bus.address, &state);
+
+    let templates = ctl_json(&d, &["template", "list"]);
+    let names: Vec<&str> = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"bb") && names.contains(&"host"), "{names:?}");
+
+    let created = ctl_json(
+        &d,
+        &["sandbox", "create", "box", "--template", "bb", "--memory", "256M"],
+    );
+    assert_eq!(
+        (created["name"].as_str(), created["state"].as_str()),
+        (Some("box"), Some("created"))
+    );
+    let started = ctl_json(&d, &["sandbox", "start", "box"]);
+    assert_eq!(started["state"], "running", "{started}");
+    assert!(started["main_pid"].as_u64().is_some());
+
+    // exec: stdout, and cacheosctl exits with the command's exit code.
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "echo", "hi"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", String::from_utf8_lossy(&o.stderr));
+    let x = ctl_json(
+        &d,
+        &["sandbox", "exec", "box", "--", "sh", "-c", "echo out; echo err >&2"],
+    );
+    assert_eq!(
+        (x["stdout"].as_str(), x["stderr"].as_str()),
+        (Some("out\n"), Some("err\n"))
+    );
+
+    // REST exec streams NDJSON and ends with the exit code.
+    let resp = ureq::post(&d.url("/api/v1/sandboxes/box/exec"))
+        .send_json(serde_json::json!({"argv": ["sh", "-c", "echo streamed; exit 5"]}))
+        .unwrap();
+    let text = resp.into_string().unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out: String = lines
+        .iter()
+        .filter(|l| l["stream"] == "stdout")
+        .map(|l| l["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(out, "streamed\n", "{text}");
+    assert_eq!(lines.last().unwrap(), &serde_json::json!({"exit_code": 5}));
+    let info = d.get("/api/v1/sandboxes/box");
+    assert_eq!(info["state"], "running");
+
+    // D-Bus: the sandbox is an object.
+    let prop = Command::new("busctl")
+        .args([
+            "--address",
+            &bus.address,
+            "get-property",
+            "org.cacheos.CacheOS1",
+            "/org/cacheos/CacheOS1/sandbox/box",
+            "org.cacheos.CacheOS1.Sandbox",
+            "State",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&prop.stdout).contains("running"), "{prop:?}");
+
+    let stopped = ctl_json(&d, &["sandbox", "stop", "box"]);
+    assert_eq!(stopped["state"], "stopped");
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1), "exec in a stopped sandbox is refused");
+    // Removal without --yes (and without a terminal) is refused; with it the sandbox is gone.
+    let o = d.ctl(&["sandbox", "remove", "box"]);
+    assert_eq!(o.status.code(), Some(2));
+    ctl_json(&d, &["sandbox", "remove", "box", "--yes"]);
+    let o = d.ctl(&["sandbox", "info", "box"]);
+    assert_eq!(o.status.code(), Some(5));
+    wait_until("sandbox object removed", std::time::Duration::from_secs(10), || {
+        let out = Command::new("busctl")
+            .args(["--address", &bus.address, "tree", "--list", "org.cacheos.CacheOS1"])
+            .output()
+            .ok()?;
+        (!String::from_utf8_lossy(&out.stdout).contains("/sandbox/box")).then_some(())
+    });
+
+    // Every call is in the audit log.
+    let audit = ctl_json(&d, &["audit", "--operation", "sandbox.", "--limit", "100"]);
+    let ops: Vec<(String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["operation"].as_str().unwrap().to_owned(),
+                r["frontend"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (op, frontend) in [
+        ("sandbox.create", "cli"),
+        ("sandbox.start", "cli"),
+        ("sandbox.exec", "cli"),
+        ("sandbox.exec", "rest"),
+        ("sandbox.stop", "cli"),
+        ("sandbox.remove", "cli"),
+        ("sandbox.reconcile", "internal"),
+    ] {
+        assert!(
+            ops.iter().any(|(o, f, r)| o == op && f == frontend && r == "ok"),
+            "{op} from {frontend} missing: {ops:?}"
+        );
+    }
+    assert_eq!(
+        ops.iter().filter(|(o, f, _)| o == "sandbox.exec" && f == "cli").count(),
+        5,
+        "{ops:?}"
+    );
+    d.stop();
+}
+
+/// An ext4 image at `path` holding `hello.txt`.
+fn ext4_image(path: &Path, text: &str) {
+    let tree = path.with_extension("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), text).unwrap();
+    std::fs::File::create(path).unwrap().set_len(16 << 20).unwrap();
+    let out = Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "DATA",
+            "-d",
+            tree.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&tree).unwrap();
+}
+
+#[test]
+fn drive_binds_resolve_to_the_mount_and_keep_the_drive_busy() {
+    if !root_enabled("drive_binds_resolve_to_the_mount_and_keep_the_drive_busy") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    busybox_tree(&state.join("templates/bb"));
+    std::fs::create_dir_all(state.join("images")).unwrap();
+    ext4_image(&state.join("images/data.img"), "hello from the drive\n");
+    let mut d = Daemon::start(&bus.address, &state);
+
+    // A bind of a drive that is not attached is refused, naming the drive.
+    let o = d.ctl(&["sandbox", "create", "box", "--template", "bb", "--bind", "data"]);
+    assert_eq!(o.status.code(), Some(6), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("drive data"), "{o:?}");
+
+    let drive = ctl_json(&d, &["drive", "attach", "data.img"]);
+    let mount = drive["partitions"][0]["mount_point"].as_str().unwrap().to_owned();
+    let created = ctl_json(
+        &d,
+        &["sandbox", "create", "box", "--template", "bb", "--bind", "data:ro"],
+    );
+    assert_eq!(created["binds"][0]["source"], mount.as_str());
+    assert_eq!(created["binds"][0]["target"], "/mnt/data");
+    ctl_json(&d, &["sandbox", "start", "box"]);
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "cat", "/mnt/data/hello.txt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from the drive\n");
+    let o = d.ctl(&["sandbox", "exec", "box", "--", "sh", "-c", "echo x > /mnt/data/new.txt"]);
+    assert_ne!(o.status.code(), Some(0), "a read-only bind must refuse writes");
+
+    // While the sandbox runs, the drive is in use and a plain detach is refused.
+    let info = ctl_json(&d, &["drive", "info", "data"]);
+    assert_eq!(info["used_by"], serde_json::json!(["box"]));
+    let o = d.ctl(&["drive", "detach", "data"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("box"), "{o:?}");
+
+    ctl_json(&d, &["sandbox", "remove", "box", "--yes"]);
+    ctl_json(&d, &["drive", "detach", "data"]);
+    d.stop();
+}

@@ -1,0 +1,128 @@
+//! Arguments and results of the `sandbox.*` operations, as front ends send and receive them. Drive binds name a
+//! drive; the executor resolves each to the drive's mount point before the [`super::SandboxManager`] sees it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Limits, Network};
+
+/// `sandbox.info`, `sandbox.start`, `sandbox.stop`, `sandbox.restart`: one sandbox by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxRef {
+    /// Sandbox name.
+    pub name: String,
+}
+
+/// A drive to bind into a new sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BindArgs {
+    /// Name of an attached drive with a mounted file system (its first mount is bound).
+    pub drive: String,
+    /// Writable inside the sandbox; read-only by default.
+    #[serde(default)]
+    pub read_write: bool,
+    /// Where it appears inside (absolute); `/mnt/<drive>` by default.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+impl BindArgs {
+    /// The target inside the sandbox, defaulted.
+    pub fn target_path(&self) -> String {
+        self.target.clone().unwrap_or_else(|| format!("/mnt/{}", self.drive))
+    }
+}
+
+/// `sandbox.create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxCreateArgs {
+    /// Lowercase letters, digits and dashes, starting with a letter, at most 32 characters.
+    pub name: String,
+    /// Name of a template (`sandbox.templates`).
+    pub template: String,
+    /// Resource limits (`cpu`, `memory_max`, `tasks_max`).
+    #[serde(default, flatten)]
+    pub limits: Limits,
+    /// `none` (loopback only, default) or `nat`.
+    #[serde(default)]
+    pub network: Network,
+    /// Drives bound into the sandbox.
+    #[serde(default)]
+    pub binds: Vec<BindArgs>,
+    /// Environment as name/value pairs.
+    #[serde(default)]
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub env: Vec<(String, String)>,
+    /// Removed with its data when it stops.
+    #[serde(default)]
+    pub ephemeral: bool,
+}
+
+impl SandboxCreateArgs {
+    /// Arguments with defaults: no limits, no network, no binds, persistent.
+    pub fn new(name: impl Into<String>, template: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            template: template.into(),
+            limits: Limits::default(),
+            network: Network::None,
+            binds: Vec::new(),
+            env: Vec::new(),
+            ephemeral: false,
+        }
+    }
+}
+
+/// `sandbox.remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxRemoveArgs {
+    /// Sandbox name.
+    pub name: String,
+    /// Must be true: removing deletes the sandbox's writable data.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// `sandbox.exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxExecArgs {
+    /// Sandbox name.
+    pub name: String,
+    /// The command; `argv[0]` is looked up in the sandbox's `PATH`.
+    pub argv: Vec<String>,
+    /// Kill the command after this many seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `sandbox.logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxLogsArgs {
+    /// Sandbox name.
+    pub name: String,
+    /// How many of the last lines; 200 by default.
+    #[serde(default)]
+    pub lines: Option<usize>,
+}
+
+/// What `sandbox.exec` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExecResult {
+    /// The command's exit code (127: not found inside; 128 + n: killed by signal n).
+    pub exit_code: i32,
+    /// Whether the time limit killed it.
+    pub timed_out: bool,
+    /// Collected standard output (lossy UTF-8; empty when the output was streamed).
+    pub stdout: String,
+    /// Collected standard error (lossy UTF-8; empty when the output was streamed).
+    pub stderr: String,
+}
+
+/// What `sandbox.logs` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxLogs {
+    /// Sandbox name.
+    pub name: String,
+    /// The last lines of its console output, oldest first.
+    pub lines: Vec<String>,
+}
