@@ -222,6 +222,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             token,
             max_failures: cfg.web.max_auth_failures,
             failure_window: Duration::from_secs(cfg.web.auth_failure_window_secs),
+            ..cacheos_web::WebAccess::new(String::new())
         };
         let app = cacheos_web::router(core.clone(), chat.clone(), access);
         let listen = cfg.web.listen;

@@ -1,4 +1,5 @@
-//! The web port: REST under `/api/v1`, `/healthz`, the generated OpenAPI document and server-sent events.
+//! The web port: REST under `/api/v1`, `/healthz`, the generated OpenAPI document, server-sent events, browser
+//! sessions (login, CSRF) and the embedded web UI.
 //!
 //! Handlers are thin: parse, call [`cacheos_core::Core::execute`] on a blocking thread, map the result.
 //! [`router`] builds everything without a socket so tests drive it with `tower::ServiceExt::oneshot`.
@@ -7,6 +8,8 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod session;
+mod ui;
 
 use std::sync::Arc;
 
@@ -36,7 +39,9 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
         chat,
         gate: Arc::new(AuthGate::new(access)),
     };
-    let (api, doc) = api_router().split_for_parts();
+    let (api, mut doc) = api_router().split_for_parts();
+    let (sessions, sessions_doc) = session_router().split_for_parts();
+    doc.merge(sessions_doc);
     let doc = Arc::new(doc);
     let protected = api
         .route(
@@ -50,16 +55,31 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
             state.clone(),
             auth::require_access,
         ));
+    let mut pages = Router::new();
+    for page in ui::PAGES {
+        pages = pages.route(page, get(ui::shell));
+    }
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(sessions)
+        .route("/ui/{file}", get(ui::asset))
+        .merge(pages)
         .merge(protected)
         .fallback(api::not_found)
+        .layer(axum::middleware::map_response(ui::security_headers))
         .with_state(state)
 }
 
 /// The OpenAPI document, generated from the handlers and the core's types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    doc.merge(session_router().split_for_parts().1);
+    doc
+}
+
+/// Login, logout and session state: outside the access middleware (they authenticate themselves).
+fn session_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(utoipa_axum::routes!(session::get, session::login, session::logout))
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
