@@ -148,6 +148,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let clock_for_chat = clock.clone();
     let sup = Supervisor::new(events.clone(), clock.clone(), cfg.supervisor.clone(), dev);
     let probe = Arc::new(HostProbe::new());
+    // One hour of metric samples for `system.history`, filled by the metrics task below.
+    let metrics = Arc::new(cacheos_core::MetricsHistory::new(
+        (3600 / cfg.metrics.sample_interval_secs.max(1)) as usize + 1,
+    ));
     let core = Arc::new(Core::new(CoreDeps {
         store: store.clone(),
         probe: probe.clone(),
@@ -156,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         clock,
         events,
         web_token: token.clone(),
+        metrics: metrics.clone(),
     }));
 
     // The chat service, shared by every chat front end.
@@ -177,8 +182,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Workers.
     let interval = Duration::from_secs(cfg.metrics.sample_interval_secs);
     let p = probe.clone();
+    let core_for_metrics = core.clone();
     sup.spawn("metrics", move |ctx| {
-        let p = p.clone();
+        let (p, core, metrics) = (p.clone(), core_for_metrics.clone(), metrics.clone());
         async move {
             let mut tick = tokio::time::interval(interval);
             loop {
@@ -187,7 +193,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     _ = ctx.shutdown.cancelled() => return Ok(()),
                 }
                 let p = p.clone();
-                tokio::task::spawn_blocking(move || p.sample()).await??;
+                let status = tokio::task::spawn_blocking(move || {
+                    p.sample()?;
+                    p.status()
+                })
+                .await??;
+                // Kept for `system.history` and published for live charts (SSE `metrics-sampled`).
+                let sample = cacheos_core::MetricSample::of(&status);
+                metrics.push(sample.clone());
+                core.events()
+                    .publish(cacheos_core::EventKind::MetricsSampled { sample });
                 ctx.ready();
             }
         }

@@ -123,6 +123,10 @@ pub fn output(o: &Output, lang: Lang) -> String {
             }
         }
         Output::WebToken(t) => s += &t.token,
+        Output::SystemHistory(samples) => {
+            let n = samples.len();
+            let _ = write!(s, "{n} {}", if de { "Messwerte" } else { "samples" });
+        }
         Output::Done(d) => s += &d.message,
     }
     s.trim_end().to_string()

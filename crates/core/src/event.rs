@@ -42,6 +42,11 @@ pub enum EventKind {
         /// New state.
         state: DaemonState,
     },
+    /// The metrics worker took a sample (also kept for `system.history`).
+    MetricsSampled {
+        /// The sample.
+        sample: crate::system::MetricSample,
+    },
 }
 
 impl EventKind {
@@ -51,6 +56,7 @@ impl EventKind {
             EventKind::OperationFinished { .. } => "operation-finished",
             EventKind::TaskStateChanged { .. } => "task-state-changed",
             EventKind::DaemonStateChanged { .. } => "daemon-state-changed",
+            EventKind::MetricsSampled { .. } => "metrics-sampled",
         }
     }
 }

@@ -28,6 +28,8 @@ pub enum Output {
     Audit(Vec<AuditRecord>),
     /// `web.token`.
     WebToken(WebToken),
+    /// `system.history`.
+    SystemHistory(Vec<crate::system::MetricSample>),
     /// Operations that return nothing but success.
     Done(Done),
 }
@@ -62,6 +64,8 @@ pub struct CoreDeps {
     pub events: EventBus,
     /// The web token, when the web port is configured.
     pub web_token: Option<String>,
+    /// Metric samples, filled by the daemon's metrics worker.
+    pub metrics: Arc<crate::system::MetricsHistory>,
 }
 
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
@@ -205,6 +209,7 @@ impl Core {
                 Some(t) => Output::WebToken(WebToken { token: t.clone() }),
                 None => return Err(CoreError::FailedPrecondition("the web port is disabled".into())),
             },
+            Operation::SystemHistory(a) => Output::SystemHistory(self.deps.metrics.since(a.since_ms)),
         })
     }
 }
@@ -262,6 +267,7 @@ mod tests {
             events: EventBus::new(16, clock.clone()),
             clock,
             web_token: Some("secret".into()),
+            metrics: Arc::new(crate::system::MetricsHistory::new(4)),
         });
         (core, store, sup)
     }

@@ -76,7 +76,22 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::ReadOnly,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "system.history",
+        summary: "CPU, memory, disk and load samples of the last hour (or since a time), oldest first",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
 ];
+
+/// Arguments of `system.history`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryArgs {
+    /// Only samples taken at or after this time (ms since the Unix epoch); all kept samples when absent.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
 
 /// Arguments of `supervisor.kill-task`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -105,6 +120,10 @@ pub enum Operation {
     /// `web.token`: valid when the web port is configured; operators only.
     #[serde(rename = "web.token")]
     WebToken,
+    /// `system.history`: always valid (empty until the metrics worker has sampled); anyone may call it. The daemon
+    /// keeps one hour of samples in memory.
+    #[serde(rename = "system.history")]
+    SystemHistory(HistoryArgs),
 }
 
 impl Operation {
@@ -116,6 +135,7 @@ impl Operation {
             Operation::SupervisorKillTask(_) => 2,
             Operation::AuditQuery(_) => 3,
             Operation::WebToken => 4,
+            Operation::SystemHistory(_) => 5,
         };
         &OPERATIONS[i]
     }
@@ -151,6 +171,7 @@ mod tests {
             Operation::SupervisorKillTask(KillTaskArgs { task: "web".into() }),
             Operation::AuditQuery(AuditFilter::default()),
             Operation::WebToken,
+            Operation::SystemHistory(HistoryArgs { since_ms: Some(1) }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -46,6 +46,13 @@ impl SupervisorControl for FakeSupervisor {
 /// A core over a memory store, a fixed probe (hostname `testbox`) and [`FakeSupervisor`]; uid 1000 is in group
 /// `cacheos`; the web token is `token`.
 pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
+    let (core, store, _) = core_with_metrics();
+    (core, store)
+}
+
+/// [`core`], plus the metrics history its `system.history` reads (empty; tests push samples).
+pub fn core_with_metrics() -> (Arc<Core>, Arc<MemoryStore>, Arc<crate::system::MetricsHistory>) {
+    let metrics = Arc::new(crate::system::MetricsHistory::new(720));
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(SystemClock);
     let core = Core::new(CoreDeps {
@@ -62,6 +69,7 @@ pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
         events: EventBus::new(64, clock.clone()),
         clock,
         web_token: Some("token".into()),
+        metrics: metrics.clone(),
     });
-    (Arc::new(core), store)
+    (Arc::new(core), store, metrics)
 }

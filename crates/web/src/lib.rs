@@ -85,6 +85,7 @@ fn session_router() -> OpenApiRouter<AppState> {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(api::system_status))
+        .routes(utoipa_axum::routes!(api::system_history))
         .routes(utoipa_axum::routes!(api::supervisor_status))
         .routes(utoipa_axum::routes!(api::supervisor_kill_task))
         .routes(utoipa_axum::routes!(api::audit_query))

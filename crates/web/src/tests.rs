@@ -600,3 +600,41 @@ fn session_endpoints_are_in_the_openapi_document() {
     assert_eq!(s["post"]["operationId"], "session.login");
     assert_eq!(s["delete"]["operationId"], "session.logout");
 }
+
+#[tokio::test]
+async fn system_history_returns_the_kept_samples_and_is_audited() {
+    let (core, store, metrics) = cacheos_core::testing::core_with_metrics();
+    let known = Box::new(|| cacheos_chat::Known {
+        tasks: vec![],
+        now_ms: 1,
+    });
+    let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
+    let app = router(core, chat, WebAccess::new("token".into()))
+        .layer(MockConnectInfo("127.0.0.1:5000".parse::<SocketAddr>().unwrap()));
+    let (s, body) = call(&app, "GET", "/api/v1/system/history", None).await;
+    assert_eq!((s, body), (StatusCode::OK, serde_json::json!([])));
+    for t in [1000, 2000, 3000] {
+        metrics.push(cacheos_core::MetricSample {
+            time_ms: t,
+            cpu_percent: Some(12.5),
+            ..Default::default()
+        });
+    }
+    let (s, body) = call(&app, "GET", "/api/v1/system/history?since_ms=2000", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let times: Vec<_> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["time_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(times, vec![2000, 3000]);
+    assert_eq!(body[0]["cpu_percent"], 12.5);
+    let (s, body) = call(&app, "GET", "/api/v1/system/history?since_ms=soon", None).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid-argument"))
+    );
+    let recs = store.query_audit(&AuditFilter::default()).unwrap();
+    assert_eq!(recs[0].record.operation, "system.history");
+}
