@@ -219,19 +219,27 @@ await test('audit: filter by front end shows chat utterances', async () => {
   await page.locator('main[data-ready]').waitFor();
   await page.getByLabel('Front end').selectOption('chat');
   await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForFunction(() => {
+    const fes = [...document.querySelectorAll('tbody tr td:nth-child(3)')].map((td) => td.textContent);
+    return fes.length > 0 && fes.every((f) => f === 'chat');
+  });
   await page.locator('td', { hasText: 'zeig mir den Systemstatus' }).first().waitFor();
-  const fes = await page.locator('tbody tr td:nth-child(3)').allTextContents();
-  assert.ok(fes.length > 0 && fes.every((f) => f === 'chat'), fes.join(','));
   assert.deepEqual(problems, []);
   await context.close();
 });
 
-await test('system: charts and supervisor tasks render', async () => {
+await test('system: charts from the server history, live samples by SSE, supervisor tasks', async () => {
   const { context, page, problems } = await open();
+  const history = await (await fetch(BASE + '/api/v1/system/history')).json();
+  assert.ok(history.length >= 1, 'the metrics task has sampled at least once');
   await page.goto(BASE + '/system');
-  await page.locator('.plot canvas').first().waitFor();
+  await page.locator('main[data-ready]').waitFor();
   assert.equal(await page.locator('.plot canvas').count(), 4);
   await page.locator('td', { hasText: 'metrics' }).waitFor();
+  // A new sample arrives as a metrics-sampled event (every 5 s in dev mode) and is drawn: the CPU caption changes
+  // from "–" (one sample, no CPU figure yet) or its previous value.
+  const before = await page.locator('figcaption').first().textContent();
+  await page.waitForFunction((b) => document.querySelector('figcaption').textContent !== b, before, { timeout: 15000 });
   assert.deepEqual(problems, []);
   await context.close();
 });

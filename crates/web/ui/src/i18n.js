@@ -39,7 +39,7 @@ const en = {
   failedUnits: 'Failed units', supervisor: 'Supervisor', taskTable: 'Internal tasks', task: 'Task', restarts: 'Restarts', lastError: 'Last error',
   since: 'Since', cpu: 'CPU', memoryUse: 'Memory', disk: 'Disk', load: 'Load', charts: 'Last hour',
   percent: '%', daemon: 'Daemon {version}, {state}', disks: 'Disks', mounted: 'Mounted at', total: 'Total', avail: 'Available',
-  historyNote: 'History since this page was opened (the daemon keeps no metrics history yet).',
+  historyNote: 'History since this page was opened (this daemon keeps no metrics history).',
   // audit
   filters: 'Filters', period: 'Period', anyTime: 'any time', lastMinutes: 'last 15 minutes', lastHour: 'last hour',
   lastDay: 'last 24 hours', lastWeek: 'last 7 days', frontend: 'Front end', any: 'any', outcome: 'Outcome',
@@ -88,7 +88,7 @@ const de = {
   lastError: 'Letzter Fehler', since: 'Seit', cpu: 'CPU', memoryUse: 'Speicher', disk: 'Datenträger', load: 'Last',
   charts: 'Letzte Stunde', percent: '%', daemon: 'Dienst {version}, {state}', disks: 'Datenträger', mounted: 'Eingehängt in',
   total: 'Gesamt', avail: 'Verfügbar',
-  historyNote: 'Verlauf seit dem Öffnen dieser Seite (der Dienst speichert noch keinen Messwertverlauf).',
+  historyNote: 'Verlauf seit dem Öffnen dieser Seite (dieser Dienst speichert keinen Messwertverlauf).',
   filters: 'Filter', period: 'Zeitraum', anyTime: 'beliebig', lastMinutes: 'letzte 15 Minuten', lastHour: 'letzte Stunde',
   lastDay: 'letzte 24 Stunden', lastWeek: 'letzte 7 Tage', frontend: 'Zugang', any: 'alle', outcome: 'Ergebnis',
   apply: 'Anwenden', time: 'Zeit', principal: 'Wer', utterance: 'Äußerung', details: 'Details', more: 'Mehr laden',

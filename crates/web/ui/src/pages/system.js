@@ -1,9 +1,10 @@
 // System: host overview, supervisor task health (live through the task-state-changed event), and CPU, memory,
-// disk and load charts (uPlot) over the last hour, sampled from GET /api/v1/system/status.
+// disk and load charts (uPlot) over the last hour: GET /api/v1/system/history, then live `metrics-sampled` events.
+// Against a daemon without system.history the page samples GET /api/v1/system/status itself.
 import uPlot from 'uplot';
 import { h, mount, fmtBytes, fmtDuration } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, on } from '../api.js';
+import { get, on, hasEndpoint } from '../api.js';
 import { errorBox, table } from './common.js';
 
 const HOUR_MS = 3600 * 1000;
@@ -16,6 +17,14 @@ function loadSamples() {
     const s = JSON.parse(sessionStorage.getItem(STORE) || '[]');
     return s.filter((x) => x.t > Date.now() - HOUR_MS);
   } catch { return []; }
+}
+
+function fromMetric(m) {
+  return {
+    t: m.time_ms, cpu: m.cpu_percent, load1: m.load_one, load5: m.load_five, load15: m.load_fifteen,
+    mem: m.memory_total_bytes ? (100 * m.memory_used_bytes) / m.memory_total_bytes : null,
+    disk: m.disk_total_bytes ? (100 * m.disk_used_bytes) / m.disk_total_bytes : null,
+  };
 }
 
 function sampleOf(st) {
@@ -47,7 +56,8 @@ export async function systemPage(main) {
   const charts = h('section');
   const sup = h('section');
   main.append(overview, charts, sup);
-  let samples = loadSamples();
+  const serverHistory = await hasEndpoint('/api/v1/system/history');
+  let samples = serverHistory ? [] : loadSamples();
   let plots = [];
   let timer = null;
 
@@ -70,7 +80,7 @@ export async function systemPage(main) {
       canvasBox);
       return [fig, canvasBox, series, max];
     });
-    mount(charts, h('h2', { id: 'ch-h' }, t('charts')), h('p', { class: 'muted' }, t('historyNote')),
+    mount(charts, h('h2', { id: 'ch-h' }, t('charts')), serverHistory ? null : h('p', { class: 'muted' }, t('historyNote')),
       h('div', { class: 'grid2' }, boxes.map((b) => b[0])));
     for (const [, box, series, max] of boxes) plots.push(chart(box, '', series, samples, max));
   }
@@ -98,6 +108,23 @@ export async function systemPage(main) {
     } catch (e) { mount(sup, errorBox(e)); }
   }
 
+  function add(s) {
+    if (!samples.length || samples[samples.length - 1].t < s.t) samples.push(s);
+    samples = samples.filter((x) => x.t > Date.now() - HOUR_MS);
+  }
+
+  async function overviewOnly() {
+    try { renderOverview(await get('/api/v1/system/status')); } catch (e) { mount(overview, errorBox(e)); }
+  }
+
+  async function fromServer() {
+    try {
+      const hist = await get('/api/v1/system/history?since_ms=' + (Date.now() - HOUR_MS));
+      for (const m of hist) add(fromMetric(m));
+    } catch (e) { mount(charts, errorBox(e)); return; }
+    renderCharts();
+  }
+
   async function poll() {
     try {
       const st = await get('/api/v1/system/status');
@@ -110,16 +137,22 @@ export async function systemPage(main) {
     } catch (e) { mount(overview, errorBox(e)); }
   }
 
-  await Promise.all([poll(), renderSupervisor()]);
-  timer = setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
-  const off = on('task-state-changed', () => renderSupervisor());
+  const offs = [on('task-state-changed', () => renderSupervisor())];
+  if (serverHistory) {
+    offs.push(on('metrics-sampled', (ev) => { add(fromMetric(ev.sample)); if (!document.hidden) renderCharts(); }));
+    await Promise.all([overviewOnly(), fromServer(), renderSupervisor()]);
+    timer = setInterval(() => { if (!document.hidden) overviewOnly(); }, 60000);
+  } else {
+    await Promise.all([poll(), renderSupervisor()]);
+    timer = setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
+  }
   const rerender = () => renderCharts();
   const mq = matchMedia('(prefers-color-scheme: dark)');
   mq.addEventListener('change', rerender);
   document.addEventListener('cacheos-theme', rerender);
   window.addEventListener('resize', rerender);
   return () => {
-    clearInterval(timer); off();
+    clearInterval(timer); for (const off of offs) off();
     mq.removeEventListener('change', rerender);
     document.removeEventListener('cacheos-theme', rerender);
     window.removeEventListener('resize', rerender);
