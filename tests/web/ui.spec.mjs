@@ -309,6 +309,168 @@ await test('drives and sandboxes pages show "not available" while their endpoint
   await context.close();
 });
 
+// The drive and sandbox pages against the provisional REST contract, served by a stand-in (playwright routes) until
+// the daemon has the endpoints: rendering with data, axe in both themes, and the exact requests the UI sends.
+async function mockContract(context, calls) {
+  const real = await (await fetch(BASE + '/api/v1/openapi.json')).json();
+  for (const p of ['/api/v1/drives', '/api/v1/images', '/api/v1/sandboxes', '/api/v1/templates']) real.paths[p] = real.paths[p] || { get: {} };
+  const drive = {
+    name: 'data', image: '/var/lib/cacheos/images/data.qcow2', format: 'qcow2', virtual_size: 1073741824, read_write: true,
+    state: 'attached', persistent: false, attached_by: 'rest', attached_ms: Date.now() - 60000,
+    partitions: [{ number: 1, device: '/dev/loop0p1', fs_type: 'ext4', label: 'DATA', uuid: 'u', size: 1072693248,
+      mount_point: '/run/cacheos/drives/data/1', used: 52428800, free: 1000000000 }],
+    snapshot: null, used_by: ['box1'],
+  };
+  const box = { name: 'box1', template: 'debian', state: 'running', cpus: 1, memory: 536870912, network: 'none' };
+  const json = (route, body, status = 200) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+  await context.route(/\/api\/v1\/(openapi\.json|drives|images|sandboxes|templates)(\/|\?|$)/, async (route) => {
+    const req = route.request();
+    const url = new URL(req.url());
+    const path = url.pathname;
+    calls.push({ method: req.method(), path: path + url.search, body: req.postData() ? JSON.parse(req.postData()) : null });
+    if (path === '/api/v1/openapi.json') return json(route, real);
+    if (path === '/api/v1/drives' && req.method() === 'GET') return json(route, [drive]);
+    if (path === '/api/v1/drives' && req.method() === 'POST') return json(route, { ...drive, name: 'new' });
+    if (path === '/api/v1/images') return json(route, [{ name: 'data.qcow2', path: '/var/lib/cacheos/images/data.qcow2', size: 1073741824, modified_ms: 1 }]);
+    if (path === '/api/v1/drives/data/files') return json(route, [{ name: 'etc', kind: 'dir', size: 4096 }, { name: 'hello.txt', kind: 'file', size: 6 }]);
+    if (path.startsWith('/api/v1/drives/')) return json(route, drive);
+    if (path === '/api/v1/sandboxes' && req.method() === 'GET') return json(route, [box]);
+    if (path === '/api/v1/sandboxes' && req.method() === 'POST') return json(route, box);
+    if (path === '/api/v1/templates') return json(route, [{ name: 'debian', description: 'Debian 12 minimal' }]);
+    if (path === '/api/v1/sandboxes/box1/exec') {
+      return route.fulfill({ status: 200, contentType: 'application/x-ndjson',
+        body: '{"stream":"stdout","data":"hello\\n"}\n{"stream":"stderr","data":"warn\\n"}\n{"exit_code":0}\n' });
+    }
+    if (path === '/api/v1/sandboxes/box1/logs') return json(route, ['line one', 'line two']);
+    if (path.startsWith('/api/v1/sandboxes/')) return json(route, box);
+    return json(route, { error: { code: 'not-found', message: 'no such endpoint: ' + path } }, 404);
+  });
+}
+
+await test('drives page against the provisional contract (stand-in API): renders, axe, exact requests', async () => {
+  for (const scheme of ['light', 'dark']) {
+    const { context, page, problems } = await open({ colorScheme: scheme });
+    const calls = [];
+    await mockContract(context, calls);
+    await page.goto(BASE + '/drives');
+    await page.locator('main[data-ready]').waitFor();
+    await page.locator('td', { hasText: '/dev/loop0p1' }).waitFor();
+    await axe(page, `/drives with data (${scheme})`);
+    await page.screenshot({ path: join(ART, `drives-data-${scheme}.png`), fullPage: true });
+    if (scheme === 'dark') { await context.close(); continue; }
+    await page.getByLabel('From the images directory').selectOption('/var/lib/cacheos/images/data.qcow2');
+    assert.equal(await page.getByLabel('Image path').first().inputValue(), '/var/lib/cacheos/images/data.qcow2');
+    await page.getByLabel('Writable').check();
+    await page.getByRole('button', { name: 'Attach', exact: true }).click();
+    await page.getByRole('button', { name: 'Browse: data' }).click();
+    await page.locator('td', { hasText: 'hello.txt' }).waitFor();
+    await page.getByRole('button', { name: 'Snapshot: data' }).click();
+    await page.getByRole('button', { name: 'Detach: data' }).click();
+    await axe(page, '/drives detach dialog');
+    await page.getByRole('dialog').getByRole('button', { name: 'Detach' }).click();
+    await page.getByRole('button', { name: 'Keep after restart: data' }).click();
+    await page.getByLabel('Image path').nth(1).fill('/var/lib/cacheos/images/new.img');
+    await page.getByLabel('Size', { exact: true }).fill('512M');
+    await page.getByLabel('Format', { exact: true }).selectOption('qcow2');
+    await page.getByLabel('File system', { exact: true }).selectOption('xfs');
+    await page.getByLabel('Label', { exact: true }).fill('NEW');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.waitForFunction(() => document.querySelectorAll('[role=status] span').length > 0);
+    await page.waitForTimeout(300);
+    const posts = calls.filter((c) => c.method === 'POST').map((c) => [c.path, c.body]);
+    assert.deepEqual(posts, [
+      ['/api/v1/drives', { path: '/var/lib/cacheos/images/data.qcow2', read_write: true, mount: true, partscan: true }],
+      ['/api/v1/drives/data/snapshot', {}],
+      ['/api/v1/drives/data/detach', {}],
+      ['/api/v1/drives/data/persist', { persistent: true }],
+      ['/api/v1/drives/create', { path: '/var/lib/cacheos/images/new.img', size: '512M', format: 'qcow2', fs: 'xfs', attach: true, label: 'NEW' }],
+    ]);
+    assert.ok(calls.some((c) => c.path === '/api/v1/drives/data/files?path='));
+    assert.deepEqual(problems, []);
+    await context.close();
+  }
+});
+
+await test('sandboxes page against the provisional contract (stand-in API): renders, axe, create, exec stream, remove', async () => {
+  for (const scheme of ['light', 'dark']) {
+    const { context, page, problems } = await open({ colorScheme: scheme });
+    const calls = [];
+    await mockContract(context, calls);
+    await page.goto(BASE + '/sandboxes');
+    await page.locator('main[data-ready]').waitFor();
+    await page.locator('td', { hasText: 'box1' }).waitFor();
+    await axe(page, `/sandboxes with data (${scheme})`);
+    if (scheme === 'dark') { await context.close(); continue; }
+    await page.getByLabel('Name', { exact: true }).fill('box2');
+    await page.getByLabel('CPUs').fill('1.5');
+    await page.getByLabel('Memory').fill('512M');
+    await page.getByLabel('Network').selectOption('nat');
+    await page.getByRole('button', { name: 'Add drive' }).click();
+    await page.locator('.bind').getByLabel('Writable').check();
+    await page.getByLabel('Environment').fill('A=1\nB=x=y');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByRole('button', { name: 'Run: box1' }).click();
+    await page.getByLabel('Command').fill('echo  hello');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.locator('[role=status]', { hasText: 'Exit code 0' }).waitFor();
+    assert.equal(await page.locator('pre.output').first().textContent(), 'hello\nwarn\n');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.locator('pre.output', { hasText: 'line two' }).waitFor();
+    await axe(page, '/sandboxes with output');
+    await page.screenshot({ path: join(ART, 'sandboxes-data-light.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Stop: box1' }).click();
+    await page.getByRole('button', { name: 'Remove: box1' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.waitForTimeout(300);
+    const changes = calls.filter((c) => c.method !== 'GET').map((c) => [c.method, c.path, c.body]);
+    assert.deepEqual(changes, [
+      ['POST', '/api/v1/sandboxes', { name: 'box2', template: 'debian', cpus: 1.5, memory: '512M', network: 'nat',
+        binds: [{ drive: 'data', read_write: true }], env: { A: '1', B: 'x=y' }, ephemeral: false }],
+      ['POST', '/api/v1/sandboxes/box1/exec', { argv: ['echo', 'hello'] }],
+      ['POST', '/api/v1/sandboxes/box1/stop', {}],
+      ['DELETE', '/api/v1/sandboxes/box1', null],
+    ]);
+    assert.deepEqual(problems, []);
+    await context.close();
+  }
+});
+
+await test('login flow as a non-loopback browser would see it (stand-in session endpoint): CSRF header sent', async () => {
+  const { context, page, problems } = await open({ locale: 'de-DE' });
+  let loggedIn = false;
+  const csrfSeen = [];
+  await context.route('**/api/v1/session', (route) => {
+    if (route.request().method() === 'POST') {
+      const ok = JSON.parse(route.request().postData()).token === 'right';
+      loggedIn = ok;
+      return route.fulfill({ status: ok ? 200 : 401, contentType: 'application/json', body: JSON.stringify(ok
+        ? { authenticated: true, via: 'cookie', csrf_token: 'c5rf' } : { error: { code: 'unauthenticated', message: 'the token is wrong' } }) });
+    }
+    return route.fulfill({ contentType: 'application/json', body: JSON.stringify(loggedIn
+      ? { authenticated: true, via: 'cookie', csrf_token: 'c5rf' } : { authenticated: false, via: null, csrf_token: null }) });
+  });
+  await context.route('**/api/v1/chat', (route) => { csrfSeen.push(route.request().headers()['x-csrf-token']); return route.continue(); });
+  await page.goto(BASE + '/audit');
+  await page.waitForURL(/\/login\?next=%2Faudit$/);
+  await page.locator('main[data-ready]').waitFor();
+  await axe(page, '/login form');
+  await page.screenshot({ path: join(ART, 'login-form.png'), fullPage: true });
+  await page.getByLabel('Web-Token').fill('wrong');
+  await page.keyboard.press('Enter');
+  await page.getByRole('alert').filter({ hasText: 'Das Token ist falsch' }).waitFor();
+  await page.getByLabel('Web-Token').fill('right');
+  await page.getByRole('button', { name: 'Anmelden' }).click();
+  await page.waitForURL(BASE + '/audit');
+  await page.getByRole('button', { name: 'Abmelden' }).waitFor();
+  await page.getByRole('link', { name: 'Chat' }).click();
+  await page.getByLabel('Nachricht').fill('zeig mir den Systemstatus');
+  await page.keyboard.press('Enter');
+  await page.locator('.msg.bot .reply').first().waitFor();
+  assert.deepEqual(csrfSeen, ['c5rf']);
+  assert.deepEqual(problems.filter((p) => !p.includes('401')), []);
+  await context.close();
+});
+
 await browser.close();
 
 console.log('\nper-page figures over loopback (cold cache):');

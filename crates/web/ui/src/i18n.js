@@ -28,7 +28,7 @@ const en = {
   sizeHint: 'e.g. 512M, 2G', kind: 'Kind', emptyDir: 'Empty directory.', up: 'Up', imagesDir: 'Images directory',
   noImages: 'The images directory is empty.', modified: 'Modified', done: 'Done.',
   // sandboxes
-  sandboxesList: 'Sandboxes', noSandboxes: 'No sandboxes.', template: 'Template', cpus: 'CPUs', memory: 'Memory',
+  sandboxesList: 'Sandboxes', noSandboxes: 'No sandboxes.', resources: 'Resources', drive: 'Drive', template: 'Template', cpus: 'CPUs', memory: 'Memory',
   tasks: 'Tasks', network: 'Network', netNone: 'none', netNat: 'NAT', binds: 'Drives to bind', addBind: 'Add drive',
   removeBind: 'Remove', env: 'Environment', envHint: 'One KEY=value per line', ephemeral: 'Ephemeral (removed when stopped)',
   createSandbox: 'Create a sandbox', start: 'Start', stop: 'Stop', restart: 'Restart', remove: 'Remove',
@@ -76,7 +76,7 @@ const de = {
   createTitle: 'Abbild erstellen', create: 'Erstellen', fs: 'Dateisystem', label: 'Bezeichnung',
   attachAfter: 'Nach dem Erstellen anschließen', sizeHint: 'z. B. 512M, 2G', kind: 'Art', emptyDir: 'Leeres Verzeichnis.',
   up: 'Nach oben', imagesDir: 'Abbild-Verzeichnis', noImages: 'Das Abbild-Verzeichnis ist leer.', modified: 'Geändert', done: 'Erledigt.',
-  sandboxesList: 'Sandboxen', noSandboxes: 'Keine Sandboxen.', template: 'Vorlage', cpus: 'CPUs', memory: 'Speicher',
+  sandboxesList: 'Sandboxen', noSandboxes: 'Keine Sandboxen.', resources: 'Ressourcen', drive: 'Laufwerk', template: 'Vorlage', cpus: 'CPUs', memory: 'Speicher',
   tasks: 'Prozesse', network: 'Netzwerk', netNone: 'keins', netNat: 'NAT', binds: 'Eingebundene Laufwerke',
   addBind: 'Laufwerk hinzufügen', removeBind: 'Entfernen', env: 'Umgebung', envHint: 'Eine Zeile SCHLÜSSEL=Wert pro Variable',
   ephemeral: 'Flüchtig (beim Stoppen entfernt)', createSandbox: 'Sandbox erstellen', start: 'Starten', stop: 'Stoppen',

@@ -13,11 +13,12 @@ export function errorBox(e) {
   return h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${msg}`);
 }
 
-/** A table with a caption; rows are arrays of cells (nodes or text). Scrolls horizontally on phones. */
-export function table(caption, headers, rows) {
+/** A table with a caption (for screen readers only unless `showCaption`, since a heading usually precedes it);
+ * rows are arrays of cells (nodes or text). Scrolls horizontally on phones. */
+export function table(caption, headers, rows, showCaption = false) {
   return h('div', { class: 'tablewrap', tabindex: '0', role: 'region', 'aria-label': caption },
     h('table', {},
-      h('caption', {}, caption),
+      h('caption', { class: showCaption ? null : 'sr-only' }, caption),
       h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
       h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c)))))));
 }

@@ -76,7 +76,7 @@ export async function sandboxesPage(main) {
     });
     mount(listSec, h('h2', { id: 'sb-h' }, t('sandboxesList')),
       boxes.length === 0 ? h('p', { class: 'empty' }, t('noSandboxes')) :
-        table(t('sandboxesList'), [t('name'), t('template'), t('state'), t('memory'), t('actions')], rows));
+        table(t('sandboxesList'), [t('name'), t('template'), t('state'), t('resources'), t('actions')], rows));
   }
   renderList();
 
@@ -94,7 +94,7 @@ export async function sandboxesPage(main) {
   try {
     if (await hasEndpoint('/api/v1/drives')) driveNames = (await get('/api/v1/drives')).map((d) => d.name);
   } catch { /* drives unknown: no binds offered */ }
-  const [nF, nIn] = field(t('name'), h('input', { type: 'text', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9_-]{1,64}' }));
+  const [nF, nIn] = field(t('name'), h('input', { type: 'text', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9_\\-]{1,64}' }));
   const [tF] = field(t('template'), tplSel);
   const [cF, cIn] = field(t('cpus'), h('input', { type: 'number', min: '0.1', step: '0.1' }));
   const [mF, mIn] = field(t('memory'), h('input', { type: 'text', autocomplete: 'off' }), t('memoryHint'));
@@ -105,7 +105,7 @@ export async function sandboxesPage(main) {
   const binds = h('ul', { class: 'plain binds' });
   const addBind = () => {
     const sel = h('select', {}, driveNames.map((d) => h('option', { value: d }, d)));
-    const [sf] = field(t('drives'), sel);
+    const [sf] = field(t('drive'), sel);
     const [rf, rw] = field(t('writable'), h('input', { type: 'checkbox' }));
     const li = h('li', { class: 'bind' }, sf, rf, h('button', { class: 'btn', type: 'button', onclick: () => li.remove() }, t('removeBind')));
     li.read = () => ({ drive: sel.value, read_write: rw.checked });

@@ -96,7 +96,7 @@ export async function systemPage(main) {
         h('dt', {}, t('memoryUse')), h('dd', {}, `${fmtBytes(st.memory.used_bytes)} / ${fmtBytes(st.memory.total_bytes)}`),
         h('dt', {}, t('failedUnits')), h('dd', {}, st.failed_units == null ? '–' : String(st.failed_units))),
       table(t('disks'), [t('mounted'), t('fs'), t('used'), t('total'), t('avail')], st.disks.map((d) =>
-        [h('code', {}, d.mount_point), d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.total_bytes), fmtBytes(d.available_bytes)])));
+        [h('code', {}, d.mount_point), d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.total_bytes), fmtBytes(d.available_bytes)]), true));
   }
 
   async function renderSupervisor() {
