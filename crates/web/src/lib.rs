@@ -55,6 +55,7 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
             state.clone(),
             auth::require_access,
         ));
+    ui::prepare();
     let mut pages = Router::new();
     for page in ui::PAGES {
         pages = pages.route(page, get(ui::shell));

@@ -638,3 +638,32 @@ async fn system_history_returns_the_kept_samples_and_is_audited() {
     let recs = store.query_audit(&AuditFilter::default()).unwrap();
     assert_eq!(recs[0].record.operation, "system.history");
 }
+
+#[tokio::test]
+async fn assets_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+    let (app, _) = app(true, "127.0.0.1:5000");
+    let get = |enc: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get("/ui/app.js");
+            if let Some(e) = enc {
+                req = req.header("accept-encoding", e);
+            }
+            let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            let h = resp.headers().clone();
+            (h, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+        }
+    };
+    let (h, plain) = get(None).await;
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(h["vary"], "accept-encoding");
+    let (h, gz) = get(Some("gzip, deflate, br")).await;
+    assert_eq!(h["content-encoding"], "gzip");
+    assert!(gz.len() * 2 < plain.len(), "{} vs {}", gz.len(), plain.len());
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+    assert_eq!(back, plain);
+    let (h, _) = get(Some("gzip;q=0, br")).await;
+    assert!(h.get("content-encoding").is_none());
+}

@@ -2,10 +2,14 @@
 //! `ui/dist/`, embedded here), plus the security headers every response of the web port carries.
 //!
 //! The shell references assets as `/ui/<file>?v=<content hash>` (written by `ui/build.mjs`), so assets are cached
-//! for a year as immutable and the shell is revalidated on every load.
+//! for a year as immutable and the shell is revalidated on every load. Assets go out gzip-compressed to clients that
+//! accept it (compressed once, when the router is built).
+
+use std::io::Write;
+use std::sync::LazyLock;
 
 use axum::extract::Path;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -28,6 +32,36 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("icon.svg", "image/svg+xml", include_bytes!("../ui/dist/icon.svg")),
 ];
 
+/// The gzip form of each of [`ASSETS`], in the same order.
+static GZIPPED: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|(_, _, bytes)| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            // Writing to a Vec cannot fail.
+            let _ = gz.write_all(bytes);
+            gz.finish().unwrap_or_default()
+        })
+        .collect()
+});
+
+/// Compresses the assets now rather than on the first request.
+pub(crate) fn prepare() {
+    LazyLock::force(&GZIPPED);
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';').map(str::trim);
+            parts.next().is_some_and(|e| e.eq_ignore_ascii_case("gzip")) && !parts.any(|p| p.replace(' ', "") == "q=0")
+        })
+}
+
 /// Paths that answer with the app shell.
 pub const PAGES: &[&str] = &["/", "/chat", "/drives", "/sandboxes", "/system", "/audit", "/login"];
 
@@ -49,16 +83,21 @@ pub(crate) async fn shell() -> Response {
 }
 
 /// `GET /ui/{file}`.
-pub(crate) async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, ctype, bytes)) => (
-            [
-                (header::CONTENT_TYPE, *ctype),
+pub(crate) async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().position(|(name, _, _)| *name == file) {
+        Some(i) => {
+            let (_, ctype, bytes) = ASSETS[i];
+            let common = [
+                (header::CONTENT_TYPE, ctype),
                 (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            *bytes,
-        )
-            .into_response(),
+                (header::VARY, "accept-encoding"),
+            ];
+            if accepts_gzip(&headers) {
+                (common, [(header::CONTENT_ENCODING, "gzip")], GZIPPED[i].clone()).into_response()
+            } else {
+                (common, bytes).into_response()
+            }
+        }
         None => ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no such asset: {file}")).into_response(),
     }
 }
