@@ -126,6 +126,16 @@ pub(crate) async fn get(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<SessionInfo>, ApiError> {
+    // Asking without credentials (every page load of a browser that is not logged in) is no failed attempt:
+    // counting it would lock people out of the login by reloading the page.
+    let live_cookie = auth::cookie(&headers, SESSION_COOKIE).is_some_and(|id| state.gate.sessions.touch(id).is_some());
+    if !state.gate.trusted(peer.ip()) && auth::bearer(&headers).is_none() && !live_cookie {
+        return Ok(Json(SessionInfo {
+            authenticated: false,
+            via: None,
+            csrf_token: None,
+        }));
+    }
     let info = match auth::authenticate(&state.gate, peer.ip(), &Method::GET, &headers) {
         Ok((_, via)) => SessionInfo {
             authenticated: true,

@@ -667,3 +667,36 @@ async fn assets_are_gzipped_for_clients_that_accept_it() {
     let (h, _) = get(Some("gzip;q=0, br")).await;
     assert!(h.get("content-encoding").is_none());
 }
+
+#[tokio::test]
+async fn asking_for_the_session_state_is_no_failed_attempt() {
+    let (app, _) = app(true, "192.0.2.14:4000");
+    for _ in 0..5 {
+        let (s, _, body) = send(&app, "GET", "/api/v1/session", &[], None).await;
+        assert_eq!((s, &body["authenticated"]), (StatusCode::OK, &serde_json::json!(false)));
+        let stale = format!("cacheos_session={}", "1".repeat(64));
+        let (s, _, body) = send(&app, "GET", "/api/v1/session", &[("cookie", &stale)], None).await;
+        assert_eq!((s, &body["authenticated"]), (StatusCode::OK, &serde_json::json!(false)));
+    }
+    login(&app).await;
+    // A wrong bearer token asking for the state does count.
+    for _ in 0..3 {
+        send(
+            &app,
+            "GET",
+            "/api/v1/session",
+            &[("authorization", "Bearer nope")],
+            None,
+        )
+        .await;
+    }
+    let (s, _, _) = send(
+        &app,
+        "GET",
+        "/api/v1/session",
+        &[("authorization", "Bearer token")],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -2,7 +2,7 @@
 // create, browse. Built against the provisional drive contract; shows “not available” until /api/v1/drives exists.
 import { h, mount, field, fmtBytes, confirmDialog } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, post, hasEndpoint, ApiError } from '../api.js';
+import { get, post, hasEndpoint, on, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
 
 export async function drivesPage(main) {
@@ -120,4 +120,10 @@ export async function drivesPage(main) {
   } }, h('h2', { id: 'create-h' }, t('createTitle')), cpF, csF, cfF, cfsF, clF, caF,
   h('button', { class: 'btn primary', type: 'submit' }, t('create')));
   main.append(h('div', { class: 'grid2' }, attachForm, createForm));
+  // Changes made elsewhere (chat, CLI, another browser) show up live.
+  let pending = null;
+  return on('operation-finished', (ev) => {
+    if (!String(ev.operation).startsWith('drive.') || pending) return;
+    pending = setTimeout(() => { pending = null; reload(); }, 300);
+  });
 }

@@ -3,7 +3,7 @@
 // contract; shows “not available” until /api/v1/sandboxes exists.
 import { h, mount, field, fmtBytes, confirmDialog } from '../dom.js';
 import { t } from '../i18n.js';
-import { get, post, del, stream, hasEndpoint, ApiError } from '../api.js';
+import { get, post, del, stream, hasEndpoint, on, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
 
 const num = (v) => (v === '' ? undefined : Number(v));
@@ -127,4 +127,10 @@ export async function sandboxesPage(main) {
     h('button', { class: 'btn', type: 'button', disabled: driveNames.length === 0, onclick: addBind }, t('addBind'))),
   eF, ephF, h('button', { class: 'btn primary', type: 'submit' }, t('create')));
   main.append(form);
+  // Changes made elsewhere (chat, CLI, another browser) show up live.
+  let pending = null;
+  return on('operation-finished', (ev) => {
+    if (!String(ev.operation).startsWith('sandbox.') || pending) return;
+    pending = setTimeout(() => { pending = null; reload(); }, 300);
+  });
 }
