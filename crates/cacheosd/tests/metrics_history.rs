@@ -1,5 +1,5 @@
 //! End-to-end test of the metrics history: the metrics task of a real `cacheosd --dev` fills `system.history` and
-//! publishes `metrics-sampled` events on the SSE stream.
+//! publishes `metrics-sampled` events on the SSE stream; REST and `cacheosctl history` read it.
 
 mod common;
 
@@ -30,4 +30,20 @@ fn the_metrics_task_fills_the_history_and_publishes_samples() {
     assert!(samples[0]["disk_total_bytes"].as_u64().unwrap() > 0);
     let all = d.get("/api/v1/system/history");
     assert!(all.as_array().unwrap().len() >= samples.len());
+
+    let out = d.ctl(&["history", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!cli.as_array().unwrap().is_empty());
+    let out = d.ctl(&["history", "--since", "1h"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("TIME") && text.lines().count() >= 2, "{text}");
+    let audit = d.get("/api/v1/audit?operation=system.history");
+    let fes: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["frontend"].as_str().unwrap())
+        .collect();
+    assert!(fes.contains(&"rest") && fes.contains(&"cli"), "{fes:?}");
 }
