@@ -313,7 +313,7 @@ await test('drives and sandboxes pages show "not available" while their endpoint
 // the daemon has the endpoints: rendering with data, axe in both themes, and the exact requests the UI sends.
 async function mockContract(context, calls) {
   const real = await (await fetch(BASE + '/api/v1/openapi.json')).json();
-  for (const p of ['/api/v1/drives', '/api/v1/images', '/api/v1/sandboxes', '/api/v1/templates']) real.paths[p] = real.paths[p] || { get: {} };
+  for (const p of ['/api/v1/drives', '/api/v1/images', '/api/v1/images/{name}', '/api/v1/sandboxes', '/api/v1/templates']) real.paths[p] = real.paths[p] || { get: {} };
   const drive = {
     name: 'data', image: '/var/lib/cacheos/images/data.qcow2', format: 'qcow2', virtual_size: 1073741824, read_write: true,
     state: 'attached', persistent: false, attached_by: 'rest', attached_ms: Date.now() - 60000,
@@ -327,10 +327,18 @@ async function mockContract(context, calls) {
     const req = route.request();
     const url = new URL(req.url());
     const path = url.pathname;
-    calls.push({ method: req.method(), path: path + url.search, body: req.postData() ? JSON.parse(req.postData()) : null });
+    const isJson = (req.headers()['content-type'] || '').includes('json');
+    calls.push({ method: req.method(), path: path + url.search,
+      body: isJson && req.postData() ? JSON.parse(req.postData()) : null, bytes: req.postDataBuffer()?.length ?? 0,
+      csrf: req.headers()['x-csrf-token'] });
     if (path === '/api/v1/openapi.json') return json(route, real);
     if (path === '/api/v1/drives' && req.method() === 'GET') return json(route, [drive]);
     if (path === '/api/v1/drives' && req.method() === 'POST') return json(route, { ...drive, name: 'new' });
+    if (path.startsWith('/api/v1/images/') && req.method() === 'PUT') {
+      const name = decodeURIComponent(path.slice('/api/v1/images/'.length));
+      return json(route, { name, path: '/var/lib/cacheos/images/' + name, size: req.postDataBuffer().length, modified_ms: Date.now(),
+        sha256: 'c'.repeat(64) });
+    }
     if (path === '/api/v1/images') return json(route, [{ name: 'data.qcow2', path: '/var/lib/cacheos/images/data.qcow2', size: 1073741824, modified_ms: 1 }]);
     if (path === '/api/v1/drives/data/files') return json(route, [{ name: 'etc', kind: 'dir', size: 4096 }, { name: 'hello.txt', kind: 'file', size: 6 }]);
     if (path.startsWith('/api/v1/drives/')) return json(route, drive);
@@ -377,6 +385,17 @@ await test('drives page against the provisional contract (stand-in API): renders
     await page.getByRole('button', { name: 'Create', exact: true }).click();
     await page.waitForFunction(() => document.querySelectorAll('[role=status] span').length > 0);
     await page.waitForTimeout(300);
+    // Upload: the file goes as the raw body of PUT /api/v1/images/{name}; progress reaches 100 %, the checksum shows.
+    await page.getByLabel('Image file on this computer').setInputFiles({ name: 'tiny.img', mimeType: 'application/octet-stream',
+      buffer: Buffer.alloc(256 * 1024, 7) });
+    assert.equal(await page.getByLabel('Name in the images directory').inputValue(), 'tiny.img');
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.locator('code.hash', { hasText: 'c'.repeat(64) }).waitFor();
+    assert.equal(await page.getByLabel('Upload progress').evaluate((p) => p.value), 100);
+    const put = calls.find((c) => c.method === 'PUT');
+    assert.deepEqual([put.path, put.bytes], ['/api/v1/images/tiny.img', 256 * 1024]);
+    await axe(page, '/drives after an upload');
+    await page.screenshot({ path: join(ART, 'drives-upload.png'), fullPage: true });
     const posts = calls.filter((c) => c.method === 'POST').map((c) => [c.path, c.body]);
     assert.deepEqual(posts, [
       ['/api/v1/drives', { path: '/var/lib/cacheos/images/data.qcow2', read_write: true, mount: true, partscan: true }],

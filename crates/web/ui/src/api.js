@@ -52,6 +52,27 @@ export const get = (p) => api('GET', p);
 export const post = (p, b) => api('POST', p, b === undefined ? {} : b);
 export const del = (p) => api('DELETE', p);
 
+/** PUT a file as the raw request body (streamed by the browser), reporting progress as `onProgress(sent, total)`.
+ * Resolves with the JSON answer; rejects with ApiError. */
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', path);
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.setRequestHeader('accept', 'application/json');
+    if (csrf) xhr.setRequestHeader('x-csrf-token', csrf);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(new ApiError(xhr.status, body?.error?.code || 'http-' + xhr.status, body?.error?.message || xhr.statusText));
+    };
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'the upload was interrupted'));
+    xhr.send(file);
+  });
+}
+
 /** POST and call `onLine(obj)` for each NDJSON line of the streamed response. */
 export async function stream(path, body, onLine) {
   const resp = await raw('POST', path, body);

@@ -2,7 +2,7 @@
 // create, browse. Built against the provisional drive contract; shows “not available” until /api/v1/drives exists.
 import { h, mount, field, fmtBytes, confirmDialog } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, post, hasEndpoint, on, ApiError } from '../api.js';
+import { get, post, hasEndpoint, on, upload, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
 
 export async function drivesPage(main) {
@@ -120,6 +120,35 @@ export async function drivesPage(main) {
   } }, h('h2', { id: 'create-h' }, t('createTitle')), cpF, csF, cfF, cfsF, clF, caF,
   h('button', { class: 'btn primary', type: 'submit' }, t('create')));
   main.append(h('div', { class: 'grid2' }, attachForm, createForm));
+
+  // Upload an image from this computer into the images directory (PUT /api/v1/images/{name}, streamed).
+  if (await hasEndpoint('/api/v1/images/{name}')) {
+    const [fileF, fileIn] = field(t('uploadFile'), h('input', { type: 'file', required: true }));
+    const [unF, unIn] = field(t('uploadName'), h('input', { type: 'text', autocomplete: 'off' }), t('uploadNameHint'));
+    fileIn.addEventListener('change', () => { if (fileIn.files[0] && !unIn.value) unIn.value = fileIn.files[0].name; });
+    const bar = h('progress', { max: '100', value: '0', 'aria-label': t('uploadProgress') });
+    const upStatus = h('div', { role: 'status' });
+    const upBtn = h('button', { class: 'btn primary', type: 'submit' }, t('upload'));
+    const upForm = h('form', { class: 'card', 'aria-labelledby': 'upload-h', onsubmit: async (e) => {
+      e.preventDefault();
+      const file = fileIn.files[0];
+      if (!file) return;
+      const name = (unIn.value.trim() || file.name);
+      upBtn.disabled = true; bar.value = 0; upStatus.replaceChildren();
+      try {
+        const r = await upload(`/api/v1/images/${encodeURIComponent(name)}`, file, (sent, total) => {
+          bar.value = total ? Math.round((100 * sent) / total) : 0;
+        });
+        bar.value = 100;
+        upStatus.append(h('p', {}, t('uploaded', { name: r.name, size: fmtBytes(r.size) })),
+          r.sha256 ? h('p', {}, 'SHA-256: ', h('code', { class: 'hash' }, r.sha256)) : null);
+        imgSel.append(h('option', { value: r.path }, `${r.name} (${fmtBytes(r.size)})`));
+      } catch (err) {
+        upStatus.append(errorBox(err));
+      } finally { upBtn.disabled = false; }
+    } }, h('h2', { id: 'upload-h' }, t('uploadTitle')), fileF, unF, h('div', { class: 'field' }, bar), upBtn, upStatus);
+    main.append(upForm);
+  }
   // Changes made elsewhere (chat, CLI, another browser) show up live.
   let pending = null;
   return on('operation-finished', (ev) => {
