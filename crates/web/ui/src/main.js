@@ -35,7 +35,8 @@ function renderChrome() {
   const nav = document.getElementById('nav');
   nav.setAttribute('aria-label', t('navLabel'));
   const path = location.pathname === '/' ? '/chat' : location.pathname;
-  mount(nav, h('ul', {}, navOrder.map((p) => h('li', {},
+  // Before login the pages are unreachable anyway: no menu then.
+  mount(nav, !session.authenticated ? null : h('ul', {}, navOrder.map((p) => h('li', {},
     h('a', { href: p, 'data-nav': true, 'aria-current': p === path ? 'page' : null }, t(pages[p][0]))))));
   const langSel = h('select', { id: 'lang', onchange: (e) => { setLang(e.target.value); renderChrome(); route(); } },
     languages.map(([v, n]) => h('option', { value: v, selected: v === lang, lang: v }, n)));
