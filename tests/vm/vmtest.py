@@ -5,7 +5,8 @@ Each boot:
   * starts qemu/run with the serial console on a UNIX socket (QEMU waits for us, so nothing is lost),
     the web port forwarded to a free host port, the SMBIOS asset tag that activates the in-guest
     self-test (/usr/lib/cacheos/selftest) and QEMU's isa-debug-exit device;
-  * waits for the serial login prompt and for GET /healthz through the forwarded port (timing both);
+  * waits for the serial login prompt and for GET /healthz through the forwarded port (timing both), then fetches
+    the web UI (shell and assets) through it;
   * waits for the self-test report on the second serial port;
   * logs in as `cacheos` on the serial console and runs commands (cacheosctl status --json, ...);
   * tells the guest it is done; the guest ends QEMU with exit status 123 if its own checks passed.
@@ -204,6 +205,29 @@ def entry_key(e):
     return json.dumps(e, sort_keys=True)
 
 
+def check_web_ui(port):
+    """The web UI through the forwarded port: the shell at / with its strict headers, and every asset it names
+    (public, so no token is needed from outside the guest). Returns a one-line summary; raises Failure."""
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(base + "/", timeout=10) as r:
+        html = r.read().decode()
+        ctype, csp = r.headers.get("Content-Type", ""), r.headers.get("Content-Security-Policy", "")
+    if not ctype.startswith("text/html") or "<title>CacheOS</title>" not in html:
+        raise Failure(f"GET / did not return the web UI's shell ({ctype}): {html[:200]!r}")
+    if "default-src 'self'" not in csp:
+        raise Failure(f"GET / has no strict Content-Security-Policy: {csp!r}")
+    assets = re.findall(r'"(/ui/[^"]+)"', html)
+    if len(assets) < 3:
+        raise Failure(f"the shell names too few assets: {assets}")
+    total = len(html)
+    for a in assets:
+        with urllib.request.urlopen(base + a, timeout=10) as r:
+            if r.status != 200:
+                raise Failure(f"GET {a}: {r.status}")
+            total += len(r.read())
+    return f"web UI shell and {len(assets)} assets ({total} bytes)"
+
+
 def boot(args, name, image, firmware, media, workdir, persist=None):
     """One boot; returns a dict of results. `persist` carries state between the two disk boots."""
     sock = os.path.join(workdir, f"{name}.sock")
@@ -250,6 +274,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None):
             raise Failure(f"GET http://127.0.0.1:{port}/healthz did not answer 200 {{\"status\":\"ok\"}}")
         result["healthz_s"] = healthz["t"]
         print(f"[{name}] /healthz answered after {healthz['t']:.1f} s: {healthz['body'][:120]}", flush=True)
+        print(f"[{name}] {check_web_ui(port)}", flush=True)
 
         # The guest's own verdict, on the second serial port.
         deadline = time.monotonic() + args.boot_timeout

@@ -44,6 +44,12 @@ enum BusArg {
 enum Command {
     /// Show system status (system.status).
     Status,
+    /// Show CPU, memory, disk and load samples of the last hour (system.history), oldest first.
+    History {
+        /// Only samples at or after this time: a duration ago (`10m`, `2h`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Show the supervisor and its tasks (supervisor.status), or act on a task.
     Supervisor {
         #[command(subcommand)]
@@ -800,6 +806,32 @@ fn print_status(s: &Value) {
     }
 }
 
+fn print_history(h: &Value) {
+    println!(
+        "{:<20} {:>6} {:>6} {:>6} {:>16}",
+        "TIME", "CPU%", "MEM%", "DISK%", "LOAD 1/5/15"
+    );
+    let pct = |used: &Value, total: &Value| match (used.as_f64(), total.as_f64()) {
+        (Some(u), Some(t)) if t > 0.0 => format!("{:.1}", 100.0 * u / t),
+        _ => "-".into(),
+    };
+    for s in h.as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:>6} {:>6} {:>6} {:>16}",
+            fmt_time(s["time_ms"].as_u64().unwrap_or(0)),
+            s["cpu_percent"].as_f64().map_or("-".into(), |c| format!("{c:.1}")),
+            pct(&s["memory_used_bytes"], &s["memory_total_bytes"]),
+            pct(&s["disk_used_bytes"], &s["disk_total_bytes"]),
+            format!(
+                "{:.2}/{:.2}/{:.2}",
+                s["load_one"].as_f64().unwrap_or(0.0),
+                s["load_five"].as_f64().unwrap_or(0.0),
+                s["load_fifteen"].as_f64().unwrap_or(0.0)
+            ),
+        );
+    }
+}
+
 fn print_supervisor(s: &Value) {
     println!(
         "cacheosd {}  state {}  up {}{}",
@@ -968,6 +1000,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             &parse_json(&proxy.get_system_status().await.map_err(failure)?)?,
             print_status,
         ),
+        Command::History { since } => {
+            let since = since.map(|s| parse_time(&s, "--since")).transpose()?.unwrap_or(0);
+            emit(
+                &parse_json(&proxy.get_system_history(since).await.map_err(failure)?)?,
+                print_history,
+            )
+        }
         Command::Supervisor { action: None } => emit(
             &parse_json(&proxy.get_supervisor_status().await.map_err(failure)?)?,
             print_supervisor,

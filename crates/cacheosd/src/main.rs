@@ -314,6 +314,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // One hour of metric samples for `system.history`, filled by the metrics task below.
+    let metrics = Arc::new(cacheos_core::MetricsHistory::new(
+        (3600 / cfg.metrics.sample_interval_secs.max(1)) as usize + 1,
+    ));
     let core = Arc::new(Core::new(CoreDeps {
         store: store.clone(),
         probe: probe.clone(),
@@ -324,6 +328,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         web_token: token.clone(),
         drives: drives.clone(),
         sandboxes: sandboxes.clone(),
+        metrics: metrics.clone(),
     }));
 
     // Make drive records and the kernel agree before any front end can touch drives, then sandbox records and the
@@ -365,8 +370,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Workers.
     let interval = Duration::from_secs(cfg.metrics.sample_interval_secs);
     let p = probe.clone();
+    let core_for_metrics = core.clone();
     sup.spawn("metrics", move |ctx| {
-        let p = p.clone();
+        let (p, core, metrics) = (p.clone(), core_for_metrics.clone(), metrics.clone());
         async move {
             let mut tick = tokio::time::interval(interval);
             loop {
@@ -375,7 +381,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     _ = ctx.shutdown.cancelled() => return Ok(()),
                 }
                 let p = p.clone();
-                tokio::task::spawn_blocking(move || p.sample()).await??;
+                let status = tokio::task::spawn_blocking(move || {
+                    p.sample()?;
+                    p.status()
+                })
+                .await??;
+                // Kept for `system.history` and published for live charts (SSE `metrics-sampled`).
+                let sample = cacheos_core::MetricSample::of(&status);
+                metrics.push(sample.clone());
+                core.events()
+                    .publish(cacheos_core::EventKind::MetricsSampled { sample });
                 ctx.ready();
             }
         }
@@ -410,6 +425,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             token,
             max_failures: cfg.web.max_auth_failures,
             failure_window: Duration::from_secs(cfg.web.auth_failure_window_secs),
+            ..cacheos_web::WebAccess::new(String::new())
         };
         let app = cacheos_web::router(core.clone(), chat.clone(), access);
         let listen = cfg.web.listen;

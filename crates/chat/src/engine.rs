@@ -420,6 +420,11 @@ impl Engine {
                 }
                 s + "."
             }
+            Operation::SystemHistory(_) => t(
+                lang,
+                "Ich zeige den Verlauf von CPU, Speicher, Datenträger und Last.",
+                "Showing the CPU, memory, disk and load history.",
+            ),
             Operation::WebToken => t(
                 lang,
                 "Ich zeige den Web-Token für Zugriffe von anderen Rechnern.",

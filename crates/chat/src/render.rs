@@ -261,6 +261,10 @@ pub fn output(o: &Output, lang: Lang) -> String {
                 r.stray_containers.len()
             );
         }
+        Output::SystemHistory(samples) => {
+            let n = samples.len();
+            let _ = write!(s, "{n} {}", if de { "Messwerte" } else { "samples" });
+        }
         Output::Done(d) => s += &d.message,
     }
     s.trim_end().to_string()

@@ -42,6 +42,11 @@ pub enum EventKind {
         /// New state.
         state: DaemonState,
     },
+    /// The metrics worker took a sample (also kept for `system.history`).
+    MetricsSampled {
+        /// The sample.
+        sample: crate::system::MetricSample,
+    },
     /// A virtual drive changed.
     Drive {
         /// Drive name (for `created`: the new image's file name).
@@ -97,6 +102,7 @@ impl EventKind {
             EventKind::DaemonStateChanged { .. } => "daemon-state-changed",
             EventKind::Drive { .. } => "drive",
             EventKind::Sandbox { .. } => "sandbox",
+            EventKind::MetricsSampled { .. } => "metrics-sampled",
         }
     }
 }

@@ -59,6 +59,8 @@ pub enum Output {
     SandboxLogs(SandboxLogs),
     /// `sandbox.reconcile`.
     SandboxReconciled(SandboxReconcileReport),
+    /// `system.history`.
+    SystemHistory(Vec<crate::system::MetricSample>),
     /// Operations that return nothing but success.
     Done(Done),
 }
@@ -97,6 +99,8 @@ pub struct CoreDeps {
     pub drives: Option<Arc<DriveManager>>,
     /// Sandboxes, when this daemon manages them.
     pub sandboxes: Option<Arc<SandboxManager>>,
+    /// Metric samples, filled by the daemon's metrics worker.
+    pub metrics: Arc<crate::system::MetricsHistory>,
 }
 
 /// Where the output of a streamed `sandbox.exec` goes, chunk by chunk.
@@ -467,6 +471,7 @@ impl Core {
                 Some(t) => Output::WebToken(WebToken { token: t.clone() }),
                 None => return Err(CoreError::FailedPrecondition("the web port is disabled".into())),
             },
+            Operation::SystemHistory(a) => Output::SystemHistory(self.deps.metrics.since(a.since_ms)),
         })
     }
 }
@@ -526,6 +531,7 @@ mod tests {
             web_token: Some("secret".into()),
             drives: None,
             sandboxes: None,
+            metrics: Arc::new(crate::system::MetricsHistory::new(4)),
         });
         (core, store, sup)
     }

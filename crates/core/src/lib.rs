@@ -27,7 +27,7 @@ pub use executor::{Core, CoreDeps, Output};
 pub use operation::{OpInfo, Operation, Privilege, Risk, OPERATIONS};
 pub use store::{Store, StoreError};
 pub use supervisor::{DaemonState, SupervisorControl, SupervisorStatus, TaskState, TaskStatus};
-pub use system::{SystemProbe, SystemStatus};
+pub use system::{MetricSample, MetricsHistory, SystemProbe, SystemStatus};
 
 /// The version of CacheOS, shared by every binary of the workspace.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -217,7 +217,22 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "system.history",
+        summary: "CPU, memory, disk and load samples of the last hour (or since a time), oldest first",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
 ];
+
+/// Arguments of `system.history`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryArgs {
+    /// Only samples taken at or after this time (ms since the Unix epoch); all kept samples when absent.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
 
 /// Arguments of `supervisor.kill-task`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -319,6 +334,10 @@ pub enum Operation {
     /// `sandbox.reconcile`: always valid; operators.
     #[serde(rename = "sandbox.reconcile")]
     SandboxReconcile,
+    /// `system.history`: always valid (empty until the metrics worker has sampled); anyone may call it. The daemon
+    /// keeps one hour of samples in memory.
+    #[serde(rename = "system.history")]
+    SystemHistory(HistoryArgs),
 }
 
 impl Operation {
@@ -353,6 +372,7 @@ impl Operation {
             Operation::SandboxExec(_) => 25,
             Operation::SandboxLogs(_) => 26,
             Operation::SandboxReconcile => 27,
+            Operation::SystemHistory(_) => 28,
         };
         &OPERATIONS[i]
     }
@@ -451,6 +471,7 @@ mod tests {
                 lines: None,
             }),
             Operation::SandboxReconcile,
+            Operation::SystemHistory(HistoryArgs { since_ms: Some(1) }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -117,3 +117,123 @@ impl SystemProbe for FixedProbe {
         Ok(self.0.clone())
     }
 }
+
+/// One sample of the machine's load, taken by the metrics worker (`system.history`, event `metrics-sampled`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MetricSample {
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// CPU use in percent of all CPUs; `null` until two CPU samples exist.
+    pub cpu_percent: Option<f64>,
+    /// Memory in use (`total - available`).
+    pub memory_used_bytes: u64,
+    /// Memory in total.
+    pub memory_total_bytes: u64,
+    /// Load average over one minute.
+    pub load_one: f64,
+    /// Load average over five minutes.
+    pub load_five: f64,
+    /// Load average over fifteen minutes.
+    pub load_fifteen: f64,
+    /// Used bytes of the file system at `/` (or the first one listed).
+    pub disk_used_bytes: u64,
+    /// Size of that file system.
+    pub disk_total_bytes: u64,
+}
+
+impl MetricSample {
+    /// The sample a status snapshot contains.
+    pub fn of(st: &SystemStatus) -> Self {
+        let disk = st.disks.iter().find(|d| d.mount_point == "/").or(st.disks.first());
+        Self {
+            time_ms: st.time_ms,
+            cpu_percent: st.cpu_percent,
+            memory_used_bytes: st.memory.used_bytes,
+            memory_total_bytes: st.memory.total_bytes,
+            load_one: st.load.one,
+            load_five: st.load.five,
+            load_fifteen: st.load.fifteen,
+            disk_used_bytes: disk.map_or(0, |d| d.used_bytes),
+            disk_total_bytes: disk.map_or(0, |d| d.total_bytes),
+        }
+    }
+}
+
+/// The last `capacity` metric samples, oldest first (a ring buffer in memory; a restart starts it empty).
+#[derive(Debug)]
+pub struct MetricsHistory {
+    capacity: usize,
+    samples: std::sync::Mutex<std::collections::VecDeque<MetricSample>>,
+}
+
+impl MetricsHistory {
+    /// An empty history keeping at most `capacity` samples.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            samples: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(capacity.max(1))),
+        }
+    }
+
+    /// Appends a sample, dropping the oldest when full.
+    pub fn push(&self, sample: MetricSample) {
+        let mut s = self.samples.lock().unwrap();
+        if s.len() == self.capacity {
+            s.pop_front();
+        }
+        s.push_back(sample);
+    }
+
+    /// Samples taken at or after `since_ms` (all when `None`), oldest first.
+    pub fn since(&self, since_ms: Option<u64>) -> Vec<MetricSample> {
+        let s = self.samples.lock().unwrap();
+        s.iter()
+            .filter(|x| since_ms.is_none_or(|t| x.time_ms >= t))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_a_ring_buffer_filtered_by_time() {
+        let h = MetricsHistory::new(3);
+        for t in 1..=5 {
+            h.push(MetricSample {
+                time_ms: t,
+                ..Default::default()
+            });
+        }
+        let times: Vec<_> = h.since(None).iter().map(|s| s.time_ms).collect();
+        assert_eq!(times, vec![3, 4, 5]);
+        let times: Vec<_> = h.since(Some(4)).iter().map(|s| s.time_ms).collect();
+        assert_eq!(times, vec![4, 5]);
+    }
+
+    #[test]
+    fn a_sample_takes_the_root_file_system() {
+        let st = SystemStatus {
+            time_ms: 7,
+            disks: vec![
+                DiskUsage {
+                    mount_point: "/boot".into(),
+                    used_bytes: 1,
+                    total_bytes: 2,
+                    ..Default::default()
+                },
+                DiskUsage {
+                    mount_point: "/".into(),
+                    used_bytes: 30,
+                    total_bytes: 100,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let s = MetricSample::of(&st);
+        assert_eq!((s.time_ms, s.disk_used_bytes, s.disk_total_bytes), (7, 30, 100));
+    }
+}

@@ -48,19 +48,28 @@ impl SupervisorControl for FakeSupervisor {
 /// A core over a memory store, a fixed probe (hostname `testbox`) and [`FakeSupervisor`]; uid 1000 is in group
 /// `cacheos`; the web token is `token`.
 pub fn core() -> (Arc<Core>, Arc<MemoryStore>) {
-    let (core, store) = build(None);
+    let (core, store, _) = build(None);
     (core, store)
+}
+
+/// [`core`], plus the metrics history its `system.history` reads (empty; tests push samples).
+pub fn core_with_metrics() -> (Arc<Core>, Arc<MemoryStore>, Arc<crate::system::MetricsHistory>) {
+    let (core, store, metrics) = build(None);
+    (core, store, metrics)
 }
 
 /// Like [`core`], with a sandbox manager over recording fakes and one directory template, `bb`, whose main command
 /// is `/bin/sleep`. Returns the fakes to script execs with.
 pub fn core_with_sandboxes() -> (Arc<Core>, Arc<MemoryStore>, FakeSandboxes) {
     let fakes = FakeSandboxes::new();
-    let (core, store) = build(Some(fakes.clone()));
+    let (core, store, _) = build(Some(fakes.clone()));
     (core, store, fakes)
 }
 
-fn build(fakes: Option<FakeSandboxes>) -> (Arc<Core>, Arc<MemoryStore>) {
+type Built = (Arc<Core>, Arc<MemoryStore>, Arc<crate::system::MetricsHistory>);
+
+fn build(fakes: Option<FakeSandboxes>) -> Built {
+    let metrics = Arc::new(crate::system::MetricsHistory::new(720));
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(SystemClock);
     let sandboxes = fakes.map(|f| {
@@ -95,6 +104,7 @@ fn build(fakes: Option<FakeSandboxes>) -> (Arc<Core>, Arc<MemoryStore>) {
         web_token: Some("token".into()),
         drives: None,
         sandboxes,
+        metrics: metrics.clone(),
     });
-    (Arc::new(core), store)
+    (Arc::new(core), store, metrics)
 }

@@ -9,6 +9,8 @@
 pub trait Manager {
     /// `system.status` as JSON.
     fn get_system_status(&self) -> zbus::Result<String>;
+    /// `system.history` as JSON; `since_ms` 0 means every kept sample.
+    fn get_system_history(&self, since_ms: u64) -> zbus::Result<String>;
     /// `supervisor.status` as JSON.
     fn get_supervisor_status(&self) -> zbus::Result<String>;
     /// `audit.query`; zero and empty arguments mean "no filter".

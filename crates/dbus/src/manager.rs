@@ -95,6 +95,21 @@ impl Manager {
         self.run_json(&hdr, conn, Operation::SystemStatus).await
     }
 
+    /// Operation system.history: CPU, memory, disk and load samples kept by the daemon (one hour), oldest first, as a
+    /// JSON array (schema MetricSample); `since_ms` > 0 returns only samples from then on. Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn get_system_history(
+        &self,
+        since_ms: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::operation::HistoryArgs {
+            since_ms: (since_ms > 0).then_some(since_ms),
+        };
+        self.run_json(&hdr, conn, Operation::SystemHistory(args)).await
+    }
+
     /// Operation supervisor.status: version, uptime, state and task health as a JSON object
     /// (schema SupervisorStatus). Anyone may call it.
     #[zbus(out_args("json"))]

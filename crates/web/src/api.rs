@@ -107,6 +107,33 @@ pub(crate) async fn system_status(
     }
 }
 
+/// Query parameters of `system.history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryParams {
+    /// Only samples taken at or after this time (ms since the Unix epoch).
+    since_ms: Option<u64>,
+}
+
+/// CPU, memory, disk and load samples of the last hour (or since `since_ms`), oldest first. New samples arrive as
+/// `metrics-sampled` events on `/api/v1/events`.
+#[utoipa::path(get, path = "/api/v1/system/history", operation_id = "system.history", tag = "system",
+    params(HistoryParams), responses((status = 200, body = Vec<cacheos_core::MetricSample>),
+    (status = 400, body = ErrorBody)))]
+pub(crate) async fn system_history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<Vec<cacheos_core::MetricSample>>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-argument", e.body_text()))?;
+    let op = Operation::SystemHistory(cacheos_core::operation::HistoryArgs { since_ms: p.since_ms });
+    match run(&state, caller, op).await? {
+        Output::SystemHistory(s) => Ok(Json(s)),
+        _ => Err(unexpected("system.history")),
+    }
+}
+
 /// Daemon version, uptime, state and the health of each internal task.
 #[utoipa::path(get, path = "/api/v1/supervisor/status", operation_id = "supervisor.status", tag = "supervisor",
     responses((status = 200, body = SupervisorStatus), (status = 401, body = ErrorBody)))]

@@ -1,4 +1,5 @@
-//! The web port: REST under `/api/v1`, `/healthz`, the generated OpenAPI document and server-sent events.
+//! The web port: REST under `/api/v1`, `/healthz`, the generated OpenAPI document, server-sent events, browser
+//! sessions (login, CSRF) and the embedded web UI.
 //!
 //! Handlers are thin: parse, call [`cacheos_core::Core::execute`] on a blocking thread, map the result.
 //! [`router`] builds everything without a socket so tests drive it with `tower::ServiceExt::oneshot`.
@@ -9,6 +10,8 @@ mod chat;
 mod drives;
 mod error;
 mod sandboxes;
+mod session;
+mod ui;
 
 use std::sync::Arc;
 
@@ -38,7 +41,9 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
         chat,
         gate: Arc::new(AuthGate::new(access)),
     };
-    let (api, doc) = api_router().split_for_parts();
+    let (api, mut doc) = api_router().split_for_parts();
+    let (sessions, sessions_doc) = session_router().split_for_parts();
+    doc.merge(sessions_doc);
     let doc = Arc::new(doc);
     let protected = api
         .route(
@@ -52,21 +57,38 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
             state.clone(),
             auth::require_access,
         ));
+    ui::prepare();
+    let mut pages = Router::new();
+    for page in ui::PAGES {
+        pages = pages.route(page, get(ui::shell));
+    }
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(sessions)
+        .route("/ui/{file}", get(ui::asset))
+        .merge(pages)
         .merge(protected)
         .fallback(api::not_found)
+        .layer(axum::middleware::map_response(ui::security_headers))
         .with_state(state)
 }
 
 /// The OpenAPI document, generated from the handlers and the core's types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    doc.merge(session_router().split_for_parts().1);
+    doc
+}
+
+/// Login, logout and session state: outside the access middleware (they authenticate themselves).
+fn session_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(utoipa_axum::routes!(session::get, session::login, session::logout))
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .routes(utoipa_axum::routes!(api::system_status))
+        .routes(utoipa_axum::routes!(api::system_history))
         .routes(utoipa_axum::routes!(api::supervisor_status))
         .routes(utoipa_axum::routes!(api::supervisor_kill_task))
         .routes(utoipa_axum::routes!(api::audit_query))

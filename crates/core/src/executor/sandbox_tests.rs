@@ -68,6 +68,7 @@ fn rig() -> Rig {
         web_token: None,
         drives: Some(drives.clone()),
         sandboxes: Some(sandboxes),
+        metrics: Arc::new(crate::system::MetricsHistory::new(4)),
     });
     Rig {
         _dir: dir,

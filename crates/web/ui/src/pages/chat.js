@@ -1,0 +1,111 @@
+// Chat: the conversation with streamed replies (POST /api/v1/chat, NDJSON); destructive plans are shown with
+// explicit confirm/cancel buttons, which send “yes”/“no” in the same session like any other chat client.
+import { h, mount, id } from '../dom.js';
+import { t, fmtTime } from '../i18n.js';
+import { get, stream, ApiError } from '../api.js';
+
+const KEY = 'cacheos.chat.session';
+
+function newSessionId() {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  return 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function sessionId() {
+  let s = sessionStorage.getItem(KEY);
+  if (!s) { s = newSessionId(); sessionStorage.setItem(KEY, s); }
+  return s;
+}
+
+function interpretationBox(interp) {
+  if (interp.kind !== 'operation') return null;
+  return h('div', { class: 'plan' + (interp.needs_confirmation ? ' danger' : '') },
+    h('strong', {}, t('willDo')),
+    h('p', {}, interp.explanation),
+    h('dl', { class: 'kv' },
+      h('dt', {}, t('operation')), h('dd', {}, h('code', {}, interp.operation)),
+      h('dt', {}, t('args')), h('dd', {}, h('code', {}, JSON.stringify(interp.args))),
+      h('dt', {}, t('risk')), h('dd', {}, interp.risk)));
+}
+
+export async function chatPage(main) {
+  const log = h('ol', { class: 'chatlog' });
+  const logRegion = h('div', { role: 'log', 'aria-live': 'polite', 'aria-label': t('conversation') }, log);
+  const input = h('input', { id: 'chat-input', type: 'text', autocomplete: 'off', maxlength: 4000, required: true });
+  const sendBtn = h('button', { class: 'btn primary', type: 'submit' }, t('send'));
+  const status = h('p', { class: 'sr-only', role: 'status' });
+  let busy = false;
+
+  function bubble(who, ...content) {
+    const li = h('li', { class: 'msg ' + who },
+      h('span', { class: 'who' }, who === 'me' ? t('you') : t('cacheos')), h('div', { class: 'body' }, ...content));
+    log.append(li);
+    li.scrollIntoView({ block: 'end' });
+    return li;
+  }
+
+  async function send(text) {
+    if (busy || !text.trim()) return;
+    busy = true; sendBtn.disabled = true;
+    bubble('me', h('p', {}, text));
+    const body = h('div', {}, h('p', { class: 'muted' }, t('thinking')));
+    const li = bubble('bot', body);
+    let plan = null;
+    try {
+      await stream('/api/v1/chat', { text, session: sessionId() }, (msg) => {
+        if (msg.type === 'interpretation') {
+          mount(body);
+          plan = msg.interpretation.kind === 'operation' && msg.interpretation.needs_confirmation ? msg.interpretation : null;
+          const box = interpretationBox(msg.interpretation);
+          if (box) body.append(box);
+        } else if (msg.type === 'result') {
+          const ex = msg.executed || {};
+          body.append(h('details', { class: 'result' }, h('summary', {}, `${t('result')}: ${ex.operation || ''}`),
+            h('pre', {}, JSON.stringify(ex.output ?? ex.error ?? ex, null, 2))));
+        } else if (msg.type === 'reply') {
+          // A plan's reply repeats its explanation, already shown in the plan box.
+          if (!(plan && msg.text === plan.explanation)) body.append(h('p', { class: 'reply' }, msg.text));
+        } else if (msg.type === 'error') {
+          body.append(h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${msg.message}`));
+        }
+      });
+      if (plan) {
+        const yes = h('button', { class: 'btn danger', onclick: () => decide(true) }, t('confirmPlan'));
+        const no = h('button', { class: 'btn', onclick: () => decide(false) }, t('cancelPlan'));
+        const actions = h('div', { class: 'actions' }, no, yes);
+        body.append(actions);
+        const decide = (ok) => {
+          mount(actions, h('p', { class: 'muted' }, ok ? t('planConfirmed') : t('planCancelled')));
+          send(ok ? t('yesWord') : t('noWord'));
+        };
+        setTimeout(() => no.focus(), 0);
+      }
+    } catch (e) {
+      mount(body, h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${e instanceof ApiError ? e.message : e}`));
+    } finally {
+      busy = false; sendBtn.disabled = false;
+      status.textContent = li.textContent.slice(0, 200);
+      if (!plan) input.focus();
+    }
+  }
+
+  const form = h('form', { class: 'chatform', onsubmit: (e) => { e.preventDefault(); const v = input.value; input.value = ''; send(v); } },
+    h('label', { for: 'chat-input', class: 'sr-only' }, t('message')), input, sendBtn);
+  const reset = h('button', { class: 'btn', type: 'button', onclick: () => {
+    sessionStorage.setItem(KEY, newSessionId()); mount(log); input.focus();
+  } }, t('newSession'));
+  main.append(h('p', { class: 'muted', id: id('intro') }, t('chatIntro')),
+    h('section', { class: 'chat', 'aria-label': t('conversation') }, logRegion, form, h('div', { class: 'row' }, reset)), status);
+
+  try {
+    const hist = await get(`/api/v1/chat/${encodeURIComponent(sessionId())}/history`);
+    for (const e of hist) {
+      bubble('me', h('p', {}, e.text), h('small', { class: 'muted' }, fmtTime(e.time_ms)));
+      bubble('bot', h('p', { class: 'reply' }, e.reply), e.operation ? h('small', { class: 'muted' }, h('code', {}, e.operation)) : null);
+    }
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) log.append(h('li', { class: 'error' }, String(e.message || e)));
+  }
+  input.focus();
+}

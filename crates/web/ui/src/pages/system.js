@@ -1,0 +1,161 @@
+// System: host overview, supervisor task health (live through the task-state-changed event), and CPU, memory,
+// disk and load charts (uPlot) over the last hour: GET /api/v1/system/history, then live `metrics-sampled` events.
+// Against a daemon without system.history the page samples GET /api/v1/system/status itself.
+import uPlot from 'uplot';
+import { h, mount, fmtBytes, fmtDuration } from '../dom.js';
+import { t, fmtTime } from '../i18n.js';
+import { get, on, hasEndpoint } from '../api.js';
+import { errorBox, table } from './common.js';
+
+const HOUR_MS = 3600 * 1000;
+const POLL_MS = 10000;
+const STORE = 'cacheos.metrics';
+
+// Samples survive navigation and reloads of this tab: [{t, cpu, mem, disk, load1, load5, load15}].
+function loadSamples() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(STORE) || '[]');
+    return s.filter((x) => x.t > Date.now() - HOUR_MS);
+  } catch { return []; }
+}
+
+function fromMetric(m) {
+  return {
+    t: m.time_ms, cpu: m.cpu_percent, load1: m.load_one, load5: m.load_five, load15: m.load_fifteen,
+    mem: m.memory_total_bytes ? (100 * m.memory_used_bytes) / m.memory_total_bytes : null,
+    disk: m.disk_total_bytes ? (100 * m.disk_used_bytes) / m.disk_total_bytes : null,
+  };
+}
+
+function sampleOf(st) {
+  const root = st.disks.find((d) => d.mount_point === '/') || st.disks[0];
+  return {
+    t: st.time_ms, cpu: st.cpu_percent, load1: st.load.one, load5: st.load.five, load15: st.load.fifteen,
+    mem: st.memory.total_bytes ? (100 * st.memory.used_bytes) / st.memory.total_bytes : null,
+    disk: root && root.total_bytes ? (100 * root.used_bytes) / root.total_bytes : null,
+  };
+}
+
+function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+
+function chart(el, title, series, samples, maxY) {
+  const fg = css('--fg'), grid = css('--border');
+  const data = [samples.map((s) => s.t / 1000), ...series.map(([key]) => samples.map((s) => s[key]))];
+  const width = Math.max(240, el.clientWidth - 8);
+  const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
+  return new uPlot({
+    width, height: 160, legend: { show: false }, cursor: { show: false },
+    scales: { x: { time: true, range: () => [Date.now() / 1000 - 3600, Date.now() / 1000] }, y: maxY ? { range: [0, maxY] } : { range: (u, min, max) => [0, Math.max(1, max * 1.2)] } },
+    axes: [{ ...axis }, { ...axis, size: 44 }],
+    series: [{}, ...series.map(([, color, label]) => ({ label, stroke: css(color), width: 2, spanGaps: true }))],
+  }, data, el);
+}
+
+export async function systemPage(main) {
+  const overview = h('section');
+  const charts = h('section');
+  const sup = h('section');
+  main.append(overview, charts, sup);
+  const serverHistory = await hasEndpoint('/api/v1/system/history');
+  let samples = serverHistory ? [] : loadSamples();
+  let plots = [];
+  let timer = null;
+
+  const specs = [
+    ['cpu', [['cpu', '--c1', t('cpu')]], 100, (s) => (s.cpu == null ? '–' : `${s.cpu.toFixed(1)} %`)],
+    ['memoryUse', [['mem', '--c2', t('memoryUse')]], 100, (s) => (s.mem == null ? '–' : `${s.mem.toFixed(1)} %`)],
+    ['disk', [['disk', '--c3', t('disk')]], 100, (s) => (s.disk == null ? '–' : `${s.disk.toFixed(1)} % (/)`)],
+    ['load', [['load1', '--c1', '1 min'], ['load5', '--c2', '5 min'], ['load15', '--c3', '15 min']], null,
+      (s) => `${s.load1.toFixed(2)} / ${s.load5.toFixed(2)} / ${s.load15.toFixed(2)}`],
+  ];
+
+  function renderCharts() {
+    for (const p of plots) p.destroy();
+    plots = [];
+    const last = samples[samples.length - 1];
+    const boxes = specs.map(([key, series, max, fmt]) => {
+      const canvasBox = h('div', { class: 'plot', role: 'img', 'aria-label': `${t(key)}: ${last ? fmt(last) : '–'}` });
+      const fig = h('figure', { class: 'card chart' }, h('figcaption', {}, h('strong', {}, t(key)), ' ', last ? fmt(last) : '–',
+        series.length > 1 ? h('span', { class: 'keys' }, series.map(([, c, l]) => h('span', { class: 'key', 'data-c': c }, l))) : null),
+      canvasBox);
+      return [fig, canvasBox, series, max];
+    });
+    mount(charts, h('h2', { id: 'ch-h' }, t('charts')), serverHistory ? null : h('p', { class: 'muted' }, t('historyNote')),
+      h('div', { class: 'grid2' }, boxes.map((b) => b[0])));
+    for (const [, box, series, max] of boxes) plots.push(chart(box, '', series, samples, max));
+  }
+
+  function renderOverview(st) {
+    mount(overview, h('h2', { id: 'ov-h' }, t('overview')),
+      h('dl', { class: 'kv card' },
+        h('dt', {}, t('host')), h('dd', {}, st.hostname),
+        h('dt', {}, t('os')), h('dd', {}, st.os_release.pretty_name),
+        h('dt', {}, t('kernel')), h('dd', {}, st.kernel),
+        h('dt', {}, t('uptime')), h('dd', {}, fmtDuration(st.uptime_seconds)),
+        h('dt', {}, t('cpuCount')), h('dd', {}, String(st.cpu_count)),
+        h('dt', {}, t('memoryUse')), h('dd', {}, `${fmtBytes(st.memory.used_bytes)} / ${fmtBytes(st.memory.total_bytes)}`),
+        h('dt', {}, t('failedUnits')), h('dd', {}, st.failed_units == null ? '–' : String(st.failed_units))),
+      table(t('disks'), [t('mounted'), t('fs'), t('used'), t('total'), t('avail')], st.disks.map((d) =>
+        [h('code', {}, d.mount_point), d.fs_type, fmtBytes(d.used_bytes), fmtBytes(d.total_bytes), fmtBytes(d.available_bytes)]), true));
+  }
+
+  async function renderSupervisor() {
+    try {
+      const s = await get('/api/v1/supervisor/status');
+      mount(sup, h('h2', { id: 'sup-h' }, t('supervisor')), h('p', {}, t('daemon', { version: s.version, state: s.state })),
+        table(t('taskTable'), [t('task'), t('state'), t('restarts'), t('lastError'), t('since')], s.tasks.map((x) =>
+          [x.name, h('span', { class: 'badge ' + x.state }, x.state), String(x.restarts), x.last_error || '–', fmtTime(x.since_ms)])));
+    } catch (e) { mount(sup, errorBox(e)); }
+  }
+
+  function add(s) {
+    if (!samples.length || samples[samples.length - 1].t < s.t) samples.push(s);
+    samples = samples.filter((x) => x.t > Date.now() - HOUR_MS);
+  }
+
+  async function overviewOnly() {
+    try { renderOverview(await get('/api/v1/system/status')); } catch (e) { mount(overview, errorBox(e)); }
+  }
+
+  async function fromServer() {
+    try {
+      const hist = await get('/api/v1/system/history?since_ms=' + (Date.now() - HOUR_MS));
+      for (const m of hist) add(fromMetric(m));
+    } catch (e) { mount(charts, errorBox(e)); return; }
+    renderCharts();
+  }
+
+  async function poll() {
+    try {
+      const st = await get('/api/v1/system/status');
+      renderOverview(st);
+      const s = sampleOf(st);
+      if (!samples.length || samples[samples.length - 1].t !== s.t) samples.push(s);
+      samples = samples.filter((x) => x.t > Date.now() - HOUR_MS);
+      sessionStorage.setItem(STORE, JSON.stringify(samples));
+      renderCharts();
+    } catch (e) { mount(overview, errorBox(e)); }
+  }
+
+  const offs = [on('task-state-changed', () => renderSupervisor())];
+  if (serverHistory) {
+    offs.push(on('metrics-sampled', (ev) => { add(fromMetric(ev.sample)); if (!document.hidden) renderCharts(); }));
+    await Promise.all([overviewOnly(), fromServer(), renderSupervisor()]);
+    timer = setInterval(() => { if (!document.hidden) overviewOnly(); }, 60000);
+  } else {
+    await Promise.all([poll(), renderSupervisor()]);
+    timer = setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
+  }
+  const rerender = () => renderCharts();
+  const mq = matchMedia('(prefers-color-scheme: dark)');
+  mq.addEventListener('change', rerender);
+  document.addEventListener('cacheos-theme', rerender);
+  window.addEventListener('resize', rerender);
+  return () => {
+    clearInterval(timer); for (const off of offs) off();
+    mq.removeEventListener('change', rerender);
+    document.removeEventListener('cacheos-theme', rerender);
+    window.removeEventListener('resize', rerender);
+    for (const p of plots) p.destroy();
+  };
+}
