@@ -139,7 +139,7 @@ fn drive_manager(
         tables: Arc::new(SfdiskTable),
         probe: Arc::new(BlkidProbe::default()),
         mounter: Arc::new(KernelMounter),
-        exporter: Arc::new(QsdFuseExport::default()),
+        exporter: Arc::new(AutoExport::default()),
         tool: Arc::new(QemuImgTool::default()),
     };
     Ok(DriveManager::new(dc, deps, store, events, clock))

@@ -264,6 +264,14 @@ fn mount_dir_name(v: &Volume, used: &BTreeSet<String>) -> String {
     }
 }
 
+/// What kind of export left `path` behind: nbd exports are symbolic links to their device.
+fn export_kind(path: &Path) -> ExportKind {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => ExportKind::Nbd,
+        _ => ExportKind::Fuse,
+    }
+}
+
 fn sandbox_binds(v: &serde_json::Value, drive: &str) -> bool {
     v.get("binds")
         .and_then(|b| b.as_array())
@@ -550,7 +558,7 @@ impl DriveManager {
                 let handle = self.deps.exporter.start(img, &req)?;
                 rec.export = Some(handle);
                 self.save(rec)?;
-                exported = OpenImage::open(&req.export_path, writable)?;
+                exported = OpenImage::open_view(&req.export_path, writable)?;
                 &exported
             }
             (None, Source::Image(img)) => img,
@@ -1130,7 +1138,7 @@ impl DriveManager {
                 };
                 let h = self.deps.exporter.start(img, &req)?;
                 export = Some(h);
-                match OpenImage::open(&req.export_path, true) {
+                match OpenImage::open_view(&req.export_path, true) {
                     Ok(v) => {
                         exported = v;
                         &exported
@@ -1323,12 +1331,17 @@ impl DriveManager {
 
     // ----- reconcile -----
 
+    /// Loop devices whose backing file is `path`, or what `path` links to (an nbd export's device).
+    fn loops_of(&self, path: &Path) -> Vec<LoopInfo> {
+        let mut out = self.deps.loops.find_by_backing_file(path).unwrap_or_default();
+        if let Ok(target) = std::fs::read_link(path) {
+            out.extend(self.deps.loops.find_by_backing_file(&target).unwrap_or_default());
+        }
+        out
+    }
+
     fn world_intact(&self, rec: &DriveRecord) -> bool {
-        let loops = self
-            .deps
-            .loops
-            .find_by_backing_file(&rec.loop_backing())
-            .unwrap_or_default();
+        let loops = self.loops_of(&rec.loop_backing());
         let loops_ok = !rec.loops.is_empty() && rec.loops.iter().all(|d| loops.iter().any(|l| &l.device == d));
         let mounts = self
             .deps
@@ -1354,7 +1367,7 @@ impl DriveManager {
         if rec.export.is_none() {
             if let Some(pid) = self.deps.exporter.find(&export_path) {
                 rec.export = Some(ExportHandle {
-                    kind: ExportKind::Fuse,
+                    kind: export_kind(&export_path),
                     export_path: export_path.clone(),
                     pid,
                     writable: false,
@@ -1362,7 +1375,7 @@ impl DriveManager {
             }
         }
         for backing in [rec.image.clone(), export_path] {
-            for l in self.deps.loops.find_by_backing_file(&backing).unwrap_or_default() {
+            for l in self.loops_of(&backing) {
                 if !rec.loops.contains(&l.device) {
                     rec.loops.push(l.device);
                 }
@@ -1481,14 +1494,14 @@ impl DriveManager {
                 if owned_exports.contains(&path) || path.extension().is_some_and(|x| x == "log") {
                     continue;
                 }
-                for l in self.deps.loops.find_by_backing_file(&path).unwrap_or_default() {
+                for l in self.loops_of(&path) {
                     if self.deps.loops.detach(&l.device).is_ok() {
                         report.orphans.push(format!("loop {}", l.device.display()));
                     }
                 }
                 let pid = self.deps.exporter.find(&path).unwrap_or(0);
                 let h = ExportHandle {
-                    kind: ExportKind::Fuse,
+                    kind: export_kind(&path),
                     export_path: path.clone(),
                     pid,
                     writable: false,

@@ -185,6 +185,33 @@ impl OpenImage {
     }
 }
 
+impl OpenImage {
+    /// Opens the raw view of a block export: a regular file (FUSE export) or, through a symbolic link the export
+    /// made, a block device (nbd). Nothing else is accepted.
+    pub fn open_view(path: &Path, writable: bool) -> Result<Self, ImageError> {
+        use std::os::unix::fs::FileTypeExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|source| ImageError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| ImageError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !(meta.is_file() || meta.file_type().is_block_device()) {
+            return Err(ImageError::NotRegularFile { path: path.to_owned() });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+}
+
 /// What [`ImageInspector::inspect`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
@@ -532,6 +559,9 @@ pub trait Mounter: Send + Sync {
 pub enum ExportKind {
     /// qemu-storage-daemon's FUSE export onto a regular file, which a loop device then attaches.
     Fuse,
+    /// qemu-nbd connected to a `/dev/nbdN` device (where the kernel has nbd); the export path is a symbolic link to
+    /// that device, and the loop device is attached to the device.
+    Nbd,
 }
 
 /// A block export to start.

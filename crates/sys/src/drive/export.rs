@@ -124,7 +124,7 @@ fn is_our_export(pid: u32, export_path: &Path) -> bool {
 }
 
 /// Waits for `pid` to exit: reaps it when it is our child, polls `/proc` otherwise.
-fn wait_gone(pid: u32, timeout: Duration) -> bool {
+pub(crate) fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     let Some(p) = Pid::from_raw(pid as i32) else {
         return true;
