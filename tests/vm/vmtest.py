@@ -228,7 +228,50 @@ def check_web_ui(port):
     return f"web UI shell and {len(assets)} assets ({total} bytes)"
 
 
-def boot(args, name, image, firmware, media, workdir, persist=None):
+# Images the guest's self-test attaches as virtual drives: (file, label of its file system, text of hello.txt).
+TEST_IMAGES = [
+    ("t.iso", "TESTISO", "hello iso9660"),
+    ("t-vfat.img", "TESTVFAT", "hello vfat"),
+    ("t.qcow2", "DISK", "hello disk"),
+    ("t.vdi", "DISK", "hello disk"),
+    ("t.vhdx", "DISK", "hello disk"),
+    ("t.vpc", "DISK", "hello disk"),
+]
+
+
+def make_test_images(workdir):
+    """A read-only ext4 disk labelled CACHEOS-TESTIMG holding the TEST_IMAGES, built without mounting anything
+    (the host kernel has no iso9660 or vfat; the appliance's has)."""
+    d = os.path.join(workdir, "testimg")
+    tree = os.path.join(d, "tree")
+    files = os.path.join(d, "files")
+    os.makedirs(tree, exist_ok=True)
+    os.makedirs(files, exist_ok=True)
+    run = lambda *c: subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(os.path.join(tree, "hello.txt"), "w") as f:
+        f.write("hello iso9660\n")
+    run("xorriso", "-as", "mkisofs", "-quiet", "-V", "TESTISO", "-o", os.path.join(files, "t.iso"), tree)
+    with open(os.path.join(tree, "hello.txt"), "w") as f:
+        f.write("hello vfat\n")
+    vfat = os.path.join(files, "t-vfat.img")
+    run("mkfs.vfat", "-C", "-n", "TESTVFAT", vfat, "8192")
+    run("mcopy", "-i", vfat, os.path.join(tree, "hello.txt"), "::hello.txt")
+    with open(os.path.join(tree, "hello.txt"), "w") as f:
+        f.write("hello disk\n")
+    ext4 = os.path.join(d, "t-ext4.img")
+    with open(ext4, "wb") as f:
+        f.truncate(16 << 20)
+    run("mkfs.ext4", "-q", "-F", "-L", "DISK", "-d", tree, ext4)
+    for fmt, name in [("qcow2", "t.qcow2"), ("vdi", "t.vdi"), ("vhdx", "t.vhdx"), ("vpc", "t.vpc")]:
+        run("qemu-img", "convert", "-f", "raw", "-O", fmt, ext4, os.path.join(files, name))
+    disk = os.path.join(workdir, "testimg.img")
+    with open(disk, "wb") as f:
+        f.truncate(128 << 20)
+    run("mkfs.ext4", "-q", "-F", "-L", "CACHEOS-TESTIMG", "-d", files, disk)
+    return disk
+
+
+def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
     """One boot; returns a dict of results. `persist` carries state between the two disk boots."""
     sock = os.path.join(workdir, f"{name}.sock")
     console_log = os.path.join(workdir, f"{name}.console.log")
@@ -238,7 +281,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None):
     cmd = [args.run, f"--{firmware}", f"--{media}", "--serial-socket", sock, image, "--",
            "-serial", f"file:{report_log}",
            "-smbios", "type=3,asset=cacheos-selftest",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01"]
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01", *extra]
     print(f"[{name}] booting {os.path.basename(image)} ({firmware}, {media}, {args.accel}), web port {port}", flush=True)
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=open(os.path.join(workdir, f"{name}.qemu.log"), "wb"),
@@ -289,6 +332,10 @@ def boot(args, name, image, firmware, media, workdir, persist=None):
             raise Failure(f"in-guest self-test did not pass; report:\n{report}")
         m = re.search(r"security-exposure: (.*)", report)
         result["security"] = m.group(1).strip() if m else "unknown"
+        for line in re.findall(r"^drive-.*$", report, re.M):
+            print(f"[{name}] {line}", flush=True)
+        if extra and "drive-test: done" not in report:
+            raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
 
         sh = Shell(serial)
         sh.login("cacheos", 120)
@@ -380,7 +427,10 @@ def main():
     want = lambda n: not args.only or n in args.only
 
     if want("iso-bios-cd"):
-        results.append(boot(args, "iso-bios-cd", iso, "bios", "cd", workdir))
+        # This boot also carries a disk of test images for the in-guest virtual drive test.
+        disk = make_test_images(workdir)
+        extra = ["-drive", f"file={disk},format=raw,if=virtio,readonly=on"]
+        results.append(boot(args, "iso-bios-cd", iso, "bios", "cd", workdir, extra=extra))
     if want("iso-uefi-usb"):
         results.append(boot(args, "iso-uefi-usb", iso, "uefi", "usb", workdir))
     if want("disk"):
