@@ -374,3 +374,76 @@ fn sigkill_during_attach_and_detach_then_restart_is_clean() {
     }
     assert_eq!(leftovers(&state), Vec::<String>::new());
 }
+
+#[test]
+fn corrupt_images_fail_cleanly_and_persistent_drives_come_back_after_a_reboot() {
+    if !root_enabled("corrupt_images_fail_cleanly_and_persistent_drives_come_back_after_a_reboot") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    let images = state.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    ext4_image(&images.join("keep.img"), "persistent\n");
+    ext4_image(&images.join("gone.img"), "transient\n");
+    sh(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            images.join("keep.img").to_str().unwrap(),
+            images.join("full.qcow2").to_str().unwrap(),
+        ],
+    );
+    // A qcow2 cut short: the header promises clusters the file does not have.
+    let bytes = std::fs::read(images.join("full.qcow2")).unwrap();
+    std::fs::write(images.join("cut.qcow2"), &bytes[..bytes.len().min(200_000) / 2]).unwrap();
+    let mut garbage = b"QFI\xfb".to_vec();
+    garbage.extend(std::iter::repeat_n(0xffu8, 4096));
+    std::fs::write(images.join("garbage.qcow2"), garbage).unwrap();
+
+    let mut d = Daemon::start(&bus.address, &state);
+    for bad in ["cut.qcow2", "garbage.qcow2"] {
+        let o = d.ctl(&["drive", "attach", bad]);
+        assert!(!o.status.success(), "{bad} must not attach");
+        let msg = String::from_utf8_lossy(&o.stderr);
+        assert!(msg.contains(bad), "{bad}: the error names the image: {msg}");
+        assert_eq!(leftovers(&state), Vec::<String>::new(), "{bad}: leftovers");
+        assert_eq!(d.get("/api/v1/drives"), serde_json::json!([]), "{bad}: no record");
+    }
+
+    ctl_json(&d, &["drive", "attach", "keep.img"]);
+    ctl_json(&d, &["drive", "persist", "keep"]);
+    ctl_json(&d, &["drive", "attach", "gone.img"]);
+    d.kill9();
+    // A reboot: every mount and loop device of the daemon's is gone from the kernel.
+    let run = state.join("run/drives");
+    for l in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().rev() {
+        let target = l.split(' ').nth(4).unwrap();
+        if target.starts_with(run.to_str().unwrap()) {
+            sh("umount", &[target]);
+        }
+    }
+    for l in sh("losetup", &["--list", "--noheadings", "--output", "NAME,BACK-FILE"]).lines() {
+        if l.contains(state.to_str().unwrap()) {
+            sh("losetup", &["-d", l.split_whitespace().next().unwrap()]);
+        }
+    }
+    let d = Daemon::start(&bus.address, &state);
+    let drives = d.get("/api/v1/drives");
+    let names: Vec<&str> = drives
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keep"], "only the persistent drive comes back");
+    assert_eq!(drives[0]["state"], "attached");
+    let mp = mount_point(&drives[0]);
+    assert_eq!(std::fs::read_to_string(mp.join("hello.txt")).unwrap(), "persistent\n");
+    ctl_json(&d, &["drive", "detach", "keep"]);
+    assert_eq!(leftovers(&state), Vec::<String>::new());
+}
