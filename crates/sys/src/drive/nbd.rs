@@ -62,7 +62,6 @@ pub fn nbd_args(request: &ExportRequest, device: &Path) -> Vec<String> {
     let mut args = vec![
         format!("--connect={}", device.display()),
         "--persistent".into(),
-        "--cache=none".into(),
         "--aio=threads".into(),
     ];
     if ro {
