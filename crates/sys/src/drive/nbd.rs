@@ -61,6 +61,8 @@ pub fn nbd_args(request: &ExportRequest, device: &Path) -> Vec<String> {
     }
     let mut args = vec![
         format!("--connect={}", device.display()),
+        // Without --verbose, qemu-nbd --connect daemonises and replaces standard input (the image) by /dev/null.
+        "--verbose".into(),
         "--persistent".into(),
         "--aio=threads".into(),
     ];
