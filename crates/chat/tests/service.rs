@@ -13,6 +13,7 @@ fn service() -> (ChatService, Arc<cacheos_core::store::MemoryStore>) {
     let known = Box::new(|| Known {
         tasks: vec!["web".into()],
         now_ms: 1_000_000,
+        ..Default::default()
     });
     (ChatService::new(core, store.clone(), known), store)
 }
@@ -136,6 +137,7 @@ fn model_proposals_go_through_the_same_rules() {
     let known = Box::new(|| Known {
         tasks: vec!["web".into()],
         now_ms: 1,
+        ..Default::default()
     });
     let svc = ChatService::new(core, store.clone(), known).with_model(Box::new(Scripted));
     // The rule engine answers what it understands; the model is not asked.
