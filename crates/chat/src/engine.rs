@@ -560,7 +560,7 @@ impl Engine {
             Lang::De => EXAMPLES_DE,
             Lang::En => EXAMPLES_EN,
         };
-        let folded = crate::normalize::fold(text);
+        let folded = crate::normalize::fold(&text.chars().take(200).collect::<String>());
         let mut ranked: Vec<(f64, &str)> = ex
             .iter()
             .map(|e| (strsim::normalized_levenshtein(&folded, &crate::normalize::fold(e)), *e))

@@ -57,6 +57,13 @@ const FILLERS: &[&str] = &[
     "umgebung",
 ];
 
+/// Words that follow "sandbox" without being its name.
+const NOT_NAMES: &[&str] = &[
+    "mit", "with", "are", "is", "ist", "sind", "von", "of", "for", "fuer", "und", "and", "an", "aus", "ab", "ein",
+    "neu", "hoch", "darin", "in", "on", "auf", "named", "called", "namens", "als", "as", "laufen", "running", "from",
+    "aus",
+];
+
 fn file_like(s: &str) -> bool {
     let l = s.to_lowercase();
     s.contains('/') || IMAGE_EXT.iter().any(|e| l.len() > e.len() && l.ends_with(e))
@@ -231,6 +238,16 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
             after = j + 1;
         }
     }
+    if target.is_none() {
+        if let Some(j) = folded
+            .iter()
+            .position(|w| matches!(w.as_str(), "darin" | "drin" | "therein"))
+        {
+            target = session.last_sandbox.clone();
+            cut = j;
+            after = j + 1;
+        }
+    }
     let quoted: Vec<&String> = words.iter().filter(|(_, q)| *q).map(|(w, _)| w).collect();
     let argv: Vec<String> = if let Some(q) = quoted.first() {
         shell_words(q).into_iter().map(|(w, _)| w).collect()
@@ -323,8 +340,9 @@ impl Engine {
         }
         // "die Sandbox foo", "container foo": an unknown name after the noun (the core says whether it exists).
         for w in p.toks.windows(2) {
-            if lookup(&w[0].norm).iter().any(|h| h.concept == Concept::Sandbox)
+            if matches!(w[0].norm.as_str(), "sandbox" | "container" | "umgebung")
                 && lookup(&w[1].norm).is_empty()
+                && !NOT_NAMES.contains(&w[1].norm.as_str())
                 && !w[1].norm.chars().any(|c| c.is_ascii_digit())
                 && w[1].norm.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             {
@@ -526,7 +544,7 @@ impl Engine {
                     options: vec!["1 GB".into(), "10 GB".into()],
                 },
             };
-        } else if has(Files) {
+        } else if has(Files) && !(has(Image) && r.drive.is_none()) {
             let sub = r
                 .path
                 .as_deref()
