@@ -335,6 +335,12 @@ fn ask(session: &mut Session, lang: Lang, asked: &str, de: &str, en: &str, optio
 
 impl Engine {
     fn sandbox_name(&self, p: &Parsed, r: &Refs, session: &Session) -> Option<String> {
+        self.explicit_sandbox(p, r)
+            .or_else(|| (r.pronoun || r.article).then(|| session.last_sandbox.clone()).flatten())
+    }
+
+    /// A sandbox named in the utterance itself (not referred to).
+    fn explicit_sandbox(&self, p: &Parsed, r: &Refs) -> Option<String> {
         if let Some(n) = &r.sandbox {
             return Some(n.clone());
         }
@@ -348,9 +354,6 @@ impl Engine {
             {
                 return Some(w[1].norm.clone());
             }
-        }
-        if r.pronoun || r.article {
-            return session.last_sandbox.clone();
         }
         None
     }
@@ -398,7 +401,15 @@ impl Engine {
             };
         }
         let creating = has(Create)
-            || (has(Start) && name.is_none() && !has(Restart) && !has(Stop) && !has(Remove) && !has(Delete));
+            || (has(Start)
+                && name.is_none()
+                && !r.article
+                && !r.pronoun
+                && !tok(&["alle", "all"])
+                && !has(Restart)
+                && !has(Stop)
+                && !has(Remove)
+                && !has(Delete));
         if creating && !(has(Template) && has(Show) && !has(Create)) {
             return self.operation(Operation::SandboxCreate(self.create_args(p, r, known)), lang, session);
         }
@@ -418,7 +429,7 @@ impl Engine {
             "sandbox.remove"
         } else if has(Output) || has(Audit) {
             "sandbox.logs"
-        } else if name.is_some() {
+        } else if self.explicit_sandbox(p, r).is_some() {
             "sandbox.info"
         } else {
             return self.operation(Operation::SandboxList, lang, session);
