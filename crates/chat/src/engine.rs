@@ -253,7 +253,8 @@ impl Engine {
         let has = |c: Concept| p.concepts.contains(&c);
         let names_task = p.toks.iter().any(|t| known.tasks.contains(&t.norm));
         let refs = Refs::find(&p, text, known, session);
-        let dom = if names_task || has(Concept::Supervisor) {
+        let named_object = has(Concept::Sandbox) || has(Concept::Drive) || has(Concept::Image);
+        let dom = if (names_task || has(Concept::Supervisor)) && !named_object {
             None
         } else {
             objects::domain(&p, &refs, session)

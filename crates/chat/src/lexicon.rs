@@ -461,7 +461,7 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
         De,
         &["verwerfen", "verwirf", "verwerfe", "zuruecksetzen", "rueckgaengig"],
     ),
-    (Discard, En, &["discard", "revert", "rollback", "drop", "throw"]),
+    (Discard, En, &["discard", "revert", "rollback", "drop", "undo"]),
     (
         Commit,
         De,
@@ -470,6 +470,8 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
             "uebernimm",
             "uebernehme",
             "festschreiben",
+            "schreib",
+            "schreibe",
             "zurueckschreiben",
         ],
     ),
@@ -741,6 +743,30 @@ mod tests {
             Vec::<Concept>::new(),
             "no typo tolerance below four letters"
         );
+    }
+
+    #[test]
+    fn drive_and_sandbox_synonyms_spellings_and_typos() {
+        for w in [
+            "einhaengen",
+            "mounten",
+            "anschliessen",
+            "einbinden",
+            "attach",
+            "mount",
+            "plug",
+        ] {
+            assert_eq!(concepts(w), vec![Attach], "{w}");
+        }
+        for w in ["aushaengen", "abhaengen", "trennen", "unmount", "detach", "eject"] {
+            assert_eq!(concepts(w), vec![Detach], "{w}");
+        }
+        assert_eq!(concepts("einhaegen"), vec![Attach], "missing letter");
+        assert_eq!(concepts("laufwrek"), vec![Drive], "transposition");
+        assert_eq!(concepts("schnappschus"), vec![Snapshot]);
+        assert_eq!(concepts("sandbx"), vec![Sandbox]);
+        assert_eq!(concepts("laufwerksdateien"), vec![Drive, Files], "compound");
+        assert_eq!(concepts("python-sandbox"), vec![Sandbox, Python]);
     }
 
     #[test]

@@ -410,6 +410,16 @@ impl Engine {
                 && !has(Stop)
                 && !has(Remove)
                 && !has(Delete));
+        // "gib mir eine Python-Umgebung", "I need a python sandbox with 2 cores": asking for one is creating one.
+        let wanting = tok(&["ein", "eine", "einen", "a", "an"])
+            && (has(Python)
+                || tok(&[
+                    "brauche", "moechte", "will", "haette", "need", "want", "gib", "give", "get",
+                ]))
+            && !tok(&["liste", "list", "uebersicht", "overview", "alle", "all"])
+            && self.explicit_sandbox(p, r).is_none()
+            && ![Stop, Restart, Remove, Delete, Kill, Output].into_iter().any(has);
+        let creating = creating || wanting;
         if creating && !(has(Template) && has(Show) && !has(Create)) {
             return self.operation(Operation::SandboxCreate(self.create_args(p, r, known)), lang, session);
         }
@@ -500,9 +510,10 @@ impl Engine {
         let has = |c: Concept| p.concepts.contains(&c);
         let tok = |w: &[&str]| p.toks.iter().any(|t| w.contains(&t.norm.as_str()));
         let name = self.drive_name(r, session);
+        let throw_away = tok(&["wirf", "throw", "wegwerfen"]) && tok(&["weg", "away", "wegwerfen"]);
         let op_name = if has(Commit) {
             "drive.commit"
-        } else if has(Discard) {
+        } else if has(Discard) || throw_away {
             "drive.discard"
         } else if has(Snapshot) && !has(Show) {
             "drive.snapshot"
@@ -604,11 +615,11 @@ impl Engine {
         let lang = p.lang;
         let path = r.path.clone().or_else(|| {
             // "häng debian ein": the stem of an image file.
-            p.toks.iter().find_map(|t| {
+            p.toks.iter().flat_map(|t| t.norm.split('-')).find_map(|w| {
                 known
                     .images
                     .iter()
-                    .find(|i| name_from_path(std::path::Path::new(i.as_str())) == t.norm && t.norm.len() >= 3)
+                    .find(|i| w.len() >= 3 && name_from_path(std::path::Path::new(i.as_str())) == w)
                     .cloned()
             })
         });
