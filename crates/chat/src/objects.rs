@@ -57,6 +57,11 @@ const FILLERS: &[&str] = &[
     "umgebung",
 ];
 
+/// Separable verb particles and fillers that may close a sentence after a pronoun.
+const PARTICLES: &[&str] = &[
+    "aus", "ein", "ab", "an", "neu", "hoch", "runter", "weg", "bitte", "jetzt", "auch", "wieder", "please", "now",
+    "too",
+];
 /// Words that follow "sandbox" without being its name.
 const NOT_NAMES: &[&str] = &[
     "mit", "with", "are", "is", "ist", "sind", "von", "of", "for", "fuer", "und", "and", "an", "aus", "ab", "ein",
@@ -122,6 +127,10 @@ impl Refs {
             }
             if ARTICLES.contains(&tk.norm.as_str()) {
                 r.article = true;
+                // "häng das aus", "lösche die": an article with no noun after it stands for the thing itself.
+                if p.toks[i + 1..].iter().all(|t| PARTICLES.contains(&t.norm.as_str())) {
+                    r.pronoun = true;
+                }
             }
             let next = p.toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
             if matches!(tk.norm.as_str(), "beim" | "at" | "after" | "nach" | "on")
