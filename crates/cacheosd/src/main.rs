@@ -354,6 +354,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The chat service, shared by every chat front end.
     let sup_for_known = sup.clone();
     let known_clock = clock_for_chat.clone();
+    // Names the chat may refer to. Read straight from the managers without auditing: they only shape the
+    // interpretation (presentation); whatever the chat then proposes runs through `Core::execute`.
+    let (drives_for_known, sandboxes_for_known) = (drives.clone(), sandboxes.clone());
     let chat = Arc::new(cacheos_chat::ChatService::new(
         core.clone(),
         store.clone(),
@@ -364,6 +367,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|t| t.name)
                 .collect(),
             now_ms: known_clock.now_ms(),
+            drives: drives_for_known
+                .as_ref()
+                .and_then(|d| d.list().ok())
+                .map(|l| l.into_iter().map(|d| d.name).collect())
+                .unwrap_or_default(),
+            images: drives_for_known
+                .as_ref()
+                .and_then(|d| d.images().ok())
+                .map(|l| l.into_iter().map(|i| i.name).collect())
+                .unwrap_or_default(),
+            sandboxes: sandboxes_for_known
+                .as_ref()
+                .and_then(|s| s.list().ok())
+                .map(|l| l.into_iter().map(|s| s.name).collect())
+                .unwrap_or_default(),
+            templates: sandboxes_for_known
+                .as_ref()
+                .map(|s| s.templates().into_iter().map(|t| t.name).collect())
+                .unwrap_or_default(),
         }),
     ));
 

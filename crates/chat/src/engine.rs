@@ -5,12 +5,14 @@
 use std::collections::BTreeSet;
 
 use cacheos_core::audit::{AuditFilter, Outcome};
-use cacheos_core::operation::KillTaskArgs;
+use cacheos_core::operation::{HistoryArgs, KillTaskArgs};
+use cacheos_core::sandbox::ops::SandboxExecArgs;
 use cacheos_core::{Frontend, Operation, Risk};
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::{lookup, Concept, WordLang};
 use crate::normalize::{tokens, Token};
+use crate::objects::{self, Domain, Refs};
 use crate::slots;
 
 /// Reply language.
@@ -37,6 +39,18 @@ pub struct Session {
     pub options: Vec<String>,
     /// What the last question was about, so that an answer completes it.
     pub asked: Option<String>,
+    /// The command of a `sandbox.exec` whose sandbox was asked for.
+    #[serde(default)]
+    pub asked_argv: Vec<String>,
+    /// The last drive talked about ("häng es aus").
+    #[serde(default)]
+    pub last_drive: Option<String>,
+    /// The last sandbox talked about ("und jetzt starte sie").
+    #[serde(default)]
+    pub last_sandbox: Option<String>,
+    /// Which of the two was talked about last: `drive` or `sandbox`.
+    #[serde(default)]
+    pub last_kind: Option<String>,
 }
 
 /// The chat's own actions (they are not core operations).
@@ -132,16 +146,24 @@ pub struct Known {
     pub tasks: Vec<String>,
     /// Now, in ms since the Unix epoch (for "last hour").
     pub now_ms: u64,
+    /// Names of the attached drives.
+    pub drives: Vec<String>,
+    /// File names in the images directory.
+    pub images: Vec<String>,
+    /// Names of the sandboxes.
+    pub sandboxes: Vec<String>,
+    /// Names of the sandbox templates.
+    pub templates: Vec<String>,
 }
 
 /// The language engine. Stateless; the [`Session`] carries context.
 #[derive(Debug, Default, Clone)]
 pub struct Engine;
 
-struct Parsed<'a> {
-    toks: Vec<Token>,
-    concepts: BTreeSet<Concept>,
-    lang: Lang,
+pub(crate) struct Parsed<'a> {
+    pub(crate) toks: Vec<Token>,
+    pub(crate) concepts: BTreeSet<Concept>,
+    pub(crate) lang: Lang,
     _text: &'a str,
 }
 
@@ -150,6 +172,8 @@ const EXAMPLES_DE: &[&str] = &[
     "wie geht es den Diensten?",
     "zeige das Protokoll der letzten Stunde",
     "zeig den Web-Token",
+    "häng das ISO debian.iso ein",
+    "starte eine Python-Sandbox mit 1 GB RAM",
     "was kannst du?",
 ];
 const EXAMPLES_EN: &[&str] = &[
@@ -157,10 +181,12 @@ const EXAMPLES_EN: &[&str] = &[
     "how are the services doing?",
     "show the audit log of the last hour",
     "show the web token",
+    "attach debian.iso read-write as work",
+    "run uname -a in py",
     "what can you do?",
 ];
 
-fn t(lang: Lang, de: &str, en: &str) -> String {
+pub(crate) fn t(lang: Lang, de: &str, en: &str) -> String {
     match lang {
         Lang::De => de.to_string(),
         Lang::En => en.to_string(),
@@ -226,8 +252,16 @@ impl Engine {
         session.lang = Some(lang);
         let has = |c: Concept| p.concepts.contains(&c);
         let names_task = p.toks.iter().any(|t| known.tasks.contains(&t.norm));
+        let refs = Refs::find(&p, text, known, session);
+        let named_object = has(Concept::Sandbox) || has(Concept::Drive) || has(Concept::Image);
+        let dom = if (names_task || has(Concept::Supervisor)) && !named_object {
+            None
+        } else {
+            objects::domain(&p, &refs, session)
+        };
         let kill_topic = has(Concept::Kill) && (has(Concept::Supervisor) || names_task);
-        let topic = has(Concept::Audit)
+        let topic = dom.is_some()
+            || has(Concept::Audit)
             || has(Concept::Token)
             || kill_topic
             || has(Concept::Supervisor)
@@ -261,6 +295,21 @@ impl Engine {
                         session,
                     );
                 }
+                if asked == "sandbox.exec" {
+                    let argv = std::mem::take(&mut session.asked_argv);
+                    let op = Operation::SandboxExec(SandboxExecArgs {
+                        name: choice,
+                        argv,
+                        timeout_secs: None,
+                    });
+                    return self.operation(op, lang, session);
+                }
+                if asked.starts_with("sandbox.") {
+                    return self.operation(objects::sandbox_op(&asked, choice), lang, session);
+                }
+                if asked.starts_with("drive.") {
+                    return self.operation(objects::drive_op(&asked, choice), lang, session);
+                }
             }
             if !topic {
                 session.asked = None;
@@ -283,7 +332,9 @@ impl Engine {
                         &format!("Bestätigt: {}.", operation.name()),
                         &format!("Confirmed: {}.", operation.name()),
                     ),
-                    action: ChatAction::Confirm { operation },
+                    action: ChatAction::Confirm {
+                        operation: objects::confirmed(operation),
+                    },
                 },
                 None => Interpretation::Chat {
                     action: ChatAction::NothingToConfirm,
@@ -319,6 +370,11 @@ impl Engine {
         }
 
         // Operations, most specific topic first.
+        match dom {
+            Some(Domain::Sandbox) => return self.sandbox_intent(&p, &refs, known, session),
+            Some(Domain::Drive) => return self.drive_intent(&p, &refs, known, session),
+            None => {}
+        }
         if kill_topic {
             let task = p
                 .toks
@@ -367,6 +423,10 @@ impl Engine {
         }
         if has(Concept::Supervisor) {
             return self.operation(Operation::SupervisorStatus, lang, session);
+        }
+        if has(Concept::History) && (has(Concept::System) || has(Concept::Resource)) {
+            let since_ms = slots::window_ms(&p.toks).map(|w| known.now_ms.saturating_sub(w));
+            return self.operation(Operation::SystemHistory(HistoryArgs { since_ms }), lang, session);
         }
         if has(Concept::System)
             || has(Concept::Status)
@@ -465,6 +525,7 @@ impl Engine {
                 ),
             ),
         };
+        objects::remember(&operation, session);
         if needs_confirmation {
             explanation += &t(
                 lang,
@@ -500,7 +561,7 @@ impl Engine {
             Lang::De => EXAMPLES_DE,
             Lang::En => EXAMPLES_EN,
         };
-        let folded = crate::normalize::fold(text);
+        let folded = crate::normalize::fold(&text.chars().take(200).collect::<String>());
         let mut ranked: Vec<(f64, &str)> = ex
             .iter()
             .map(|e| (strsim::normalized_levenshtein(&folded, &crate::normalize::fold(e)), *e))

@@ -37,6 +37,56 @@ pub enum Concept {
     History,
     /// please, thanks and other politeness that carries no meaning.
     Polite,
+    /// a virtual drive (attached image).
+    Drive,
+    /// an image file (ISO, disk image).
+    Image,
+    /// attach / mount.
+    Attach,
+    /// detach / unmount / eject.
+    Detach,
+    /// `häng` / `hänge`: attach with `ein`, detach with `aus` / `ab`.
+    Hang,
+    /// files / contents of a drive.
+    Files,
+    /// a writable snapshot over a drive.
+    Snapshot,
+    /// discard (a snapshot).
+    Discard,
+    /// commit (a snapshot into its image).
+    Commit,
+    /// attach again at boot.
+    Persist,
+    /// create / new.
+    Create,
+    /// reconcile records with the world.
+    Reconcile,
+    /// a sandbox / container.
+    Sandbox,
+    /// a sandbox template.
+    Template,
+    /// start.
+    Start,
+    /// stop.
+    Stop,
+    /// restart.
+    Restart,
+    /// remove (a sandbox; a drive is detached).
+    Remove,
+    /// run a command in a sandbox.
+    Exec,
+    /// console output of a sandbox.
+    Output,
+    /// Python (the host template has python3).
+    Python,
+    /// network access.
+    Network,
+    /// force (a detach).
+    Force,
+    /// writable.
+    Writable,
+    /// read-only.
+    ReadOnly,
 }
 
 /// Language a word belongs to; `Both` for shared words (status, system, ok).
@@ -319,6 +369,176 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
     ),
     (History, En, &["history", "conversation", "chat", "messages"]),
     (
+        Drive,
+        De,
+        &[
+            "laufwerk",
+            "laufwerke",
+            "laufwerks",
+            "laufwerken",
+            "datentraeger",
+            "platte",
+            "platten",
+        ],
+    ),
+    (Drive, En, &["drive", "drives", "volume", "volumes"]),
+    (
+        Image,
+        De,
+        &[
+            "abbild",
+            "abbilder",
+            "abbildes",
+            "abbilddatei",
+            "abbilddateien",
+            "imagedatei",
+            "imagedateien",
+        ],
+    ),
+    (Image, En, &["image", "images", "isos", "iso"]),
+    (
+        Attach,
+        De,
+        &[
+            "einhaengen",
+            "einhaenge",
+            "mounte",
+            "mounten",
+            "anschliessen",
+            "schliesse",
+            "schliess",
+            "einbinden",
+            "binde",
+            "einlegen",
+        ],
+    ),
+    (Attach, En, &["attach", "mount", "plug", "insert"]),
+    (
+        Detach,
+        De,
+        &[
+            "aushaengen",
+            "abhaengen",
+            "trennen",
+            "trenne",
+            "unmounten",
+            "auswerfen",
+            "abmelden",
+        ],
+    ),
+    (
+        Detach,
+        En,
+        &["detach", "unmount", "umount", "eject", "unplug", "disconnect"],
+    ),
+    (Hang, De, &["haeng", "haenge", "haengen", "haengt"]),
+    (
+        Files,
+        De,
+        &[
+            "dateien",
+            "datei",
+            "inhalt",
+            "inhalte",
+            "verzeichnis",
+            "drauf",
+            "darauf",
+        ],
+    ),
+    (
+        Files,
+        En,
+        &["files", "contents", "content", "folder", "directory", "browse"],
+    ),
+    (
+        Snapshot,
+        De,
+        &["schnappschuss", "schnappschusses", "momentaufnahme", "sicherungspunkt"],
+    ),
+    (Snapshot, En, &["snapshot", "snapshots", "overlay"]),
+    (
+        Discard,
+        De,
+        &["verwerfen", "verwirf", "verwerfe", "zuruecksetzen", "rueckgaengig"],
+    ),
+    (Discard, En, &["discard", "revert", "rollback", "drop", "undo"]),
+    (
+        Commit,
+        De,
+        &[
+            "uebernehmen",
+            "uebernimm",
+            "uebernehme",
+            "festschreiben",
+            "schreib",
+            "schreibe",
+            "zurueckschreiben",
+        ],
+    ),
+    (Commit, En, &["commit", "merge"]),
+    (Persist, De, &["dauerhaft", "bootfest", "immer"]),
+    (
+        Persist,
+        En,
+        &["persist", "persistent", "permanent", "permanently", "always"],
+    ),
+    (
+        Create,
+        De,
+        &[
+            "erstelle",
+            "erstellen",
+            "erzeuge",
+            "erzeugen",
+            "anlegen",
+            "neue",
+            "neues",
+            "neuen",
+            "baue",
+        ],
+    ),
+    (Create, En, &["create", "new", "make", "setup", "spawn"]),
+    (Reconcile, De, &["abgleichen", "gleiche", "abgleich", "synchronisiere"]),
+    (Reconcile, En, &["reconcile", "resync", "sync"]),
+    (Sandbox, De, &["sandboxen", "umgebung", "umgebungen", "containern"]),
+    (Sandbox, En, &["sandboxes"]),
+    (Sandbox, Both, &["sandbox", "container", "containers"]),
+    (Template, De, &["vorlage", "vorlagen"]),
+    (Template, En, &["template", "templates"]),
+    (Start, De, &["starte", "starten", "startet", "hochfahren", "fahre"]),
+    (Start, En, &["start", "launch", "boot"]),
+    (
+        Stop,
+        De,
+        &["stoppe", "stoppen", "stopp", "anhalten", "halte", "herunterfahren"],
+    ),
+    (Stop, En, &["stop", "shutdown", "shut", "halt"]),
+    (Restart, De, &["neustarten", "neustart", "neu"]),
+    (Restart, En, &["restart", "reboot"]),
+    (Remove, De, &["entferne", "entfernen", "beseitige", "weg"]),
+    (Remove, En, &["remove", "destroy", "rm"]),
+    (Exec, De, &["fuehre", "fuehr", "ausfuehren", "ausfuehre"]),
+    (Exec, En, &["run", "execute", "exec"]),
+    (Output, De, &["ausgabe", "ausgaben", "konsole", "konsolenausgabe"]),
+    (Output, En, &["output", "console"]),
+    (Python, Both, &["python", "python3"]),
+    (
+        Network,
+        De,
+        &["netz", "netzwerk", "internet", "netzzugang", "internetzugang"],
+    ),
+    (Network, En, &["network", "networking", "net", "nat", "online"]),
+    (Force, De, &["gewalt", "erzwungen", "erzwinge", "zwangsweise"]),
+    (Force, En, &["force", "forced", "forcibly", "forcefully"]),
+    (
+        Writable,
+        De,
+        &["beschreibbar", "schreibbar", "schreibend", "schreibzugriff"],
+    ),
+    (Writable, En, &["writable", "writeable", "rw", "readwrite", "write"]),
+    (ReadOnly, De, &["schreibgeschuetzt", "lesbar", "lesend"]),
+    (ReadOnly, En, &["readonly", "ro", "read"]),
+    (
         Polite,
         De,
         &[
@@ -370,6 +590,7 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
             "now",
             "right",
             "kindly",
+            "about",
             "pls",
             "plz",
         ],
@@ -419,7 +640,7 @@ fn near(part: &str) -> Vec<Hit> {
         .filter(|(_, _, words)| {
             words
                 .iter()
-                .any(|w| w.len() >= 5 && strsim::damerau_levenshtein(part, w) <= 1)
+                .any(|w| w.len() >= 5 && w.len().abs_diff(part.len()) <= 1 && strsim::damerau_levenshtein(part, w) <= 1)
         })
         .map(|(c, l, _)| Hit {
             concept: *c,
@@ -456,8 +677,12 @@ pub fn lookup(word: &str) -> Vec<Hit> {
             }
             let (a, b) = word.split_at(cut);
             let b = b.strip_prefix('s').filter(|r| !exact(r).is_empty()).unwrap_or(b);
-            let (ha, hb) = (near(a), near(b));
-            if !ha.is_empty() && !hb.is_empty() {
+            let ha = near(a);
+            if ha.is_empty() {
+                continue;
+            }
+            let hb = near(b);
+            if !hb.is_empty() {
                 return ha.into_iter().chain(hb).filter(|h| h.concept != Polite).collect();
             }
         }
@@ -473,7 +698,7 @@ pub fn lookup(word: &str) -> Vec<Hit> {
             continue;
         }
         for w in *words {
-            if w.len() < 4 {
+            if w.len() < 4 || w.len().abs_diff(word.len()) > tol {
                 continue;
             }
             let d = strsim::damerau_levenshtein(word, w);
@@ -518,6 +743,30 @@ mod tests {
             Vec::<Concept>::new(),
             "no typo tolerance below four letters"
         );
+    }
+
+    #[test]
+    fn drive_and_sandbox_synonyms_spellings_and_typos() {
+        for w in [
+            "einhaengen",
+            "mounten",
+            "anschliessen",
+            "einbinden",
+            "attach",
+            "mount",
+            "plug",
+        ] {
+            assert_eq!(concepts(w), vec![Attach], "{w}");
+        }
+        for w in ["aushaengen", "abhaengen", "trennen", "unmount", "detach", "eject"] {
+            assert_eq!(concepts(w), vec![Detach], "{w}");
+        }
+        assert_eq!(concepts("einhaegen"), vec![Attach], "missing letter");
+        assert_eq!(concepts("laufwrek"), vec![Drive], "transposition");
+        assert_eq!(concepts("schnappschus"), vec![Snapshot]);
+        assert_eq!(concepts("sandbx"), vec![Sandbox]);
+        assert_eq!(concepts("laufwerksdateien"), vec![Drive, Files], "compound");
+        assert_eq!(concepts("python-sandbox"), vec![Sandbox, Python]);
     }
 
     #[test]

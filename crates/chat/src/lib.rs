@@ -10,6 +10,7 @@ pub mod engine;
 pub mod lexicon;
 pub mod model;
 pub mod normalize;
+mod objects;
 pub mod render;
 pub mod service;
 pub mod slots;

@@ -13,6 +13,7 @@ fn service() -> (ChatService, Arc<cacheos_core::store::MemoryStore>) {
     let known = Box::new(|| Known {
         tasks: vec!["web".into()],
         now_ms: 1_000_000,
+        ..Default::default()
     });
     (ChatService::new(core, store.clone(), known), store)
 }
@@ -136,6 +137,7 @@ fn model_proposals_go_through_the_same_rules() {
     let known = Box::new(|| Known {
         tasks: vec!["web".into()],
         now_ms: 1,
+        ..Default::default()
     });
     let svc = ChatService::new(core, store.clone(), known).with_model(Box::new(Scripted));
     // The rule engine answers what it understands; the model is not asked.
@@ -152,4 +154,59 @@ fn model_proposals_go_through_the_same_rules() {
     // An invalid proposal is never executed.
     let r = svc.chat(&ALICE, Some("m2"), "nonsense op").unwrap();
     assert_eq!(r.interpretation["kind"], "not-understood");
+}
+
+#[test]
+fn a_sandbox_conversation_creates_starts_runs_and_removes_only_after_yes() {
+    let (core, store, _fakes) = cacheos_core::testing::core_with_sandboxes();
+    let c = core.clone();
+    let known = Box::new(move || Known {
+        sandboxes: c
+            .sandboxes()
+            .map(|s| s.list().unwrap().into_iter().map(|i| i.name).collect())
+            .unwrap_or_default(),
+        templates: vec!["bb".into()],
+        ..Default::default()
+    });
+    let svc = ChatService::new(core, store.clone(), known);
+    let step = |text: &str| {
+        let r = svc.chat(&ALICE, Some("sb"), text).unwrap();
+        let ex = r.executed.clone();
+        (r, ex)
+    };
+    let (_, ex) = step("erstelle eine Sandbox aus der Vorlage bb namens lab");
+    let ex = ex.unwrap();
+    assert_eq!(
+        (ex.operation.as_str(), ex.ok),
+        ("sandbox.create", true),
+        "{:?}",
+        ex.error
+    );
+    let (_, ex) = step("und jetzt starte sie");
+    let ex = ex.unwrap();
+    assert_eq!(
+        (ex.operation.as_str(), ex.ok),
+        ("sandbox.start", true),
+        "{:?}",
+        ex.error
+    );
+    let (r, ex) = step("run uname -a in lab");
+    assert_eq!(r.interpretation["args"]["argv"], serde_json::json!(["uname", "-a"]));
+    assert_eq!(ex.unwrap().operation, "sandbox.exec");
+    let (r, ex) = step("lösche sie");
+    assert!(ex.is_none(), "removal waits for a yes");
+    assert_eq!(
+        r.interpretation["args"],
+        serde_json::json!({"name": "lab", "confirm": false})
+    );
+    let (_, ex) = step("ja");
+    let ex = ex.unwrap();
+    assert_eq!(
+        (ex.operation.as_str(), ex.ok),
+        ("sandbox.remove", true),
+        "{:?}",
+        ex.error
+    );
+    let rec = &store.query_audit(&AuditFilter::default()).unwrap()[0].record;
+    assert_eq!(rec.utterance.as_deref(), Some("lösche sie → ja"));
 }

@@ -3,6 +3,7 @@
 
 use cacheos_chat::engine::Known;
 use cacheos_chat::{ChatAction, Engine, Interpretation, Session};
+use cacheos_core::Operation;
 
 fn label(i: &Interpretation) -> (String, serde_json::Value) {
     match i {
@@ -23,22 +24,49 @@ fn label(i: &Interpretation) -> (String, serde_json::Value) {
     }
 }
 
-fn args_match(want: &serde_json::Value, got: &serde_json::Value) -> bool {
+/// The expected arguments match: every listed key has the listed value (`"*"`: any non-null value), and every
+/// key not listed is at its default (dropping it parses to the same operation).
+fn args_match(op: &str, want: &serde_json::Value, got: &serde_json::Value) -> bool {
     let Some(w) = want.as_object() else { return true };
+    let at_default = |k: &str| {
+        let mut without = got.clone();
+        if let Some(m) = without.as_object_mut() {
+            m.remove(k);
+        }
+        let parse = |args: &serde_json::Value| {
+            serde_json::from_value::<Operation>(serde_json::json!({"op": op, "args": args})).ok()
+        };
+        parse(&without).is_some() && parse(&without) == parse(got)
+    };
     w.iter().all(|(k, v)| match got.get(k) {
         Some(g) if v == "*" => !g.is_null(),
         Some(g) => g == v,
         None => false,
-    }) && got.as_object().is_none_or(|g| g.keys().all(|k| w.contains_key(k)))
+    }) && got
+        .as_object()
+        .is_none_or(|g| g.keys().all(|k| w.contains_key(k) || at_default(k)))
+}
+
+fn known() -> Known {
+    Known {
+        tasks: vec!["dbus".into(), "metrics".into(), "web".into()],
+        now_ms: 10_000_000_000,
+        drives: vec!["work".into(), "data".into()],
+        images: vec![
+            "debian.iso".into(),
+            "ubuntu.iso".into(),
+            "disk.vdi".into(),
+            "scratch.img".into(),
+        ],
+        sandboxes: vec!["py".into(), "build".into()],
+        templates: vec!["host".into(), "debian".into()],
+    }
 }
 
 #[test]
 fn utterance_table() {
     let engine = Engine::new();
-    let known = Known {
-        tasks: vec!["dbus".into(), "metrics".into(), "web".into()],
-        now_ms: 10_000_000_000,
-    };
+    let known = known();
     let table = include_str!("utterances.tsv");
     let mut session = Session::default();
     let (mut total, mut ok) = (0, 0);
@@ -59,7 +87,7 @@ fn utterance_table() {
         let got = engine.interpret(text, &mut session, &known);
         let (name, args) = label(&got);
         total += 1;
-        if name == want_name && args_match(&want_args, &args) {
+        if name == want_name && args_match(&name, &want_args, &args) {
             ok += 1;
         } else {
             failures.push(format!("{text:?}: expected {expected}, got {name} {args}"));
@@ -82,7 +110,7 @@ fn destructive_needs_confirmation_and_reads_do_not() {
     let engine = Engine::new();
     let known = Known {
         tasks: vec!["web".into()],
-        now_ms: 0,
+        ..Default::default()
     };
     let mut s = Session::default();
     let i = engine.interpret("kill the web task", &mut s, &known);
@@ -123,6 +151,123 @@ fn no_panic_and_bounded_time_on_hostile_input() {
         assert!(
             t.elapsed() < std::time::Duration::from_secs(2),
             "slow on input of {} bytes",
+            s.len()
+        );
+    }
+}
+
+#[test]
+fn removal_and_commit_carry_confirm_only_after_the_yes() {
+    let engine = Engine::new();
+    let known = known();
+    for (plan, yes, op) in [
+        ("lösche die Sandbox py", "ja", "sandbox.remove"),
+        ("commit the snapshot of work", "yes", "drive.commit"),
+    ] {
+        let mut s = Session::default();
+        let j = engine.interpret(plan, &mut s, &known).to_json();
+        assert_eq!(j["operation"], op);
+        assert_eq!(
+            (j["needs_confirmation"].as_bool(), &j["args"]["confirm"]),
+            (Some(true), &serde_json::json!(false))
+        );
+        match engine.interpret(yes, &mut s, &known) {
+            Interpretation::Chat {
+                action: ChatAction::Confirm { operation },
+                ..
+            } => {
+                assert_eq!(operation.name(), op);
+                assert_eq!(operation.args_json()["confirm"], true);
+            }
+            other => panic!("{plan}: expected a confirmation, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn arbitrary_input_never_panics_and_stays_fast() {
+    // A small deterministic fuzzer (xorshift): random mixes of vocabulary, names, numbers, quotes and noise.
+    let engine = Engine::new();
+    let known = known();
+    let pieces = [
+        "häng",
+        "ein",
+        "aus",
+        "das",
+        "ISO",
+        "debian.iso",
+        "work",
+        "py",
+        "starte",
+        "sie",
+        "run",
+        "in",
+        "`",
+        "\"",
+        "'",
+        "„",
+        "1,5",
+        "GiB",
+        "50",
+        "%",
+        "Kerne",
+        "half",
+        "a",
+        "core",
+        "mit",
+        "Python",
+        "Sandbox",
+        "lösche",
+        "ja",
+        "nein",
+        "zweite",
+        "/",
+        "..",
+        "-a",
+        "Schnappschuss",
+        "commit",
+        "als",
+        "as",
+        "ä",
+        "ß",
+        "\u{0}",
+        "🙂",
+        "read-write",
+        "Netzwerk",
+        "ohne",
+        "Dateien",
+        "auf",
+        "verlauf",
+        "cpu",
+        "999999999999999999999",
+        "GB",
+        "",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut session = Session::default();
+    for round in 0..1000 {
+        let n = (next() % 24) as usize;
+        let mut s = String::new();
+        for _ in 0..n {
+            s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+            if next() % 3 != 0 {
+                s.push(' ');
+            }
+        }
+        if round % 50 == 0 {
+            s = s.repeat(2000);
+        }
+        let t = std::time::Instant::now();
+        let _ = engine.interpret(&s, &mut session, &known).to_json();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "slow on {} bytes",
             s.len()
         );
     }

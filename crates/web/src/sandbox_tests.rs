@@ -20,6 +20,7 @@ fn app() -> (Router, Arc<MemoryStore>, FakeSandboxes) {
     let known = Box::new(|| cacheos_chat::Known {
         tasks: vec![],
         now_ms: 1,
+        ..Default::default()
     });
     let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
     let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();

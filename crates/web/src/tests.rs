@@ -28,6 +28,7 @@ fn app_with(trust_loopback: bool, peer: &str, secure: bool) -> (Router, Arc<cach
     let known = Box::new(|| cacheos_chat::Known {
         tasks: vec!["web".into()],
         now_ms: 1,
+        ..Default::default()
     });
     let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
     (router(core, chat, access).layer(MockConnectInfo(peer)), store)
@@ -607,6 +608,7 @@ async fn system_history_returns_the_kept_samples_and_is_audited() {
     let known = Box::new(|| cacheos_chat::Known {
         tasks: vec![],
         now_ms: 1,
+        ..Default::default()
     });
     let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
     let app = router(core, chat, WebAccess::new("token".into()))

@@ -1,0 +1,764 @@
+//! Drive and sandbox intents: which of the two an utterance is about (named, described, or referred to by a
+//! pronoun), the slots of their operations (names, image files and paths, sizes, CPU, writable, network, template,
+//! the command of `sandbox.exec` as an argv) and the operation or question that follows.
+
+use cacheos_core::drive::manager::name_from_path;
+use cacheos_core::drive::{
+    AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, NewFormat, PersistArgs,
+};
+use cacheos_core::sandbox::ops::{
+    BindArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
+};
+use cacheos_core::sandbox::Network as Net;
+use cacheos_core::Operation;
+
+use crate::engine::{t, Engine, Interpretation, Known, Lang, Parsed, Session};
+use crate::lexicon::{lookup, Concept};
+use crate::normalize::fold;
+use crate::slots;
+
+/// What an utterance is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Domain {
+    /// Virtual drives and image files.
+    Drive,
+    /// Sandboxes.
+    Sandbox,
+}
+
+const IMAGE_EXT: &[&str] = &[
+    ".iso", ".img", ".raw", ".qcow2", ".vmdk", ".vdi", ".vhdx", ".vhd", ".bin",
+];
+/// Words that refer back to the last drive or sandbox talked about.
+const PRONOUNS: &[&str] = &[
+    "sie", "es", "ihn", "ihm", "ihr", "it", "them", "this", "that", "diese", "dieses", "diesen", "dieser",
+];
+/// Definite articles: "die Sandbox" without a name is the one talked about.
+const ARTICLES: &[&str] = &["das", "die", "den", "der", "the"];
+const NAME_MARKERS: &[&str] = &["als", "as", "named", "called", "namens", "name"];
+const EXEC_MARKERS: &[&str] = &["in", "im", "on", "inside", "auf"];
+const NEGATIONS: &[&str] = &[
+    "ohne", "without", "no", "kein", "keine", "keinem", "keinen", "nicht", "not", "offline", "nie", "never",
+];
+const FILLERS: &[&str] = &[
+    "bitte",
+    "please",
+    "mal",
+    "den",
+    "the",
+    "befehl",
+    "command",
+    "kommando",
+    "der",
+    "die",
+    "das",
+    "sandbox",
+    "container",
+    "umgebung",
+];
+
+/// Separable verb particles and fillers that may close a sentence after a pronoun.
+const PARTICLES: &[&str] = &[
+    "aus", "ein", "ab", "an", "neu", "hoch", "runter", "weg", "bitte", "jetzt", "auch", "wieder", "please", "now",
+    "too",
+];
+/// Words that follow "sandbox" without being its name.
+const NOT_NAMES: &[&str] = &[
+    "mit", "with", "are", "is", "ist", "sind", "von", "of", "for", "fuer", "und", "and", "an", "aus", "ab", "ein",
+    "neu", "hoch", "darin", "in", "on", "auf", "named", "called", "namens", "als", "as", "laufen", "running", "from",
+    "aus",
+];
+
+fn file_like(s: &str) -> bool {
+    let l = s.to_lowercase();
+    s.contains('/') || IMAGE_EXT.iter().any(|e| l.len() > e.len() && l.ends_with(e))
+}
+
+/// A name as the core accepts it: lowercase letters, digits and dashes.
+fn clean_name(s: &str) -> String {
+    let s: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.trim_matches('-').chars().take(32).collect()
+}
+
+/// Names, paths and references found in an utterance.
+#[derive(Debug, Default)]
+pub(crate) struct Refs {
+    drive: Option<String>,
+    sandbox: Option<String>,
+    path: Option<String>,
+    new_name: Option<String>,
+    pronoun: bool,
+    article: bool,
+    persist_phrase: bool,
+    exec: Option<(Option<String>, Vec<String>)>,
+}
+
+impl Refs {
+    pub(crate) fn find(p: &Parsed, text: &str, known: &Known, session: &Session) -> Refs {
+        let mut r = Refs::default();
+        let eq = |list: &[String], w: &str| list.iter().find(|n| n.to_lowercase() == w).cloned();
+        for (i, tk) in p.toks.iter().enumerate() {
+            let prev = i.checked_sub(1).map(|j| p.toks[j].norm.as_str()).unwrap_or("");
+            if NAME_MARKERS.contains(&prev) && r.new_name.is_none() && lookup(&tk.norm).is_empty() {
+                r.new_name = Some(clean_name(&tk.raw)).filter(|n| !n.is_empty());
+                if let Some(d) = eq(&known.drives, &tk.norm) {
+                    r.drive.get_or_insert(d);
+                }
+                continue;
+            }
+            if r.drive.is_none() {
+                r.drive = eq(&known.drives, &tk.norm);
+            }
+            if r.sandbox.is_none() {
+                r.sandbox = eq(&known.sandboxes, &tk.norm);
+            }
+            if r.path.is_none()
+                && (file_like(&tk.raw)
+                    || (tk.quoted && !known.sandboxes.contains(&tk.norm) && !known.drives.contains(&tk.norm)))
+            {
+                r.path = Some(tk.raw.clone());
+            }
+            if PRONOUNS.contains(&tk.norm.as_str()) {
+                r.pronoun = true;
+            }
+            if ARTICLES.contains(&tk.norm.as_str()) {
+                r.article = true;
+                // "häng das aus", "lösche die": an article with no noun after it stands for the thing itself.
+                if p.toks[i + 1..].iter().all(|t| PARTICLES.contains(&t.norm.as_str())) {
+                    r.pronoun = true;
+                }
+            }
+            let next = p.toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
+            if matches!(tk.norm.as_str(), "beim" | "at" | "after" | "nach" | "on")
+                && matches!(
+                    next,
+                    "start" | "boot" | "booten" | "systemstart" | "neustart" | "reboot" | "startup" | "hochfahren"
+                )
+            {
+                r.persist_phrase = true;
+            }
+        }
+        if p.concepts.contains(&Concept::Exec) {
+            r.exec = exec_parts(text, known, session);
+        }
+        r
+    }
+}
+
+/// Splits text into words like a shell would, without a shell: whitespace separates, quotes group (and are
+/// removed). Returns each word and whether it was quoted.
+pub fn shell_words(text: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut in_word) = (false, false);
+    let mut quote: Option<char> = None;
+    for c in text.chars().take(4096) {
+        match quote {
+            Some(q) if c == q || (q == '“' && c == '"') => quote = None,
+            Some(_) => cur.push(c),
+            None if matches!(c, '"' | '\'' | '`' | '„' | '“' | '«') => {
+                quote = Some(match c {
+                    '„' => '“',
+                    '“' => '”',
+                    '«' => '»',
+                    c => c,
+                });
+                quoted = true;
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if in_word {
+                    out.push((std::mem::take(&mut cur), quoted));
+                }
+                quoted = false;
+                in_word = false;
+            }
+            None => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+        if out.len() >= 256 {
+            return out;
+        }
+    }
+    if in_word {
+        out.push((cur, quoted));
+    }
+    out
+}
+
+/// The target and argv of "führe `ls -la` in box aus" / "run uname -a in py": never a shell string.
+fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<String>, Vec<String>)> {
+    let words = shell_words(text);
+    let folded: Vec<String> = words
+        .iter()
+        .map(|(w, q)| {
+            if *q {
+                String::new()
+            } else {
+                fold(w).trim_end_matches(['?', '!', '.', ',', ':', ';']).to_string()
+            }
+        })
+        .collect();
+    let verb = folded.iter().position(|w| {
+        matches!(
+            w.as_str(),
+            "fuehre" | "fuehr" | "ausfuehren" | "ausfuehre" | "run" | "execute" | "exec"
+        )
+    })?;
+    // The target: a known sandbox, a pronoun after "in"/"on", or the word after the last "in"/"on".
+    let known_at = folded
+        .iter()
+        .rposition(|w| known.sandboxes.iter().any(|s| s.to_lowercase() == *w));
+    let marker_at = folded.iter().rposition(|w| EXEC_MARKERS.contains(&w.as_str()));
+    let mut target = None;
+    let mut cut = words.len();
+    let mut after = words.len();
+    if let Some(j) = known_at {
+        target = Some(folded[j].clone());
+        cut = match j.checked_sub(1) {
+            Some(m) if EXEC_MARKERS.contains(&folded[m].as_str()) => m,
+            _ => j,
+        };
+        // "in der Sandbox py": the marker may sit a few words earlier.
+        if let Some(m) = marker_at.filter(|&m| m < j && folded[m + 1..j].iter().all(|w| FILLERS.contains(&w.as_str())))
+        {
+            cut = m;
+        }
+        after = j + 1;
+    } else if let Some(m) = marker_at.filter(|&m| m > verb || verb + 1 == words.len()) {
+        let mut j = m + 1;
+        while j < words.len() && FILLERS.contains(&folded[j].as_str()) {
+            j += 1;
+        }
+        if j < words.len() {
+            let w = &folded[j];
+            target = if PRONOUNS.contains(&w.as_str()) || w == "ihr" {
+                session.last_sandbox.clone()
+            } else {
+                Some(clean_name(w)).filter(|n| !n.is_empty())
+            };
+            cut = m;
+            after = j + 1;
+        }
+    }
+    if target.is_none() {
+        if let Some(j) = folded
+            .iter()
+            .position(|w| matches!(w.as_str(), "darin" | "drin" | "therein"))
+        {
+            target = session.last_sandbox.clone();
+            cut = j;
+            after = j + 1;
+        }
+    }
+    let quoted: Vec<&String> = words.iter().filter(|(_, q)| *q).map(|(w, _)| w).collect();
+    let argv: Vec<String> = if let Some(q) = quoted.first() {
+        shell_words(q).into_iter().map(|(w, _)| w).collect()
+    } else {
+        let skip_front = |ws: &[(String, bool)], fs: &[String]| -> Vec<String> {
+            let start = fs
+                .iter()
+                .position(|w| !FILLERS.contains(&w.as_str()))
+                .unwrap_or(fs.len());
+            ws[start..].iter().map(|(w, _)| w.clone()).collect()
+        };
+        let (a, b) = (verb + 1, cut.max(verb + 1));
+        let mut argv = skip_front(&words[a..b], &folded[a..b]);
+        if argv.is_empty() && after < words.len() {
+            let end = folded
+                .iter()
+                .rposition(|w| !matches!(w.as_str(), "aus" | "ausfuehren" | "bitte" | "please" | ""))
+                .map(|e| e + 1)
+                .unwrap_or(words.len());
+            if verb > after && verb < end {
+                argv = skip_front(&words[after..verb], &folded[after..verb]);
+            } else if end > after {
+                argv = skip_front(&words[after..end], &folded[after..end]);
+            }
+        }
+        // A trailing question mark or full stop is punctuation, not part of the command.
+        if let Some(last) = argv.last_mut() {
+            let trimmed = last.trim_end_matches(['?', '!']).to_string();
+            *last = trimmed;
+            if last.is_empty() {
+                argv.pop();
+            }
+        }
+        argv
+    };
+    (!argv.is_empty()).then_some((target, argv))
+}
+
+/// Decides whether the utterance is about drives or sandboxes.
+pub(crate) fn domain(p: &Parsed, r: &Refs, session: &Session) -> Option<Domain> {
+    use Concept::*;
+    let has = |c: Concept| p.concepts.contains(&c);
+    if r.exec.is_some() || has(Sandbox) || has(Template) || has(Python) {
+        return Some(Domain::Sandbox);
+    }
+    if [Attach, Detach, Hang, Snapshot, Discard, Commit, Files, Drive, Image]
+        .into_iter()
+        .any(has)
+        || r.persist_phrase
+        || r.path.is_some()
+    {
+        return Some(Domain::Drive);
+    }
+    if r.sandbox.is_some() {
+        return Some(Domain::Sandbox);
+    }
+    if r.drive.is_some() {
+        return Some(Domain::Drive);
+    }
+    if r.pronoun {
+        let sandbox_verb = [Start, Stop, Restart, Output, Kill].into_iter().any(has);
+        let any_verb = sandbox_verb || [Remove, Delete, Persist, Force].into_iter().any(has);
+        if sandbox_verb && session.last_sandbox.is_some() {
+            return Some(Domain::Sandbox);
+        }
+        if any_verb {
+            return match session.last_kind.as_deref() {
+                Some("drive") if session.last_drive.is_some() => Some(Domain::Drive),
+                Some("sandbox") if session.last_sandbox.is_some() => Some(Domain::Sandbox),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+fn ask(session: &mut Session, lang: Lang, asked: &str, de: &str, en: &str, options: Vec<String>) -> Interpretation {
+    session.asked = Some(asked.to_string());
+    session.options = options.clone();
+    Interpretation::Question {
+        text: t(lang, de, en),
+        options,
+    }
+}
+
+impl Engine {
+    fn sandbox_name(&self, p: &Parsed, r: &Refs, session: &Session) -> Option<String> {
+        self.explicit_sandbox(p, r)
+            .or_else(|| (r.pronoun || r.article).then(|| session.last_sandbox.clone()).flatten())
+    }
+
+    /// A sandbox named in the utterance itself (not referred to).
+    fn explicit_sandbox(&self, p: &Parsed, r: &Refs) -> Option<String> {
+        if let Some(n) = &r.sandbox {
+            return Some(n.clone());
+        }
+        // "die Sandbox foo", "container foo": an unknown name after the noun (the core says whether it exists).
+        for w in p.toks.windows(2) {
+            if matches!(w[0].norm.as_str(), "sandbox" | "container" | "umgebung")
+                && lookup(&w[1].norm).is_empty()
+                && !NOT_NAMES.contains(&w[1].norm.as_str())
+                && !w[1].norm.chars().any(|c| c.is_ascii_digit())
+                && w[1].norm.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Some(w[1].norm.clone());
+            }
+        }
+        None
+    }
+
+    fn drive_name(&self, r: &Refs, session: &Session) -> Option<String> {
+        r.drive
+            .clone()
+            .or_else(|| (r.pronoun || r.article).then(|| session.last_drive.clone()).flatten())
+    }
+
+    /// A sandbox intent.
+    pub(crate) fn sandbox_intent(&self, p: &Parsed, r: &Refs, known: &Known, session: &mut Session) -> Interpretation {
+        use Concept::*;
+        let lang = p.lang;
+        let has = |c: Concept| p.concepts.contains(&c);
+        let tok = |w: &[&str]| p.toks.iter().any(|t| w.contains(&t.norm.as_str()));
+        let name = self.sandbox_name(p, r, session);
+        let which = |session: &mut Session, asked: &str| {
+            ask(
+                session,
+                lang,
+                asked,
+                "Welche Sandbox meinst du?",
+                "Which sandbox do you mean?",
+                known.sandboxes.clone(),
+            )
+        };
+        if let Some((target, argv)) = r.exec.clone() {
+            let target = target.or(name);
+            return match target {
+                Some(name) => self.operation(
+                    Operation::SandboxExec(SandboxExecArgs {
+                        name,
+                        argv,
+                        timeout_secs: None,
+                    }),
+                    lang,
+                    session,
+                ),
+                None => {
+                    let q = which(session, "sandbox.exec");
+                    session.asked_argv = argv;
+                    q
+                }
+            };
+        }
+        let creating = has(Create)
+            || (has(Start)
+                && name.is_none()
+                && !r.article
+                && !r.pronoun
+                && !tok(&["alle", "all"])
+                && !has(Restart)
+                && !has(Stop)
+                && !has(Remove)
+                && !has(Delete));
+        // "gib mir eine Python-Umgebung", "I need a python sandbox with 2 cores": asking for one is creating one.
+        let wanting = tok(&["ein", "eine", "einen", "a", "an"])
+            && (has(Python)
+                || tok(&[
+                    "brauche", "moechte", "will", "haette", "need", "want", "gib", "give", "get",
+                ]))
+            && !tok(&["liste", "list", "uebersicht", "overview", "alle", "all"])
+            && self.explicit_sandbox(p, r).is_none()
+            && ![Stop, Restart, Remove, Delete, Kill, Output].into_iter().any(has);
+        let creating = creating || wanting;
+        if creating && !(has(Template) && has(Show) && !has(Create)) {
+            return self.operation(Operation::SandboxCreate(self.create_args(p, r, known)), lang, session);
+        }
+        if has(Template) && !has(Create) {
+            return self.operation(Operation::SandboxTemplates, lang, session);
+        }
+        if has(Reconcile) {
+            return self.operation(Operation::SandboxReconcile, lang, session);
+        }
+        let op_name = if has(Restart) {
+            "sandbox.restart"
+        } else if has(Stop) || has(Kill) || (has(Start) && tok(&["herunter", "runter", "down"])) {
+            "sandbox.stop"
+        } else if has(Start) {
+            "sandbox.start"
+        } else if has(Remove) || has(Delete) {
+            "sandbox.remove"
+        } else if has(Output) || has(Audit) {
+            "sandbox.logs"
+        } else if self.explicit_sandbox(p, r).is_some() {
+            "sandbox.info"
+        } else {
+            return self.operation(Operation::SandboxList, lang, session);
+        };
+        match name {
+            Some(n) => self.operation(sandbox_op(op_name, n), lang, session),
+            None => which(session, op_name),
+        }
+    }
+
+    fn create_args(&self, p: &Parsed, r: &Refs, known: &Known) -> SandboxCreateArgs {
+        use Concept::*;
+        let has = |c: Concept| p.concepts.contains(&c);
+        let tok = |w: &[&str]| p.toks.iter().any(|t| w.contains(&t.norm.as_str()));
+        let template = if has(Python) {
+            "host".to_string()
+        } else {
+            p.toks
+                .iter()
+                .find_map(|t| known.templates.iter().find(|x| x.to_lowercase() == t.norm).cloned())
+                .unwrap_or_else(|| "host".into())
+        };
+        let name = r.new_name.clone().unwrap_or_else(|| {
+            let base = if has(Python) {
+                "python".to_string()
+            } else if template != "host" {
+                clean_name(&template)
+            } else {
+                "sandbox".to_string()
+            };
+            (1..)
+                .map(|n| format!("{base}-{n}"))
+                .find(|n| !known.sandboxes.contains(n))
+                .unwrap_or(base)
+        });
+        let mut a = SandboxCreateArgs::new(name, template);
+        for i in 0..p.toks.len() {
+            if a.limits.memory_max.is_none() {
+                if let Some((bytes, _)) = slots::size(&p.toks, i) {
+                    a.limits.memory_max = Some(bytes);
+                    continue;
+                }
+            }
+            if a.limits.cpu.is_none() {
+                if let Some((cpu, _)) = slots::cpu(&p.toks, i) {
+                    a.limits.cpu = Some(cpu);
+                }
+            }
+        }
+        if has(Network) && !tok(NEGATIONS) {
+            a.network = Net::Nat;
+        }
+        a.ephemeral = tok(&["temporaer", "temporaere", "temporary", "ephemeral", "wegwerf"]);
+        if let Some(d) = &r.drive {
+            a.binds.push(BindArgs {
+                drive: d.clone(),
+                read_write: has(Writable),
+                target: None,
+            });
+        }
+        a
+    }
+
+    /// A drive intent.
+    pub(crate) fn drive_intent(&self, p: &Parsed, r: &Refs, known: &Known, session: &mut Session) -> Interpretation {
+        use Concept::*;
+        let lang = p.lang;
+        let has = |c: Concept| p.concepts.contains(&c);
+        let tok = |w: &[&str]| p.toks.iter().any(|t| w.contains(&t.norm.as_str()));
+        let name = self.drive_name(r, session);
+        let throw_away = tok(&["wirf", "throw", "wegwerfen"]) && tok(&["weg", "away", "wegwerfen"]);
+        let op_name = if has(Commit) {
+            "drive.commit"
+        } else if has(Discard) || throw_away {
+            "drive.discard"
+        } else if has(Snapshot) && !has(Show) {
+            "drive.snapshot"
+        } else if r.persist_phrase || has(Persist) {
+            let persistent = !tok(NEGATIONS) && !tok(&["mehr", "longer"]);
+            return match name {
+                Some(name) => self.operation(Operation::DrivePersist(PersistArgs { name, persistent }), lang, session),
+                None => self.which_drive(session, lang, known, "drive.persist"),
+            };
+        } else if has(Detach)
+            || (has(Hang) && tok(&["aus", "ab"]))
+            || has(Remove)
+            || has(Delete)
+            || (has(Stop) && !has(Start))
+        {
+            let force = has(Force);
+            return match name {
+                Some(name) => self.operation(Operation::DriveDetach(DetachArgs { name, force }), lang, session),
+                None => self.which_drive(session, lang, known, "drive.detach"),
+            };
+        } else if has(Attach) || has(Hang) {
+            return self.attach(p, r, known, session);
+        } else if has(Create) && r.path.is_some() {
+            let size = (0..p.toks.len()).find_map(|i| slots::size(&p.toks, i)).map(|s| s.0);
+            let path = r.path.clone().unwrap_or_default();
+            return match size {
+                Some(size) => self.operation(
+                    Operation::DriveCreate(CreateArgs {
+                        format: if path.to_lowercase().ends_with(".qcow2") {
+                            NewFormat::Qcow2
+                        } else {
+                            NewFormat::Raw
+                        },
+                        path,
+                        size,
+                        fs: None,
+                        label: None,
+                        attach: false,
+                        name: None,
+                    }),
+                    lang,
+                    session,
+                ),
+                None => Interpretation::Question {
+                    text: t(
+                        lang,
+                        "Wie groß soll das Abbild werden?",
+                        "How large should the image be?",
+                    ),
+                    options: vec!["1 GB".into(), "10 GB".into()],
+                },
+            };
+        } else if has(Files) && !(has(Image) && r.drive.is_none()) {
+            let sub = r
+                .path
+                .as_deref()
+                .filter(|x| x.starts_with('/'))
+                .map(|x| x.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            return match name {
+                Some(name) => self.operation(
+                    Operation::DriveFiles(FilesArgs {
+                        name,
+                        path: sub,
+                        volume: None,
+                    }),
+                    lang,
+                    session,
+                ),
+                None => self.which_drive(session, lang, known, "drive.files"),
+            };
+        } else if has(Reconcile) {
+            return self.operation(Operation::DriveReconcile, lang, session);
+        } else if r.drive.is_some() {
+            "drive.info"
+        } else if has(Image) && !has(Drive) {
+            return self.operation(Operation::DriveImages, lang, session);
+        } else {
+            return self.operation(Operation::DriveList, lang, session);
+        };
+        match name {
+            Some(n) => self.operation(drive_op(op_name, n), lang, session),
+            None => self.which_drive(session, lang, known, op_name),
+        }
+    }
+
+    fn which_drive(&self, session: &mut Session, lang: Lang, known: &Known, asked: &str) -> Interpretation {
+        ask(
+            session,
+            lang,
+            asked,
+            "Welches Laufwerk meinst du?",
+            "Which drive do you mean?",
+            known.drives.clone(),
+        )
+    }
+
+    fn attach(&self, p: &Parsed, r: &Refs, known: &Known, session: &mut Session) -> Interpretation {
+        let lang = p.lang;
+        let path = r.path.clone().or_else(|| {
+            // "häng debian ein": the stem of an image file.
+            p.toks.iter().flat_map(|t| t.norm.split('-')).find_map(|w| {
+                known
+                    .images
+                    .iter()
+                    .find(|i| w.len() >= 3 && name_from_path(std::path::Path::new(i.as_str())) == w)
+                    .cloned()
+            })
+        });
+        let Some(path) = path else {
+            let iso = p.toks.iter().any(|t| matches!(t.norm.as_str(), "iso" | "isos"));
+            let options: Vec<String> = known
+                .images
+                .iter()
+                .filter(|i| !iso || i.to_lowercase().ends_with(".iso"))
+                .cloned()
+                .collect();
+            if options.len() == 1 {
+                return self.attach_path(options[0].clone(), p, r, session);
+            }
+            return ask(
+                session,
+                lang,
+                "drive.attach",
+                "Welches Abbild soll ich einhängen?",
+                "Which image should I attach?",
+                if options.is_empty() {
+                    known.images.clone()
+                } else {
+                    options
+                },
+            );
+        };
+        self.attach_path(path, p, r, session)
+    }
+
+    fn attach_path(&self, path: String, p: &Parsed, r: &Refs, session: &mut Session) -> Interpretation {
+        let mut a = AttachArgs::new(path);
+        a.name = r.new_name.clone();
+        a.read_write = p.concepts.contains(&Concept::Writable);
+        self.operation(Operation::DriveAttach(a), p.lang, session)
+    }
+}
+
+/// A sandbox operation on one sandbox by name (removal planned without `confirm`; the yes sets it).
+pub(crate) fn sandbox_op(op: &str, name: String) -> Operation {
+    match op {
+        "sandbox.start" => Operation::SandboxStart(SandboxRef { name }),
+        "sandbox.stop" => Operation::SandboxStop(SandboxRef { name }),
+        "sandbox.restart" => Operation::SandboxRestart(SandboxRef { name }),
+        "sandbox.remove" => Operation::SandboxRemove(SandboxRemoveArgs { name, confirm: false }),
+        "sandbox.logs" => Operation::SandboxLogs(SandboxLogsArgs { name, lines: None }),
+        _ => Operation::SandboxInfo(SandboxRef { name }),
+    }
+}
+
+/// A drive operation on one drive by name (a commit planned without `confirm`; the yes sets it).
+pub(crate) fn drive_op(op: &str, name: String) -> Operation {
+    match op {
+        "drive.commit" => Operation::DriveCommit(CommitArgs { name, confirm: false }),
+        "drive.discard" => Operation::DriveDiscard(DriveRef { name }),
+        "drive.snapshot" => Operation::DriveSnapshot(DriveRef { name }),
+        "drive.detach" => Operation::DriveDetach(DetachArgs { name, force: false }),
+        "drive.persist" => Operation::DrivePersist(PersistArgs { name, persistent: true }),
+        "drive.files" => Operation::DriveFiles(FilesArgs {
+            name,
+            path: String::new(),
+            volume: None,
+        }),
+        "drive.attach" => Operation::DriveAttach(AttachArgs::new(name)),
+        _ => Operation::DriveInfo(DriveRef { name }),
+    }
+}
+
+/// The operation as confirmed by an explicit yes: removal and commit carry `confirm: true`.
+pub(crate) fn confirmed(op: Operation) -> Operation {
+    match op {
+        Operation::SandboxRemove(a) => Operation::SandboxRemove(SandboxRemoveArgs { confirm: true, ..a }),
+        Operation::DriveCommit(a) => Operation::DriveCommit(CommitArgs { confirm: true, ..a }),
+        op => op,
+    }
+}
+
+/// Remembers the drive or sandbox an operation is about, for "sie" / "it" later.
+pub(crate) fn remember(op: &Operation, session: &mut Session) {
+    let drive = match op {
+        Operation::DriveInfo(a) | Operation::DriveSnapshot(a) | Operation::DriveDiscard(a) => Some(a.name.clone()),
+        Operation::DriveFiles(a) => Some(a.name.clone()),
+        Operation::DriveDetach(a) => Some(a.name.clone()),
+        Operation::DriveCommit(a) => Some(a.name.clone()),
+        Operation::DrivePersist(a) => Some(a.name.clone()),
+        Operation::DriveAttach(a) => Some(
+            a.name
+                .clone()
+                .unwrap_or_else(|| name_from_path(std::path::Path::new(&a.path))),
+        ),
+        _ => None,
+    };
+    let sandbox = match op {
+        Operation::SandboxInfo(a)
+        | Operation::SandboxStart(a)
+        | Operation::SandboxStop(a)
+        | Operation::SandboxRestart(a) => Some(a.name.clone()),
+        Operation::SandboxRemove(a) => Some(a.name.clone()),
+        Operation::SandboxExec(a) => Some(a.name.clone()),
+        Operation::SandboxLogs(a) => Some(a.name.clone()),
+        Operation::SandboxCreate(a) => Some(a.name.clone()),
+        _ => None,
+    };
+    if drive.is_some() {
+        session.last_drive = drive;
+        session.last_kind = Some("drive".into());
+    }
+    if sandbox.is_some() {
+        session.last_sandbox = sandbox;
+        session.last_kind = Some("sandbox".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_respect_quotes_and_never_need_a_shell() {
+        let w: Vec<String> = shell_words("run 'echo a b' \"x y\" z")
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(w, vec!["run", "echo a b", "x y", "z"]);
+        assert!(shell_words(&"\"".repeat(10_000)).len() <= 256);
+    }
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_name("My_Box!"), "my-box");
+        assert!(file_like("debian.iso") && file_like("/srv/x") && !file_like(".iso") && !file_like("work"));
+    }
+}
