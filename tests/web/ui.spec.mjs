@@ -4,6 +4,7 @@
 // real endpoints; tests/web/run puts an ext4 image into the images directory and a busybox template "bb" in place.
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 
@@ -279,6 +280,26 @@ await test('drives: attach an image from the images directory, browse, detach', 
   await page.getByRole('dialog').getByRole('button', { name: 'Detach' }).click();
   await page.locator('td', { hasText: 'webtest' }).first().waitFor({ state: 'detached' });
   assert.deepEqual(problems, []);
+  await context.close();
+});
+
+await test('drives: upload an image (PUT /api/v1/images/{name}): progress, checksum, listed; a taken name is refused', async () => {
+  const { context, page, problems } = await open();
+  const buffer = Buffer.alloc(3 * 1024 * 1024 + 17, 5);
+  const sha = createHash('sha256').update(buffer).digest('hex');
+  await page.goto(BASE + '/drives');
+  await page.locator('main[data-ready]').waitFor();
+  await page.getByLabel('Image file on this computer').setInputFiles({ name: 'web-upload.img', mimeType: 'application/octet-stream', buffer });
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.locator('code.hash', { hasText: sha }).waitFor();
+  assert.equal(await page.getByLabel('Upload progress').evaluate((p) => p.value), 100);
+  const images = await (await fetch(BASE + '/api/v1/images')).json();
+  const up = images.find((i) => i.name === 'web-upload.img');
+  assert.equal(up && up.size, buffer.length);
+  // The same name again: the daemon refuses (409) and the page says why.
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.getByRole('alert').filter({ hasText: 'already-exists' }).waitFor();
+  assert.deepEqual(problems.filter((p) => !p.includes('409')), []);
   await context.close();
 });
 
