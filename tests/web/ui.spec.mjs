@@ -1,9 +1,10 @@
 // Browser tests of the CacheOS web UI (run by tests/web/run): headless Debian chromium via playwright-core.
 // Each page: loads without console errors, axe-core finds no violations in light and dark theme, screenshot saved;
-// prints transferred bytes and time to first render per page. Drive and sandbox tests that need endpoints the
-// daemon does not have yet report "skipped: endpoint not yet available".
+// prints transferred bytes and time to first render per page. The drive, upload and sandbox flows run against the
+// real endpoints; tests/web/run puts an ext4 image into the images directory and a busybox template "bb" in place.
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 
@@ -258,19 +259,23 @@ await test('login page renders (loopback is trusted, so it says so) and a wrong 
   await context.close();
 });
 
-// Drive and sandbox flows: need the drive/sandbox REST endpoints (being written); skipped until they exist.
+// Drive, upload and sandbox flows against the real endpoints.
 await test('drives: attach an image from the images directory, browse, detach', async () => {
   if (!(await endpoint('/api/v1/drives')) || !(await endpoint('/api/v1/images'))) return { skipped: 'endpoint not yet available (/api/v1/drives, /api/v1/images)' };
   const { context, page, problems } = await open();
   const images = await (await fetch(BASE + '/api/v1/images')).json();
-  if (images.length === 0) return { skipped: 'the images directory of the dev daemon is empty' };
+  const image = images.find((i) => i.name === 'webtest.img');
+  assert.ok(image, `tests/web/run puts webtest.img into the images directory: ${JSON.stringify(images)}`);
   await page.goto(BASE + '/drives');
-  await page.getByLabel('From the images directory').selectOption(images[0].path);
+  await page.locator('main[data-ready]').waitFor();
+  await page.getByLabel('From the images directory').selectOption(image.path);
   await page.getByLabel('Name', { exact: true }).first().fill('webtest');
   await page.getByRole('button', { name: 'Attach', exact: true }).click();
   await page.locator('td', { hasText: 'webtest' }).first().waitFor();
   await page.getByRole('button', { name: 'Browse: webtest' }).click();
   await page.locator('h2', { hasText: 'Files of webtest' }).waitFor();
+  await page.locator('td', { hasText: 'hello.txt' }).waitFor();
+  await page.screenshot({ path: join(ART, 'drives-real.png'), fullPage: true });
   await page.getByRole('button', { name: 'Detach: webtest' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Detach' }).click();
   await page.locator('td', { hasText: 'webtest' }).first().waitFor({ state: 'detached' });
@@ -278,19 +283,49 @@ await test('drives: attach an image from the images directory, browse, detach', 
   await context.close();
 });
 
+await test('drives: upload an image (PUT /api/v1/images/{name}): progress, checksum, listed; a taken name is refused', async () => {
+  const { context, page, problems } = await open();
+  const buffer = Buffer.alloc(3 * 1024 * 1024 + 17, 5);
+  const sha = createHash('sha256').update(buffer).digest('hex');
+  await page.goto(BASE + '/drives');
+  await page.locator('main[data-ready]').waitFor();
+  await page.getByLabel('Image file on this computer').setInputFiles({ name: 'web-upload.img', mimeType: 'application/octet-stream', buffer });
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.locator('code.hash', { hasText: sha }).waitFor();
+  assert.equal(await page.getByLabel('Upload progress').evaluate((p) => p.value), 100);
+  const images = await (await fetch(BASE + '/api/v1/images')).json();
+  const up = images.find((i) => i.name === 'web-upload.img');
+  assert.equal(up && up.size, buffer.length);
+  // The same name again: the daemon refuses (409) and the page says why.
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.getByRole('alert').filter({ hasText: 'already-exists' }).waitFor();
+  assert.deepEqual(problems.filter((p) => !p.includes('409')), []);
+  await context.close();
+});
+
 await test('sandboxes: create, run a command with streamed output, remove', async () => {
   if (!(await endpoint('/api/v1/sandboxes')) || !(await endpoint('/api/v1/templates'))) return { skipped: 'endpoint not yet available (/api/v1/sandboxes, /api/v1/templates)' };
   const { context, page, problems } = await open();
   await page.goto(BASE + '/sandboxes');
+  await page.locator('main[data-ready]').waitFor();
   await page.getByLabel('Name', { exact: true }).fill('webtest');
+  await page.getByLabel('Template').selectOption('bb');
+  await page.getByLabel('Memory').fill('64M');
+  await page.getByLabel('CPUs').fill('0.5');
   await page.getByRole('button', { name: 'Create', exact: true }).click();
   await page.locator('td', { hasText: 'webtest' }).first().waitFor();
-  await page.getByRole('button', { name: 'Start: webtest' }).click();
+  const created = await (await fetch(BASE + '/api/v1/sandboxes/webtest')).json();
+  assert.deepEqual([created.template, created.limits], ['bb', { cpu: 0.5, memory_max: 64 * 1024 * 1024, tasks_max: null }]);
+  await page.getByRole('button', { name: 'Start: webtest', exact: true }).click();
+  await page.getByRole('button', { name: 'Stop: webtest' }).waitFor();
   await page.getByRole('button', { name: 'Run: webtest' }).click();
   await page.getByLabel('Command').fill('echo hello-from-webtest');
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   await page.locator('pre.output', { hasText: 'hello-from-webtest' }).waitFor();
   await page.locator('[role=status]', { hasText: 'Exit code 0' }).waitFor();
+  await page.screenshot({ path: join(ART, 'sandboxes-real.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Stop: webtest' }).click();
+  await page.getByRole('button', { name: 'Start: webtest', exact: true }).waitFor();
   await page.getByRole('button', { name: 'Remove: webtest' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
   await page.locator('td', { hasText: 'webtest' }).first().waitFor({ state: 'detached' });
@@ -309,8 +344,9 @@ await test('drives and sandboxes pages show "not available" while their endpoint
   await context.close();
 });
 
-// The drive and sandbox pages against the provisional REST contract, served by a stand-in (playwright routes) until
-// the daemon has the endpoints: rendering with data, axe in both themes, and the exact requests the UI sends.
+// The drive and sandbox pages against a stand-in (playwright routes) answering in the real documents' shapes
+// (crates/core/src/drive/model.rs, crates/core/src/sandbox): rendering with data, axe in both themes, and the exact
+// requests the UI sends (as crates/web/src/drives.rs and sandboxes.rs take them).
 async function mockContract(context, calls) {
   const real = await (await fetch(BASE + '/api/v1/openapi.json')).json();
   for (const p of ['/api/v1/drives', '/api/v1/images', '/api/v1/images/{name}', '/api/v1/sandboxes', '/api/v1/templates']) real.paths[p] = real.paths[p] || { get: {} };
@@ -321,7 +357,10 @@ async function mockContract(context, calls) {
       mount_point: '/run/cacheos/drives/data/1', used: 52428800, free: 1000000000 }],
     snapshot: null, used_by: ['box1'],
   };
-  const box = { name: 'box1', template: 'debian', state: 'running', cpus: 1, memory: 536870912, network: 'none' };
+  const box = { name: 'box1', state: 'running', template: 'debian', ephemeral: false, network: 'none',
+    limits: { cpu: 1, memory_max: 536870912, tasks_max: null }, binds: [], created_by: 'loopback', created_ms: 1,
+    uptime_seconds: 5, main_pid: 42, unit: 'nspawn:41', ip: null, cpu_time_ns: 1000, memory_current: 1048576,
+    memory_peak: 2097152, tasks_current: 1, last_error: null };
   const json = (route, body, status = 200) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
   await context.route(/\/api\/v1\/(openapi\.json|drives|images|sandboxes|templates)(\/|\?|$)/, async (route) => {
     const req = route.request();
@@ -337,25 +376,27 @@ async function mockContract(context, calls) {
     if (path.startsWith('/api/v1/images/') && req.method() === 'PUT') {
       const name = decodeURIComponent(path.slice('/api/v1/images/'.length));
       return json(route, { name, path: '/var/lib/cacheos/images/' + name, size: req.postDataBuffer().length, modified_ms: Date.now(),
-        sha256: 'c'.repeat(64) });
+        sha256: 'c'.repeat(64), format: 'raw' });
     }
     if (path === '/api/v1/images') return json(route, [{ name: 'data.qcow2', path: '/var/lib/cacheos/images/data.qcow2', size: 1073741824, modified_ms: 1 }]);
-    if (path === '/api/v1/drives/data/files') return json(route, [{ name: 'etc', kind: 'dir', size: 4096 }, { name: 'hello.txt', kind: 'file', size: 6 }]);
+    if (path === '/api/v1/drives/data/files') return json(route, { drive: 'data', mount_point: '/run/cacheos/drives/data/DATA', path: '',
+      entries: [{ name: 'etc', kind: 'dir', size: 0, modified_ms: 1 }, { name: 'hello.txt', kind: 'file', size: 6, modified_ms: 1 }] });
     if (path.startsWith('/api/v1/drives/')) return json(route, drive);
     if (path === '/api/v1/sandboxes' && req.method() === 'GET') return json(route, [box]);
     if (path === '/api/v1/sandboxes' && req.method() === 'POST') return json(route, box);
-    if (path === '/api/v1/templates') return json(route, [{ name: 'debian', description: 'Debian 12 minimal' }]);
+    if (path === '/api/v1/templates') return json(route, [{ name: 'debian', kind: 'directory', path: '/var/lib/cacheos/templates/debian',
+      description: 'Debian 12 minimal', command: null }]);
     if (path === '/api/v1/sandboxes/box1/exec') {
       return route.fulfill({ status: 200, contentType: 'application/x-ndjson',
         body: '{"stream":"stdout","data":"hello\\n"}\n{"stream":"stderr","data":"warn\\n"}\n{"exit_code":0}\n' });
     }
-    if (path === '/api/v1/sandboxes/box1/logs') return json(route, ['line one', 'line two']);
+    if (path === '/api/v1/sandboxes/box1/logs') return json(route, { name: 'box1', lines: ['line one', 'line two'] });
     if (path.startsWith('/api/v1/sandboxes/')) return json(route, box);
     return json(route, { error: { code: 'not-found', message: 'no such endpoint: ' + path } }, 404);
   });
 }
 
-await test('drives page against the provisional contract (stand-in API): renders, axe, exact requests', async () => {
+await test('drives page against a stand-in API: renders, axe, exact requests', async () => {
   for (const scheme of ['light', 'dark']) {
     const { context, page, problems } = await open({ colorScheme: scheme });
     const calls = [];
@@ -402,7 +443,7 @@ await test('drives page against the provisional contract (stand-in API): renders
       ['/api/v1/drives/data/snapshot', {}],
       ['/api/v1/drives/data/detach', {}],
       ['/api/v1/drives/data/persist', { persistent: true }],
-      ['/api/v1/drives/create', { path: '/var/lib/cacheos/images/new.img', size: '512M', format: 'qcow2', fs: 'xfs', attach: true, label: 'NEW' }],
+      ['/api/v1/drives/create', { path: '/var/lib/cacheos/images/new.img', size: 512 * 1024 * 1024, format: 'qcow2', fs: 'xfs', attach: true, label: 'NEW' }],
     ]);
     assert.ok(calls.some((c) => c.path === '/api/v1/drives/data/files?path='));
     assert.deepEqual(problems, []);
@@ -410,7 +451,7 @@ await test('drives page against the provisional contract (stand-in API): renders
   }
 });
 
-await test('sandboxes page against the provisional contract (stand-in API): renders, axe, create, exec stream, remove', async () => {
+await test('sandboxes page against a stand-in API: renders, axe, create, exec stream, remove, form errors', async () => {
   for (const scheme of ['light', 'dark']) {
     const { context, page, problems } = await open({ colorScheme: scheme });
     const calls = [];
@@ -421,6 +462,10 @@ await test('sandboxes page against the provisional contract (stand-in API): rend
     await axe(page, `/sandboxes with data (${scheme})`);
     if (scheme === 'dark') { await context.close(); continue; }
     await page.getByLabel('Name', { exact: true }).fill('box2');
+    // A size the form cannot read is reported and nothing is sent.
+    await page.getByLabel('Memory').fill('lots');
+    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: '“lots” is not a size' }).waitFor();
     await page.getByLabel('CPUs').fill('1.5');
     await page.getByLabel('Memory').fill('512M');
     await page.getByLabel('Network').selectOption('nat');
@@ -443,11 +488,11 @@ await test('sandboxes page against the provisional contract (stand-in API): rend
     await page.waitForTimeout(300);
     const changes = calls.filter((c) => c.method !== 'GET').map((c) => [c.method, c.path, c.body]);
     assert.deepEqual(changes, [
-      ['POST', '/api/v1/sandboxes', { name: 'box2', template: 'debian', cpus: 1.5, memory: '512M', network: 'nat',
-        binds: [{ drive: 'data', read_write: true }], env: { A: '1', B: 'x=y' }, ephemeral: false }],
+      ['POST', '/api/v1/sandboxes', { name: 'box2', template: 'debian', cpu: 1.5, memory_max: 512 * 1024 * 1024, network: 'nat',
+        binds: [{ drive: 'data', read_write: true }], env: [['A', '1'], ['B', 'x=y']], ephemeral: false }],
       ['POST', '/api/v1/sandboxes/box1/exec', { argv: ['echo', 'hello'] }],
       ['POST', '/api/v1/sandboxes/box1/stop', {}],
-      ['DELETE', '/api/v1/sandboxes/box1', null],
+      ['DELETE', '/api/v1/sandboxes/box1?confirm=true', null],
     ]);
     assert.deepEqual(problems, []);
     await context.close();

@@ -80,6 +80,8 @@ pub struct DrivesConfig {
     pub images_dir: PathBuf,
     /// Further places images may be attached from (besides `images_dir` and attached drives' mounts).
     pub allowed: Vec<PathBuf>,
+    /// Largest image `drive.upload` (`PUT /api/v1/images/{name}`) accepts, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for DrivesConfig {
@@ -89,6 +91,7 @@ impl Default for DrivesConfig {
             run_dir: "/run/cacheos".into(),
             images_dir: PathBuf::new(),
             allowed: vec!["/media".into(), "/run/media".into()],
+            max_upload_bytes: cacheos_core::drive::manager::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }

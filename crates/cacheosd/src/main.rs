@@ -117,6 +117,7 @@ fn drive_manager(
         cfg.drives.run_dir.clone()
     };
     let mut dc = DriveConfig::new(&cfg.state_dir, &run_dir);
+    dc.max_upload_bytes = cfg.drives.max_upload_bytes;
     if !cfg.drives.images_dir.as_os_str().is_empty() {
         dc.images_dir = cfg.drives.images_dir.clone();
     }

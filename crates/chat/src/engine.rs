@@ -497,6 +497,7 @@ impl Engine {
             | Operation::DriveAttach(_)
             | Operation::DriveDetach(_)
             | Operation::DriveCreate(_)
+            | Operation::DriveUpload(_)
             | Operation::DriveSnapshot(_)
             | Operation::DriveDiscard(_)
             | Operation::DriveCommit(_)

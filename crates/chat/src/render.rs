@@ -188,6 +188,16 @@ pub fn output(o: &Output, lang: Lang) -> String {
                 drive(&mut s, d, de);
             }
         }
+        Output::Uploaded(u) => {
+            let _ = writeln!(
+                s,
+                "{} {} ({}, SHA-256 {}).",
+                if de { "Hochgeladen:" } else { "Uploaded" },
+                u.path.display(),
+                gib(u.size),
+                u.sha256
+            );
+        }
         Output::Reconciled(r) => {
             let _ = write!(
                 s,
@@ -471,6 +481,10 @@ pub fn explain_drive(op: &Operation, lang: Lang) -> String {
                 format!("Creating {} ({fmt}{fs}, {}) (drive.create).", a.path, gib(a.size)),
             )
         }
+        Operation::DriveUpload(a) => pick(
+            format!("Ich speichere die hochgeladene Datei als {} (drive.upload).", a.name),
+            format!("Storing the uploaded file as {} (drive.upload).", a.name),
+        ),
         Operation::DriveSnapshot(a) => pick(
             format!(
                 "Ich lege einen beschreibbaren Schnappschuss über {} an; das Abbild bleibt unverändert.",

@@ -10,7 +10,7 @@ use crate::audit::{AuditFilter, AuditRecord, NewAuditRecord, Outcome};
 use crate::auth::{Authorizer, Caller};
 use crate::clock::Clock;
 use crate::drive::manager::{Created, ReconcileReport};
-use crate::drive::{DriveInfo, DriveManager, FileListing, ImageFile};
+use crate::drive::{DriveInfo, DriveManager, FileListing, ImageFile, Uploaded};
 use crate::error::CoreError;
 use crate::event::{EventBus, EventKind, SandboxAction};
 use crate::operation::{Operation, Risk};
@@ -45,6 +45,8 @@ pub enum Output {
     Files(FileListing),
     /// `drive.create`.
     Created(Created),
+    /// `drive.upload`.
+    Uploaded(Uploaded),
     /// `drive.reconcile`.
     Reconciled(ReconcileReport),
     /// `sandbox.info`, `sandbox.create`, `sandbox.start`, `sandbox.stop`, `sandbox.restart`.
@@ -106,6 +108,15 @@ pub struct CoreDeps {
 /// Where the output of a streamed `sandbox.exec` goes, chunk by chunk.
 pub type OutputSink<'a> = &'a mut (dyn FnMut(OutputChunk) + Send);
 
+/// The byte streams an operation may use besides its arguments.
+enum Streams<'a> {
+    None,
+    /// Where `sandbox.exec` sends output as it comes.
+    Sink(OutputSink<'a>),
+    /// What `drive.upload` stores.
+    Input(&'a mut (dyn std::io::Read + Send)),
+}
+
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
 /// call it from a blocking thread.
 pub struct Core {
@@ -125,16 +136,28 @@ impl Core {
 
     /// Validates, authorises, runs and audits `op` on behalf of `caller`.
     pub fn execute(&self, caller: &Caller, op: Operation) -> Result<Output, CoreError> {
-        self.execute_inner(caller, op, None)
+        self.execute_inner(caller, op, Streams::None)
     }
 
     /// Like [`Core::execute`], but a `sandbox.exec` sends its output to `sink` as it comes instead of collecting it
     /// (the returned [`ExecResult`] then has empty `stdout` and `stderr`). Other operations ignore the sink.
     pub fn execute_streaming(&self, caller: &Caller, op: Operation, sink: OutputSink<'_>) -> Result<Output, CoreError> {
-        self.execute_inner(caller, op, Some(sink))
+        self.execute_inner(caller, op, Streams::Sink(sink))
     }
 
-    fn execute_inner(&self, caller: &Caller, op: Operation, sink: Option<OutputSink<'_>>) -> Result<Output, CoreError> {
+    /// Like [`Core::execute`] for an operation that consumes a byte stream (`drive.upload` reads the file from
+    /// `input`); validated, authorised, audited and published exactly like every other operation. Other operations
+    /// ignore the input; `drive.upload` through [`Core::execute`] is refused.
+    pub fn execute_with_input(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        input: &mut (dyn std::io::Read + Send),
+    ) -> Result<Output, CoreError> {
+        self.execute_inner(caller, op, Streams::Input(input))
+    }
+
+    fn execute_inner(&self, caller: &Caller, op: Operation, streams: Streams<'_>) -> Result<Output, CoreError> {
         let info = op.info();
         let span =
             tracing::info_span!("op", name = info.name, frontend = %caller.frontend, principal = %caller.principal);
@@ -153,7 +176,7 @@ impl Core {
                         reason,
                     })
             })
-            .and_then(|()| self.run(caller, &op, sink));
+            .and_then(|()| self.run(caller, &op, streams));
 
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -430,8 +453,13 @@ impl Core {
         }
     }
 
-    fn run(&self, caller: &Caller, op: &Operation, sink: Option<OutputSink<'_>>) -> Result<Output, CoreError> {
+    fn run(&self, caller: &Caller, op: &Operation, streams: Streams<'_>) -> Result<Output, CoreError> {
         let by = caller.principal.to_string();
+        let (sink, input) = match streams {
+            Streams::None => (None, None),
+            Streams::Sink(s) => (Some(s), None),
+            Streams::Input(i) => (None, Some(i)),
+        };
         Ok(match op {
             Operation::SandboxList
             | Operation::SandboxInfo(_)
@@ -472,6 +500,15 @@ impl Core {
                 None => return Err(CoreError::FailedPrecondition("the web port is disabled".into())),
             },
             Operation::SystemHistory(a) => Output::SystemHistory(self.deps.metrics.since(a.since_ms)),
+            Operation::DriveUpload(a) => {
+                let Some(input) = input else {
+                    return Err(CoreError::InvalidArgument {
+                        field: "input",
+                        reason: "drive.upload needs the file's bytes (REST: PUT /api/v1/images/{name})".into(),
+                    });
+                };
+                Output::Uploaded(self.drive_manager()?.upload(&by, a, input)?)
+            }
         })
     }
 }

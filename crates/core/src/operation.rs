@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
-use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
+use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs, UploadArgs};
 use crate::sandbox::ops::{SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs};
 
 /// How much an operation changes. Chat asks for confirmation of destructive ones.
@@ -223,6 +223,12 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::ReadOnly,
         privilege: Privilege::Anyone,
     },
+    OpInfo {
+        name: "drive.upload",
+        summary: "store an uploaded file in the images directory (size-limited, never overwriting) with its SHA-256",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -338,6 +344,11 @@ pub enum Operation {
     /// keeps one hour of samples in memory.
     #[serde(rename = "system.history")]
     SystemHistory(HistoryArgs),
+    /// `drive.upload`: the name must be a plain file name not yet in the images directory, and the bytes (the
+    /// input stream of [`crate::Core::execute_with_input`]) at most `max_upload_bytes`; operators. A failed upload
+    /// leaves no file behind.
+    #[serde(rename = "drive.upload")]
+    DriveUpload(UploadArgs),
 }
 
 impl Operation {
@@ -373,6 +384,7 @@ impl Operation {
             Operation::SandboxLogs(_) => 26,
             Operation::SandboxReconcile => 27,
             Operation::SystemHistory(_) => 28,
+            Operation::DriveUpload(_) => 29,
         };
         &OPERATIONS[i]
     }
@@ -472,6 +484,10 @@ mod tests {
             }),
             Operation::SandboxReconcile,
             Operation::SystemHistory(HistoryArgs { since_ms: Some(1) }),
+            Operation::DriveUpload(UploadArgs {
+                name: "u.img".into(),
+                size: Some(3),
+            }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

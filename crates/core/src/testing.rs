@@ -66,9 +66,41 @@ pub fn core_with_sandboxes() -> (Arc<Core>, Arc<MemoryStore>, FakeSandboxes) {
     (core, store, fakes)
 }
 
+/// Like [`core`], with a drive manager over the recording drive fakes and plain file access whose state lives
+/// below `dir` (images in `<dir>/state/images`), accepting uploads of at most `max_upload_bytes`.
+pub fn core_with_drives(dir: &std::path::Path, max_upload_bytes: u64) -> (Arc<Core>, Arc<MemoryStore>) {
+    let mut cfg = crate::drive::DriveConfig::new(&dir.join("state"), &dir.join("run"));
+    cfg.max_upload_bytes = max_upload_bytes;
+    let fakes = crate::drive::fake::FakeDrives::new();
+    let (core, store, _) = build_with(None, |store, events, clock| {
+        Arc::new(crate::drive::DriveManager::new(
+            cfg.clone(),
+            crate::drive::DriveDeps::fake(&fakes),
+            store,
+            events,
+            clock,
+        ))
+    });
+    (core, store)
+}
+
 type Built = (Arc<Core>, Arc<MemoryStore>, Arc<crate::system::MetricsHistory>);
 
+type MakeDrives<'a> =
+    &'a dyn Fn(Arc<MemoryStore>, EventBus, Arc<dyn crate::clock::Clock>) -> Arc<crate::drive::DriveManager>;
+
 fn build(fakes: Option<FakeSandboxes>) -> Built {
+    build_inner(fakes, None)
+}
+
+fn build_with(
+    fakes: Option<FakeSandboxes>,
+    drives: impl Fn(Arc<MemoryStore>, EventBus, Arc<dyn crate::clock::Clock>) -> Arc<crate::drive::DriveManager>,
+) -> Built {
+    build_inner(fakes, Some(&drives))
+}
+
+fn build_inner(fakes: Option<FakeSandboxes>, drives: Option<MakeDrives<'_>>) -> Built {
     let metrics = Arc::new(crate::system::MetricsHistory::new(720));
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(SystemClock);
@@ -88,6 +120,8 @@ fn build(fakes: Option<FakeSandboxes>) -> Built {
             ManagerConfig::default(),
         ))
     });
+    let events = EventBus::new(64, clock.clone());
+    let drives = drives.map(|f| f(store.clone(), events.clone(), clock.clone()));
     let core = Core::new(CoreDeps {
         store: store.clone(),
         probe: Arc::new(FixedProbe(SystemStatus {
@@ -99,10 +133,10 @@ fn build(fakes: Option<FakeSandboxes>) -> Built {
             StaticAccounts(vec![(1000, "cacheos".into())]),
             "cacheos",
         )),
-        events: EventBus::new(64, clock.clone()),
+        events,
         clock,
         web_token: Some("token".into()),
-        drives: None,
+        drives,
         sandboxes,
         metrics: metrics.clone(),
     });

@@ -1,5 +1,7 @@
 //! Virtual drive endpoints under `/api/v1/drives` and `/api/v1/images`. Each handler builds a `drive.*`
-//! operation from the path and body, runs it through the core and returns the core's document.
+//! operation from the path and body, runs it through the core and returns the core's document. The image upload
+//! (`PUT /api/v1/images/{name}`) only bridges the request body to a blocking reader that `drive.upload` consumes
+//! in the core (which checks, limits, hashes, stores and audits).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -7,7 +9,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use cacheos_core::drive::manager::{Created, ReconcileReport};
 use cacheos_core::drive::{
-    AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveInfo, DriveRef, FileListing, FilesArgs, ImageFile, PersistArgs,
+    AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveInfo, DriveRef, FileListing, FilesArgs, ImageFile,
+    PersistArgs, UploadArgs, Uploaded,
 };
 use cacheos_core::executor::Done;
 use cacheos_core::{Caller, Operation, Output};
@@ -305,4 +308,35 @@ pub(crate) async fn images(
         Images,
         "drive.images"
     )
+}
+
+/// Stores the request body (the raw file, any content type) as `<images_dir>/<name>`, streamed to disk, and
+/// answers with its size and SHA-256. The name must be a plain file name not starting with `.` and not yet taken
+/// (409 otherwise); bodies over `[drives] max_upload_bytes` are refused (400) and, like an interrupted upload,
+/// leave no file behind.
+#[utoipa::path(put, path = "/api/v1/images/{name}", operation_id = "drive.upload", tag = "drives",
+    params(("name" = String, Path, description = "file name in the images directory")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file's bytes"),
+    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let size = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream = futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+    let mut reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let core = state.core.clone();
+    let op = Operation::DriveUpload(UploadArgs { name, size });
+    let out = tokio::task::spawn_blocking(move || core.execute_with_input(&caller, op, &mut reader))
+        .await
+        .map_err(|_| unexpected("drive.upload"))??;
+    let out = expect!(out, Uploaded, "drive.upload")?;
+    Ok((StatusCode::CREATED, out))
 }

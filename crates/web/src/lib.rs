@@ -109,6 +109,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(drives::create))
         .routes(utoipa_axum::routes!(drives::reconcile))
         .routes(utoipa_axum::routes!(drives::images))
+        // The upload streams to disk with its own limit ([drives] max_upload_bytes, enforced by the core).
+        .routes(utoipa_axum::router::UtoipaMethodRouterExt::layer(
+            utoipa_axum::routes!(drives::upload),
+            axum::extract::DefaultBodyLimit::disable(),
+        ))
         .routes(utoipa_axum::routes!(sandboxes::list, sandboxes::create))
         .routes(utoipa_axum::routes!(sandboxes::info, sandboxes::remove))
         .routes(utoipa_axum::routes!(sandboxes::start))
@@ -124,3 +129,5 @@ fn api_router() -> OpenApiRouter<AppState> {
 mod sandbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upload_tests;

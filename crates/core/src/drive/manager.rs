@@ -39,7 +39,15 @@ pub struct DriveConfig {
     pub pause_points: Vec<String>,
     /// See `pause_points`.
     pub pause_marker: Option<PathBuf>,
+    /// Largest file `drive.upload` accepts, in bytes.
+    pub max_upload_bytes: u64,
 }
+
+/// The default of [`DriveConfig::max_upload_bytes`]: 16 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 16 << 30;
+
+/// Longest name `drive.upload` accepts, in bytes.
+pub const UPLOAD_NAME_MAX: usize = 128;
 
 impl DriveConfig {
     /// The appliance's defaults below `state_dir` (`/var/lib/cacheos`) and `run_dir` (`/run/cacheos`).
@@ -53,6 +61,7 @@ impl DriveConfig {
             snapshot_dir: state_dir.join("snapshots"),
             pause_points: Vec::new(),
             pause_marker: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -276,6 +285,25 @@ fn sandbox_binds(v: &serde_json::Value, drive: &str) -> bool {
     v.get("binds")
         .and_then(|b| b.as_array())
         .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
+}
+
+/// A name `drive.upload` may create: a plain file name (no `/`, no NUL or control characters), not hidden (no
+/// leading `.`), at most [`UPLOAD_NAME_MAX`] bytes.
+fn validate_upload_name(name: &str) -> Result<(), DriveError> {
+    let bad = |reason: &str| DriveError::InvalidArgument {
+        field: "name",
+        reason: format!("{name:?} {reason}"),
+    };
+    if name.is_empty() || name.len() > UPLOAD_NAME_MAX {
+        return Err(bad(&format!("must be 1 to {UPLOAD_NAME_MAX} bytes")));
+    }
+    if name.contains('/') || name.chars().any(char::is_control) {
+        return Err(bad("must be a plain file name (no '/' or control characters)"));
+    }
+    if name.starts_with('.') {
+        return Err(bad("must not start with '.'"));
+    }
+    Ok(())
 }
 
 fn sandbox_active(v: &serde_json::Value) -> bool {
@@ -1022,7 +1050,11 @@ impl DriveManager {
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();
-        for e in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
+        // Hidden files (uploads in progress among them) are not offered.
+        for e in entries
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File && !e.name.starts_with('.'))
+        {
             let path = dir.join(&e.name);
             let Ok(img) = self.deps.paths.open_image(&path, std::slice::from_ref(dir), false) else {
                 continue;
@@ -1032,6 +1064,116 @@ impl DriveManager {
             out.push(self.image_file(&path, &meta, format));
         }
         Ok(out)
+    }
+
+    /// `drive.upload`: copies `input` into a new file `<images_dir>/<name>` while computing its SHA-256. The bytes go
+    /// to a hidden `.upload-<name>-<unique>` file first, which is renamed to the name (never replacing a file)
+    /// only when everything arrived; on any failure (the input fails or ends early, the size limit is exceeded, the
+    /// name was taken meanwhile) it is removed, so a failed upload leaves nothing behind.
+    pub fn upload(&self, by: &str, args: &UploadArgs, input: &mut dyn std::io::Read) -> Result<Uploaded, DriveError> {
+        use sha2::Digest;
+        use std::io::Write;
+
+        validate_upload_name(&args.name)?;
+        let max = self.cfg.max_upload_bytes;
+        let too_big = |n: u64| DriveError::InvalidArgument {
+            field: "size",
+            reason: format!("{n} bytes is more than the upload limit of {max} bytes ([drives] max_upload_bytes)"),
+        };
+        if let Some(n) = args.size.filter(|&n| n > max) {
+            return Err(too_big(n));
+        }
+        let dir = &self.cfg.images_dir;
+        Self::ensure_dir(dir)?;
+        let roots = std::slice::from_ref(dir);
+        let dest = dir.join(&args.name);
+        if dest.symlink_metadata().is_ok() {
+            return Err(PathError::Exists { path: dest }.into());
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            self.clock.now_ms(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let tmp = dir.join(format!(".upload-{}-{unique}", args.name));
+        let img = self.deps.paths.create_image(&tmp, roots)?;
+        let io_err = |source: std::io::Error| DriveError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let copied = (|| {
+            let mut file = &img.file;
+            let mut hasher = sha2::Sha256::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total: u64 = 0;
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err(e)),
+                };
+                total += n as u64;
+                if total > max {
+                    return Err(too_big(total));
+                }
+                if args.size.is_some_and(|s| total > s) {
+                    return Err(DriveError::InvalidArgument {
+                        field: "size",
+                        reason: format!("more bytes arrived than the announced {}", args.size.unwrap_or(0)),
+                    });
+                }
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n]).map_err(io_err)?;
+            }
+            if let Some(s) = args.size.filter(|&s| s != total) {
+                return Err(DriveError::InvalidArgument {
+                    field: "size",
+                    reason: format!("the upload ended after {total} of {s} bytes"),
+                });
+            }
+            img.file.sync_all().map_err(io_err)?;
+            let sha256: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            Ok(sha256)
+        })();
+        let published = copied.and_then(|sha| {
+            self.deps.paths.publish(&tmp, &dest, roots)?;
+            Ok(sha)
+        });
+        let sha256 = match published {
+            Ok(s) => s,
+            Err(e) => {
+                drop(img);
+                if let Err(e2) = self.deps.paths.remove(&tmp) {
+                    tracing::error!(path = %tmp.display(), error = %e2, "cannot remove a failed upload");
+                }
+                return Err(e);
+            }
+        };
+        let meta = img.file.metadata().map_err(|source| ImageError::Read {
+            path: dest.clone(),
+            source,
+        })?;
+        drop(img);
+        let format = self
+            .deps
+            .paths
+            .open_image(&dest, roots, false)
+            .ok()
+            .and_then(|i| self.deps.inspector.inspect(&i).ok())
+            .map(|i| i.format);
+        tracing::info!(by, path = %dest.display(), size = meta.len(), "image uploaded");
+        self.publish(&args.name, DriveAction::Created, Some(dest.display().to_string()));
+        Ok(Uploaded {
+            name: args.name.clone(),
+            path: dest,
+            size: meta.len(),
+            modified_ms: meta.modified().ok().map(crate::clock::system_time_ms).unwrap_or(0),
+            sha256,
+            format,
+        })
     }
 
     /// `drive.create`: a blank image, optionally with a file system, optionally attached read-write.

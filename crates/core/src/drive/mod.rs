@@ -722,6 +722,9 @@ pub trait SafePaths: Send + Sync {
     fn list_dir(&self, root: &Path, rel: &Path) -> Result<Vec<DirEntry>, PathError>;
     /// Removes a file this process created (a failed create); `path` is absolute.
     fn remove(&self, path: &Path) -> Result<(), PathError>;
+    /// Renames `from` to `to`, both directly in the same one of `roots`, never replacing an existing `to`
+    /// (`renameat2(RENAME_NOREPLACE)`; [`PathError::Exists`] when `to` exists).
+    fn publish(&self, from: &Path, to: &Path, roots: &[PathBuf]) -> Result<(), PathError>;
 }
 
 /// Errors of [`ImageTool`].
@@ -1258,6 +1261,13 @@ pub mod fake {
         }
         fn remove(&self, path: &Path) -> Result<(), PathError> {
             std::fs::remove_file(path).map_err(|e| Self::io(path, e))
+        }
+        fn publish(&self, from: &Path, to: &Path, roots: &[PathBuf]) -> Result<(), PathError> {
+            Self::check(from, roots)?;
+            Self::check(to, roots)?;
+            // A hard link fails when `to` exists, like RENAME_NOREPLACE.
+            std::fs::hard_link(from, to).map_err(|e| Self::io(to, e))?;
+            std::fs::remove_file(from).map_err(|e| Self::io(from, e))
         }
     }
 

@@ -136,6 +136,34 @@ pub struct CreateArgs {
     pub name: Option<String>,
 }
 
+/// Arguments of `drive.upload` (the file's bytes come as the operation's input stream, not in the arguments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadArgs {
+    /// File name in the images directory: no `/`, not starting with `.`, at most 128 bytes. Never overwritten.
+    pub name: String,
+    /// The announced length in bytes (HTTP `Content-Length`), when known; the upload must have exactly this many.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// What `drive.upload` returns: the new file in the images directory with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Uploaded {
+    /// File name.
+    pub name: String,
+    /// Absolute path.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    /// Bytes written.
+    pub size: u64,
+    pub modified_ms: u64,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// Format by content; none when it is not an image CacheOS can attach.
+    pub format: Option<ImageFormat>,
+}
+
 /// Arguments of `drive.files`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -180,6 +180,26 @@ impl SafePaths for BeneathPaths {
             },
         })
     }
+
+    fn publish(&self, from: &Path, to: &Path, roots: &[PathBuf]) -> Result<(), PathError> {
+        let (root, rel_from) = split(from, roots)?;
+        let (root_to, rel_to) = split(to, roots)?;
+        let plain = |p: &Path| p.components().count() == 1;
+        if root != root_to || !plain(rel_from) || !plain(rel_to) {
+            return Err(PathError::NotAllowed {
+                path: to.to_owned(),
+                allowed: format!("a plain file name directly in {}", root.display()),
+            });
+        }
+        let dir = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| map_errno(e, to, root))?;
+        rustix::fs::renameat_with(&dir, rel_from, &dir, rel_to, rustix::fs::RenameFlags::NOREPLACE)
+            .map_err(|e| map_errno(e, to, root))
+    }
 }
 
 #[cfg(test)]

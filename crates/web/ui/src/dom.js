@@ -58,6 +58,15 @@ export function fmtBytes(n) {
   return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${u[i]}`;
 }
 
+/** "512M", "1G", "1.5GiB", "4096" (bytes), powers of 1024, into a whole number of bytes; null when not a size. */
+export function parseBytes(text) {
+  const m = /^\s*(\d+(?:[.,]\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(String(text));
+  if (!m) return null;
+  const exp = ' kmgtp'.indexOf(m[2].toLowerCase() || ' ');
+  const n = Math.round(Number(m[1].replace(',', '.')) * 1024 ** exp);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
 export function fmtDuration(s) {
   s = Math.floor(s);
   const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);

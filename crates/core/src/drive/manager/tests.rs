@@ -19,9 +19,14 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(|_| {})
+}
+
+fn rig_with(f: impl FnOnce(&mut DriveConfig)) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
-    let cfg = DriveConfig::new(&root.join("state"), &root.join("run"));
+    let mut cfg = DriveConfig::new(&root.join("state"), &root.join("run"));
+    f(&mut cfg);
     std::fs::create_dir_all(&cfg.images_dir).unwrap();
     let fake = FakeDrives::new();
     let store = Arc::new(MemoryStore::new());
@@ -667,4 +672,164 @@ fn files_lists_below_the_mount_point_only() {
     let imgs = r.mgr.images().unwrap();
     assert_eq!(imgs.len(), 1);
     assert_eq!(imgs[0].attached_as.as_deref(), Some("f"));
+}
+
+fn upload_args(name: &str, size: Option<u64>) -> UploadArgs {
+    UploadArgs {
+        name: name.into(),
+        size,
+    }
+}
+
+fn images_dir_names(r: &Rig) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&r.mgr.config().images_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn upload_stores_the_bytes_with_their_sha256_and_is_listed() {
+    let r = rig();
+    let mut rx = r.events.subscribe();
+    let data = b"abc".repeat(100_000);
+    let up = r
+        .mgr
+        .upload(
+            "web token",
+            &upload_args("disk.img", Some(data.len() as u64)),
+            &mut &data[..],
+        )
+        .unwrap();
+    assert_eq!((up.name.as_str(), up.size), ("disk.img", 300_000));
+    assert_eq!(up.path, r.mgr.config().images_dir.join("disk.img"));
+    assert_eq!(std::fs::read(&up.path).unwrap(), data);
+    // `python3 -c 'import hashlib; print(hashlib.sha256(b"abc" * 100000).hexdigest())'`
+    assert_eq!(
+        up.sha256,
+        "a77aedfe2e4a7232ea628a71745a966224c4521d93134b993cde5b65ea2f6e3c"
+    );
+    // An empty input hashes to the well-known empty digest.
+    let empty = r
+        .mgr
+        .upload("web token", &upload_args("empty.img", None), &mut &b""[..])
+        .unwrap();
+    assert_eq!(
+        empty.sha256,
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(images_dir_names(&r), ["disk.img", "empty.img"]);
+    let listed: Vec<String> = r.mgr.images().unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(listed, ["disk.img", "empty.img"]);
+    assert!(matches!(
+        rx.try_recv().unwrap().kind,
+        EventKind::Drive {
+            action: DriveAction::Created,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn upload_over_the_limit_leaves_no_file() {
+    let r = rig_with(|c| c.max_upload_bytes = 1000);
+    let data = vec![7u8; 1001];
+    // Announced too big: refused before anything is written.
+    let e = r
+        .mgr
+        .upload("t", &upload_args("big.img", Some(1001)), &mut &data[..])
+        .unwrap_err();
+    assert!(e.to_string().contains("upload limit of 1000 bytes"), "{e}");
+    // Not announced: refused when the 1001st byte arrives.
+    let e = r
+        .mgr
+        .upload("t", &upload_args("big.img", None), &mut &data[..])
+        .unwrap_err();
+    assert!(matches!(e, DriveError::InvalidArgument { field: "size", .. }), "{e}");
+    assert_eq!(images_dir_names(&r), Vec::<String>::new());
+    // Exactly the limit is fine.
+    r.mgr
+        .upload("t", &upload_args("ok.img", None), &mut &data[..1000])
+        .unwrap();
+    assert_eq!(images_dir_names(&r), ["ok.img"]);
+}
+
+/// A reader that gives some bytes and then fails, like a client that goes away.
+struct Aborting(usize);
+
+impl std::io::Read for Aborting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            ));
+        }
+        let n = self.0.min(buf.len()).min(4096);
+        buf[..n].fill(1);
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn upload_interrupted_or_short_leaves_no_file() {
+    let r = rig();
+    let e = r
+        .mgr
+        .upload("t", &upload_args("part.img", None), &mut Aborting(50_000))
+        .unwrap_err();
+    assert!(matches!(e, DriveError::Io { .. }), "{e}");
+    // The body ended before the announced length.
+    let e = r
+        .mgr
+        .upload("t", &upload_args("part.img", Some(10)), &mut &b"12345"[..])
+        .unwrap_err();
+    assert!(e.to_string().contains("ended after 5 of 10 bytes"), "{e}");
+    assert_eq!(images_dir_names(&r), Vec::<String>::new());
+}
+
+#[test]
+fn upload_never_replaces_a_file_and_checks_the_name() {
+    let r = rig();
+    r.image("taken.img", 4096);
+    let e = r
+        .mgr
+        .upload("t", &upload_args("taken.img", None), &mut &b"new"[..])
+        .unwrap_err();
+    assert!(matches!(e, DriveError::Path(PathError::Exists { .. })), "{e}");
+    assert_eq!(
+        std::fs::metadata(r.mgr.config().images_dir.join("taken.img"))
+            .unwrap()
+            .len(),
+        4096
+    );
+    assert_eq!(images_dir_names(&r), ["taken.img"]);
+    let long = "x".repeat(129);
+    for bad in ["", "../x.img", "a/b.img", ".hidden", long.as_str(), "tab\t.img"] {
+        let e = r.mgr.upload("t", &upload_args(bad, None), &mut &b"x"[..]).unwrap_err();
+        assert!(
+            matches!(e, DriveError::InvalidArgument { field: "name", .. }),
+            "{bad:?}: {e}"
+        );
+    }
+    assert_eq!(images_dir_names(&r), ["taken.img"]);
+}
+
+#[test]
+fn publish_refuses_to_replace_in_plain_paths() {
+    let r = rig();
+    let dir = r.mgr.config().images_dir.clone();
+    std::fs::write(dir.join("a"), "a").unwrap();
+    std::fs::write(dir.join("b"), "b").unwrap();
+    let roots = std::slice::from_ref(&dir);
+    let e = fake::PlainPaths
+        .publish(&dir.join("a"), &dir.join("b"), roots)
+        .unwrap_err();
+    assert!(matches!(e, PathError::Exists { .. }), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.join("b")).unwrap(), "b");
+    fake::PlainPaths.publish(&dir.join("a"), &dir.join("c"), roots).unwrap();
+    assert_eq!(images_dir_names(&r), ["b", "c"]);
 }

@@ -37,21 +37,48 @@ export async function chatPage(main) {
   const status = h('p', { class: 'sr-only', role: 'status' });
   let busy = false;
 
-  function bubble(who, ...content) {
-    const li = h('li', { class: 'msg ' + who },
+  function message(who, ...content) {
+    return h('li', { class: 'msg ' + who },
       h('span', { class: 'who' }, who === 'me' ? t('you') : t('cacheos')), h('div', { class: 'body' }, ...content));
+  }
+
+  function bubble(who, ...content) {
+    const li = message(who, ...content);
     log.append(li);
     li.scrollIntoView({ block: 'end' });
     return li;
   }
 
-  async function send(text) {
-    if (busy || !text.trim()) return;
+  // The send in flight; a plan's confirm/cancel waits for it (the buttons appear while the reply still streams).
+  let inflight = Promise.resolve();
+
+  function planActions(body) {
+    const yes = h('button', { class: 'btn danger', type: 'button', onclick: () => decide(true) }, t('confirmPlan'));
+    const no = h('button', { class: 'btn', type: 'button', onclick: () => decide(false) }, t('cancelPlan'));
+    const actions = h('div', { class: 'actions' }, no, yes);
+    const decide = async (ok) => {
+      mount(actions, h('p', { class: 'muted' }, ok ? t('planConfirmed') : t('planCancelled')));
+      await inflight;
+      send(ok ? t('yesWord') : t('noWord'));
+    };
+    body.append(actions);
+    // Keyboard and screen-reader users land on the safe choice as soon as the plan is shown.
+    no.focus();
+  }
+
+  function send(text) {
+    if (busy || !text.trim()) return inflight;
+    inflight = sendNow(text);
+    return inflight;
+  }
+
+  async function sendNow(text) {
     busy = true; sendBtn.disabled = true;
     bubble('me', h('p', {}, text));
     const body = h('div', {}, h('p', { class: 'muted' }, t('thinking')));
     const li = bubble('bot', body);
     let plan = null;
+    let actionsShown = false;
     try {
       await stream('/api/v1/chat', { text, session: sessionId() }, (msg) => {
         if (msg.type === 'interpretation') {
@@ -59,34 +86,30 @@ export async function chatPage(main) {
           plan = msg.interpretation.kind === 'operation' && msg.interpretation.needs_confirmation ? msg.interpretation : null;
           const box = interpretationBox(msg.interpretation);
           if (box) body.append(box);
+          if (plan && !actionsShown) { actionsShown = true; planActions(body); }
         } else if (msg.type === 'result') {
           const ex = msg.executed || {};
           body.append(h('details', { class: 'result' }, h('summary', {}, `${t('result')}: ${ex.operation || ''}`),
             h('pre', {}, JSON.stringify(ex.output ?? ex.error ?? ex, null, 2))));
         } else if (msg.type === 'reply') {
           // A plan's reply repeats its explanation, already shown in the plan box.
-          if (!(plan && msg.text === plan.explanation)) body.append(h('p', { class: 'reply' }, msg.text));
+          if (!(plan && msg.text === plan.explanation)) {
+            const p = h('p', { class: 'reply' }, msg.text);
+            const actions = body.querySelector('.actions');
+            if (actions) body.insertBefore(p, actions); else body.append(p);
+          }
         } else if (msg.type === 'error') {
           body.append(h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${msg.message}`));
         }
       });
-      if (plan) {
-        const yes = h('button', { class: 'btn danger', onclick: () => decide(true) }, t('confirmPlan'));
-        const no = h('button', { class: 'btn', onclick: () => decide(false) }, t('cancelPlan'));
-        const actions = h('div', { class: 'actions' }, no, yes);
-        body.append(actions);
-        const decide = (ok) => {
-          mount(actions, h('p', { class: 'muted' }, ok ? t('planConfirmed') : t('planCancelled')));
-          send(ok ? t('yesWord') : t('noWord'));
-        };
-        setTimeout(() => no.focus(), 0);
-      }
     } catch (e) {
       mount(body, h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${e instanceof ApiError ? e.message : e}`));
+      plan = null;
     } finally {
       busy = false; sendBtn.disabled = false;
       status.textContent = li.textContent.slice(0, 200);
-      if (!plan) input.focus();
+      // Focus stays on a plan's buttons (or wherever the person moved it); otherwise back to the input.
+      if (!plan && !log.contains(document.activeElement)) input.focus();
     }
   }
 
@@ -100,12 +123,17 @@ export async function chatPage(main) {
 
   try {
     const hist = await get(`/api/v1/chat/${encodeURIComponent(sessionId())}/history`);
+    // Inserted above messages sent while the history loaded (without moving them, so focus stays put).
+    const first = log.firstChild;
     for (const e of hist) {
-      bubble('me', h('p', {}, e.text), h('small', { class: 'muted' }, fmtTime(e.time_ms)));
-      bubble('bot', h('p', { class: 'reply' }, e.reply), e.operation ? h('small', { class: 'muted' }, h('code', {}, e.operation)) : null);
+      log.insertBefore(message('me', h('p', {}, e.text), h('small', { class: 'muted' }, fmtTime(e.time_ms))), first);
+      log.insertBefore(message('bot', h('p', { class: 'reply' }, e.reply),
+        e.operation ? h('small', { class: 'muted' }, h('code', {}, e.operation)) : null), first);
     }
+    if (!first && log.lastChild) log.lastChild.scrollIntoView({ block: 'end' });
   } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) log.append(h('li', { class: 'error' }, String(e.message || e)));
+    if (!(e instanceof ApiError && e.status === 404)) log.prepend(h('li', { class: 'error' }, String(e.message || e)));
   }
-  input.focus();
+  // Only when nothing else has focus yet (a plan's cancel button may already have it).
+  if (document.activeElement === document.body || document.activeElement === null) input.focus();
 }

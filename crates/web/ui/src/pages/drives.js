@@ -1,6 +1,7 @@
 // Drives: attached images with their partitions and usage; attach, detach, snapshot, discard, commit, persist,
-// create, browse. Built against the provisional drive contract; shows “not available” until /api/v1/drives exists.
-import { h, mount, field, fmtBytes, confirmDialog } from '../dom.js';
+// create, browse, upload. Requests follow crates/web/src/drives.rs; shows “not available” on a daemon without
+// /api/v1/drives.
+import { h, mount, field, fmtBytes, confirmDialog, parseBytes } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
 import { get, post, hasEndpoint, on, upload, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
@@ -29,7 +30,7 @@ export async function drivesPage(main) {
   async function browse(drive, path) {
     mount(filesSec, h('h2', { id: 'files-h' }, t('files', { name: drive.name })), h('p', { class: 'muted' }, t('loading')));
     try {
-      const entries = await get(`/api/v1/drives/${encodeURIComponent(drive.name)}/files?path=${encodeURIComponent(path)}`);
+      const { entries } = await get(`/api/v1/drives/${encodeURIComponent(drive.name)}/files?path=${encodeURIComponent(path)}`);
       const up = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
       mount(filesSec, h('h2', { id: 'files-h' }, t('files', { name: drive.name })), h('p', {}, h('code', {}, '/' + path)),
         path ? h('button', { class: 'btn', onclick: () => browse(drive, up) }, t('up')) : null,
@@ -114,9 +115,13 @@ export async function drivesPage(main) {
   const [caF, caIn] = field(t('attachAfter'), h('input', { type: 'checkbox', checked: true }));
   const createForm = h('form', { class: 'card', 'aria-labelledby': 'create-h', onsubmit: (e) => {
     e.preventDefault();
-    const body = { path: cpIn.value.trim(), size: csIn.value.trim(), format: cfIn.value, fs: cfsIn.value, attach: caIn.checked };
-    if (clIn.value.trim()) body.label = clIn.value.trim();
-    act(status, () => post('/api/v1/drives/create', body), reload);
+    act(status, () => {
+      const size = parseBytes(csIn.value);
+      if (size === null) throw new Error(t('badSize', { value: csIn.value }));
+      const body = { path: cpIn.value.trim(), size, format: cfIn.value, fs: cfsIn.value, attach: caIn.checked };
+      if (clIn.value.trim()) body.label = clIn.value.trim();
+      return post('/api/v1/drives/create', body);
+    }, reload);
   } }, h('h2', { id: 'create-h' }, t('createTitle')), cpF, csF, cfF, cfsF, clF, caF,
   h('button', { class: 'btn primary', type: 'submit' }, t('create')));
   main.append(h('div', { class: 'grid2' }, attachForm, createForm));

@@ -1,12 +1,29 @@
 // Sandboxes: list with state and resource use, create form (template, limits, network, binds, environment),
-// start/stop/restart/remove, a command with streamed output (NDJSON), logs. Against the provisional sandbox
-// contract; shows “not available” until /api/v1/sandboxes exists.
-import { h, mount, field, fmtBytes, confirmDialog } from '../dom.js';
+// start/stop/restart/remove, a command with streamed output (NDJSON), logs. Requests follow
+// crates/web/src/sandboxes.rs; shows “not available” on a daemon without /api/v1/sandboxes.
+import { h, mount, field, fmtBytes, confirmDialog, parseBytes } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, post, del, stream, hasEndpoint, on, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
 
-const num = (v) => (v === '' ? undefined : Number(v));
+const num = (v) => (String(v).trim() === '' ? undefined : Number(String(v).trim().replace(',', '.')));
+
+/** The create form's values as `sandbox.create` arguments; throws an Error (shown to the person) on bad input. */
+export function createBody(f) {
+  const cpu = num(f.cpu);
+  if (cpu !== undefined && !(cpu > 0)) throw new Error(t('badCpu'));
+  const tasks = num(f.tasks);
+  if (tasks !== undefined && !(Number.isInteger(tasks) && tasks > 0)) throw new Error(t('badTasks'));
+  const memory = f.memory.trim() === '' ? undefined : parseBytes(f.memory);
+  if (memory === null) throw new Error(t('badSize', { value: f.memory }));
+  const env = [];
+  for (const line of f.env.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) env.push([line.slice(0, i).trim(), line.slice(i + 1)]);
+  }
+  return { name: f.name.trim(), template: f.template, cpu, memory_max: memory, tasks_max: tasks, network: f.network,
+    binds: f.binds, env, ephemeral: f.ephemeral };
+}
 
 export async function sandboxesPage(main) {
   const status = h('div', { role: 'status', class: 'status' });
@@ -50,8 +67,7 @@ export async function sandboxesPage(main) {
       h('h3', {}, t('logs')), h('button', { class: 'btn', onclick: async () => {
         try {
           const r = await get(`/api/v1/sandboxes/${n}/logs`);
-          logsOut.textContent = Array.isArray(r) ? r.map((l) => (typeof l === 'string' ? l : l.message ?? JSON.stringify(l))).join('\n')
-            : typeof r === 'string' ? r : JSON.stringify(r, null, 2);
+          logsOut.textContent = (r.lines || []).join('\n');
         } catch (err) { mount(logsOut, errorBox(err)); }
       } }, t('refresh')), logsOut);
     cmdIn.focus();
@@ -62,8 +78,11 @@ export async function sandboxesPage(main) {
       const n = encodeURIComponent(s.name);
       const btn = (label, f, cls = 'btn') => h('button', { class: cls, 'aria-label': `${label}: ${s.name}`, onclick: f }, label);
       const running = s.state === 'running';
-      return [h('strong', {}, s.name), s.template ?? '–', s.state ?? '–',
-        [s.cpus ? `${s.cpus} CPU` : null, s.memory ? fmtBytes(s.memory) : null, s.network].filter(Boolean).join(', ') || '–',
+      const l = s.limits || {};
+      return [h('strong', {}, s.name), s.template, h('span', {}, s.state, s.last_error ? h('small', { class: 'muted' }, h('br'), s.last_error) : null),
+        [l.cpu ? `${l.cpu} CPU` : null, l.memory_max ? `≤ ${fmtBytes(l.memory_max)}` : null,
+          s.memory_current ? `${t('used')} ${fmtBytes(s.memory_current)}` : null,
+          l.tasks_max ? `${l.tasks_max} ${t('tasks')}` : null, s.network, s.ip].filter(Boolean).join(', ') || '–',
         h('div', { class: 'actions wrap' },
           running ? btn(t('stop'), () => act(status, () => post(`/api/v1/sandboxes/${n}/stop`), reload))
             : btn(t('start'), () => act(status, () => post(`/api/v1/sandboxes/${n}/start`), reload)),
@@ -71,7 +90,7 @@ export async function sandboxesPage(main) {
           btn(t('run'), () => runPanel(s)),
           btn(t('remove'), async () => {
             if (await confirmDialog(t('remove'), t('removeConfirm', { name: s.name }), t('remove'), t('cancel')))
-              act(status, () => del(`/api/v1/sandboxes/${n}`), reload);
+              act(status, () => del(`/api/v1/sandboxes/${n}?confirm=true`), reload);
           }, 'btn danger'))];
     });
     mount(listSec, h('h2', { id: 'sb-h' }, t('sandboxesList')),
@@ -85,18 +104,15 @@ export async function sandboxesPage(main) {
   try {
     if (!(await hasEndpoint('/api/v1/templates'))) throw new Error('no templates endpoint');
     const tpls = await get('/api/v1/templates');
-    for (const x of tpls) {
-      const name = typeof x === 'string' ? x : x.name;
-      tplSel.append(h('option', { value: name }, typeof x === 'string' || !x.description ? name : `${name} – ${x.description}`));
-    }
+    for (const x of tpls) tplSel.append(h('option', { value: x.name }, x.description ? `${x.name} – ${x.description}` : x.name));
   } catch { /* templates unknown: leave empty */ }
   let driveNames = [];
   try {
     if (await hasEndpoint('/api/v1/drives')) driveNames = (await get('/api/v1/drives')).map((d) => d.name);
   } catch { /* drives unknown: no binds offered */ }
-  const [nF, nIn] = field(t('name'), h('input', { type: 'text', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9_\\-]{1,64}' }));
+  const [nF, nIn] = field(t('name'), h('input', { type: 'text', required: true, autocomplete: 'off', pattern: '[a-z][a-z0-9\\-]{0,31}' }), t('sandboxNameHint'));
   const [tF] = field(t('template'), tplSel);
-  const [cF, cIn] = field(t('cpus'), h('input', { type: 'number', min: '0.1', step: '0.1' }));
+  const [cF, cIn] = field(t('cpus'), h('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off' }), t('cpuHint'));
   const [mF, mIn] = field(t('memory'), h('input', { type: 'text', autocomplete: 'off' }), t('memoryHint'));
   const [kF, kIn] = field(t('tasks'), h('input', { type: 'number', min: '1', step: '1' }));
   const [netF, netIn] = field(t('network'), h('select', {}, h('option', { value: 'none' }, t('netNone')), h('option', { value: 'nat' }, t('netNat'))));
@@ -114,14 +130,9 @@ export async function sandboxesPage(main) {
   };
   const form = h('form', { class: 'card', 'aria-labelledby': 'sbc-h', onsubmit: (e) => {
     e.preventDefault();
-    const env = {};
-    for (const line of eIn.value.split('\n')) {
-      const i = line.indexOf('=');
-      if (i > 0) env[line.slice(0, i).trim()] = line.slice(i + 1);
-    }
-    const body = { name: nIn.value.trim(), template: tplSel.value, cpus: num(cIn.value), memory: mIn.value.trim() || undefined,
-      tasks: num(kIn.value), network: netIn.value, binds: [...binds.children].map((li) => li.read()), env, ephemeral: ephIn.checked };
-    act(status, () => post('/api/v1/sandboxes', body), reload);
+    act(status, () => post('/api/v1/sandboxes', createBody({ name: nIn.value, template: tplSel.value, cpu: cIn.value,
+      memory: mIn.value, tasks: kIn.value, network: netIn.value, binds: [...binds.children].map((li) => li.read()),
+      env: eIn.value, ephemeral: ephIn.checked })), reload);
   } }, h('h2', { id: 'sbc-h' }, t('createSandbox')), nF, tF, cF, mF, kF, netF,
   h('fieldset', {}, h('legend', {}, t('binds')), binds,
     h('button', { class: 'btn', type: 'button', disabled: driveNames.length === 0, onclick: addBind }, t('addBind'))),
