@@ -19,6 +19,7 @@ fn app(dir: &std::path::Path, max: u64) -> (Router, Arc<cacheos_core::store::Mem
     let known = Box::new(|| cacheos_chat::Known {
         tasks: vec![],
         now_ms: 1,
+        ..Default::default()
     });
     let chat = Arc::new(cacheos_chat::ChatService::new(core.clone(), store.clone(), known));
     let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
