@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use cacheos_core::drive::{AttachArgs, DetachArgs, DriveConfig, DriveDeps, DriveManager};
+use cacheos_core::drive::{AttachArgs, DetachArgs, DriveConfig, DriveManager};
 use cacheos_core::{EventBus, SystemClock};
 use clap::Parser;
 
@@ -42,21 +42,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn manager(state: &Path) -> anyhow::Result<DriveManager> {
-    use cacheos_sys::drive::*;
     let cfg = DriveConfig::new(state, &state.join("run"));
     std::fs::create_dir_all(&cfg.images_dir)?;
     let store = Arc::new(cacheos_store::RedbStore::open(&state.join("cacheos.redb"), 10_000)?);
     let clock = Arc::new(SystemClock);
-    let deps = DriveDeps {
-        paths: Arc::new(BeneathPaths),
-        inspector: Arc::new(MagicInspector),
-        loops: Arc::new(KernelLoops::default()),
-        tables: Arc::new(SfdiskTable),
-        probe: Arc::new(BlkidProbe::default()),
-        mounter: Arc::new(KernelMounter),
-        exporter: Arc::new(QsdFuseExport::default()),
-        tool: Arc::new(QemuImgTool::default()),
-    };
+    let deps = cacheos_sys::drive::kernel_deps();
     Ok(DriveManager::new(
         cfg,
         deps,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cacheos_core::drive::{DriveConfig, DriveDeps, DriveManager};
+use cacheos_core::drive::{DriveConfig, DriveManager};
 use cacheos_core::sandbox::{ManagerConfig, SandboxManager, Template, TemplateKind};
 use cacheos_core::{
     Caller, Clock, Core, CoreDeps, DaemonState, EventBus, Frontend, GroupPolicy, Operation, Principal, SystemClock,
@@ -110,7 +110,6 @@ fn drive_manager(
     events: EventBus,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<DriveManager> {
-    use cacheos_sys::drive::*;
     let run_dir = if dev {
         cfg.state_dir.join("run")
     } else {
@@ -133,16 +132,7 @@ fn drive_manager(
             dc.pause_marker = Some(cfg.state_dir.join("paused"));
         }
     }
-    let deps = DriveDeps {
-        paths: Arc::new(BeneathPaths),
-        inspector: Arc::new(MagicInspector),
-        loops: Arc::new(KernelLoops::default()),
-        tables: Arc::new(SfdiskTable),
-        probe: Arc::new(BlkidProbe::default()),
-        mounter: Arc::new(KernelMounter),
-        exporter: Arc::new(AutoExport::default()),
-        tool: Arc::new(QemuImgTool::default()),
-    };
+    let deps = cacheos_sys::drive::kernel_deps();
     Ok(DriveManager::new(dc, deps, store, events, clock))
 }
 

@@ -20,3 +20,19 @@ pub use paths::BeneathPaths;
 pub use probe::BlkidProbe;
 pub use table::SfdiskTable;
 pub use tool::QemuImgTool;
+
+/// Every drive trait backed by the real kernel and tools, as cacheosd uses them (nbd exports where the kernel has
+/// nbd, FUSE exports otherwise).
+pub fn kernel_deps() -> cacheos_core::drive::DriveDeps {
+    use std::sync::Arc;
+    cacheos_core::drive::DriveDeps {
+        paths: Arc::new(BeneathPaths),
+        inspector: Arc::new(MagicInspector),
+        loops: Arc::new(KernelLoops::default()),
+        tables: Arc::new(SfdiskTable),
+        probe: Arc::new(BlkidProbe::default()),
+        mounter: Arc::new(KernelMounter),
+        exporter: Arc::new(AutoExport::default()),
+        tool: Arc::new(QemuImgTool::default()),
+    }
+}
