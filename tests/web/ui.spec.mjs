@@ -318,6 +318,8 @@ await test('sandboxes: create, run a command with streamed output, remove', asyn
   assert.deepEqual([created.template, created.limits], ['bb', { cpu: 0.5, memory_max: 64 * 1024 * 1024, tasks_max: null }]);
   await page.getByRole('button', { name: 'Start: webtest', exact: true }).click();
   await page.getByRole('button', { name: 'Stop: webtest' }).waitFor();
+  // Live resource use of the running sandbox shows in its row (refreshed at each metrics sample).
+  await page.locator('tr', { hasText: 'webtest' }).filter({ hasText: /used \d/i }).first().waitFor();
   await page.getByRole('button', { name: 'Run: webtest' }).click();
   await page.getByLabel('Command').fill('echo hello-from-webtest');
   await page.getByRole('button', { name: 'Run', exact: true }).click();

@@ -659,15 +659,19 @@ impl SandboxManager {
             })
     }
 
-    /// Every sandbox from its record, by name (no live figures; see [`SandboxManager::info`]).
+    /// Every sandbox by name, with live cgroup figures (CPU time, memory, tasks, IP) for the running ones.
     pub fn list(&self) -> Result<Vec<SandboxInfo>, SandboxError> {
-        let now = self.clock.now_ms();
-        Ok(self.records()?.iter().map(|r| r.info(now)).collect())
+        Ok(self.records()?.iter().map(|r| self.live(r)).collect())
     }
 
     /// One sandbox, with live figures from its cgroup while it runs.
     pub fn info(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
-        let rec = self.load(name)?;
+        Ok(self.live(&self.load(name)?))
+    }
+
+    /// A record's info, with live figures from its cgroup while it runs.
+    fn live(&self, rec: &SandboxRecord) -> SandboxInfo {
+        let name = rec.name.as_str();
         let mut info = rec.info(self.clock.now_ms());
         if rec.state == SandboxState::Running {
             match self.runner.stats(name) {
@@ -681,7 +685,7 @@ impl SandboxManager {
                 Err(e) => tracing::warn!(sandbox = %name, error = %full_message(&e), "cannot read sandbox figures"),
             }
         }
-        Ok(info)
+        info
     }
 
     /// Repairs records and the system against each other (at daemon start, and whenever asked):

@@ -697,3 +697,17 @@ fn serde_names_are_kebab_case() {
     assert_eq!(s.network, Network::None);
     assert!(!s.ephemeral);
 }
+
+#[test]
+fn list_carries_live_figures_of_running_sandboxes_only() {
+    let e = env();
+    e.manager.create(spec("run"), "uid 0").unwrap();
+    e.manager.create(spec("idle"), "uid 0").unwrap();
+    e.manager.start("run").unwrap();
+    let list = e.manager.list().unwrap();
+    let run = list.iter().find(|s| s.name == "run").unwrap();
+    let idle = list.iter().find(|s| s.name == "idle").unwrap();
+    assert_eq!(run.memory_current, Some(4 << 20));
+    assert_eq!(run.tasks_current, Some(1));
+    assert_eq!(idle.memory_current, None);
+}

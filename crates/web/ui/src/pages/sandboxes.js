@@ -138,10 +138,15 @@ export async function sandboxesPage(main) {
     h('button', { class: 'btn', type: 'button', disabled: driveNames.length === 0, onclick: addBind }, t('addBind'))),
   eF, ephF, h('button', { class: 'btn primary', type: 'submit' }, t('create')));
   main.append(form);
-  // Changes made elsewhere (chat, CLI, another browser) show up live.
+  // Changes made elsewhere (chat, CLI, another browser) show up live, and so does the resource use of running
+  // sandboxes: the list is read again at each metrics sample (every few seconds) while one runs.
   let pending = null;
-  return on('operation-finished', (ev) => {
+  const offOps = on('operation-finished', (ev) => {
     if (!String(ev.operation).startsWith('sandbox.') || pending) return;
     pending = setTimeout(() => { pending = null; reload(); }, 300);
   });
+  const offSamples = on('metrics-sampled', () => {
+    if (!pending && Array.isArray(boxes) && boxes.some((b) => b.state === 'running')) reload();
+  });
+  return () => { offOps(); offSamples(); };
 }
