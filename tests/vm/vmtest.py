@@ -332,7 +332,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
             raise Failure(f"in-guest self-test did not pass; report:\n{report}")
         m = re.search(r"security-exposure: (.*)", report)
         result["security"] = m.group(1).strip() if m else "unknown"
-        for line in re.findall(r"^(?:drive|sandbox)-.*$", report, re.M):
+        for line in re.findall(r"^drive-.*$", report, re.M):
             print(f"[{name}] {line}", flush=True)
         if extra and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
