@@ -62,15 +62,23 @@ impl KernelLoops {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(LoopError::Sysfs { path: backing, source }),
         };
-        Ok(Some(LoopInfo {
-            device: PathBuf::from("/dev").join(name),
-            backing_file,
-            offset: read_u64(&loop_dir.join("offset"))?,
-            size_limit: read_u64(&loop_dir.join("sizelimit"))?,
-            read_only: read_u64(&dir.join("ro"))? == 1,
-            partscan: read_u64(&loop_dir.join("partscan"))? == 1,
-            autoclear: read_u64(&loop_dir.join("autoclear"))? == 1,
-        }))
+        let read = || -> Result<LoopInfo, LoopError> {
+            Ok(LoopInfo {
+                device: PathBuf::from("/dev").join(name),
+                backing_file: backing_file.clone(),
+                offset: read_u64(&loop_dir.join("offset"))?,
+                size_limit: read_u64(&loop_dir.join("sizelimit"))?,
+                read_only: read_u64(&dir.join("ro"))? == 1,
+                partscan: read_u64(&loop_dir.join("partscan"))? == 1,
+                autoclear: read_u64(&loop_dir.join("autoclear"))? == 1,
+            })
+        };
+        match read() {
+            Ok(info) => Ok(Some(info)),
+            // Detached while we were reading: its `loop/` directory went away.
+            Err(LoopError::Sysfs { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn try_attach(&self, image: &OpenImage, options: &LoopOptions) -> Result<PathBuf, LoopError> {
@@ -215,11 +223,17 @@ impl LoopControl for KernelLoops {
             source,
         })?;
         drop(dev);
-        // Somebody opened it between the check and LOOP_CLR_FD: the kernel set autoclear instead.
-        if self.info(&name)?.is_some() {
-            return Err(LoopError::Busy {
-                device: device.to_owned(),
-            });
+        // The kernel finishes the clear when our own descriptor is closed, which can take a moment to show in sysfs.
+        // If the device is still attached after that, somebody opened it between the check and LOOP_CLR_FD: the
+        // kernel set autoclear instead.
+        let end = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while self.info(&name)?.is_some() {
+            if std::time::Instant::now() >= end {
+                return Err(LoopError::Busy {
+                    device: device.to_owned(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         tracing::debug!(device = %device.display(), "loop device detached");
         Ok(())
