@@ -358,21 +358,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|t| t.name)
                 .collect(),
             now_ms: known_clock.now_ms(),
-            drives: drives_for_known
-                .as_ref()
-                .and_then(|d| d.list().ok())
-                .map(|l| l.into_iter().map(|d| d.name).collect())
-                .unwrap_or_default(),
-            images: drives_for_known
-                .as_ref()
-                .and_then(|d| d.images().ok())
-                .map(|l| l.into_iter().map(|i| i.name).collect())
-                .unwrap_or_default(),
-            sandboxes: sandboxes_for_known
-                .as_ref()
-                .and_then(|s| s.list().ok())
-                .map(|l| l.into_iter().map(|s| s.name).collect())
-                .unwrap_or_default(),
+            // Names only: this runs for every chat message, so nothing is probed or opened.
+            drives: drives_for_known.as_ref().map(|d| d.names()).unwrap_or_default(),
+            images: drives_for_known.as_ref().map(|d| d.image_names()).unwrap_or_default(),
+            sandboxes: sandboxes_for_known.as_ref().map(|s| s.names()).unwrap_or_default(),
             templates: sandboxes_for_known
                 .as_ref()
                 .map(|s| s.templates().into_iter().map(|t| t.name).collect())

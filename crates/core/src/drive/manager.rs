@@ -430,23 +430,27 @@ impl DriveManager {
         Ok(rec)
     }
 
-    fn sandboxes_using(&self, name: &str) -> Result<(Vec<String>, Vec<String>), DriveError> {
+    /// Every sandbox record (name, JSON), read once per request.
+    fn sandbox_records(&self) -> Result<Vec<(String, serde_json::Value)>, DriveError> {
+        Ok(self.store.list_records("sandbox")?)
+    }
+
+    /// The sandboxes among `sandboxes` that bind drive `name`: all of them, and the active ones.
+    fn sandboxes_using(name: &str, sandboxes: &[(String, serde_json::Value)]) -> (Vec<String>, Vec<String>) {
         let mut all = Vec::new();
         let mut active = Vec::new();
-        for (key, v) in self.store.list_records("sandbox")? {
-            if sandbox_binds(&v, name) {
-                if sandbox_active(&v) {
-                    active.push(key.clone());
-                }
-                all.push(key);
+        for (key, v) in sandboxes.iter().filter(|(_, v)| sandbox_binds(v, name)) {
+            if sandbox_active(v) {
+                active.push(key.clone());
             }
+            all.push(key.clone());
         }
-        Ok((all, active))
+        (all, active)
     }
 
     /// Refuses when a running sandbox binds the drive or a process holds something below its mounts.
     fn check_idle(&self, rec: &DriveRecord) -> Result<(), DriveError> {
-        let (_, active) = self.sandboxes_using(&rec.name)?;
+        let (_, active) = Self::sandboxes_using(&rec.name, &self.sandbox_records()?);
         if !active.is_empty() {
             return Err(DriveError::Busy {
                 name: rec.name.clone(),
@@ -469,12 +473,16 @@ impl DriveManager {
         Ok(())
     }
 
-    fn image_file(&self, path: &Path, meta: &std::fs::Metadata, format: Option<ImageFormat>) -> ImageFile {
-        let attached_as = self.records().ok().and_then(|rs| {
-            rs.into_iter()
-                .find(|r| r.dev == meta.dev() && r.ino == meta.ino())
-                .map(|r| r.name)
-        });
+    fn image_file(
+        path: &Path,
+        meta: &std::fs::Metadata,
+        format: Option<ImageFormat>,
+        records: &[DriveRecord],
+    ) -> ImageFile {
+        let attached_as = records
+            .iter()
+            .find(|r| r.dev == meta.dev() && r.ino == meta.ino())
+            .map(|r| r.name.clone());
         ImageFile {
             name: path
                 .file_name()
@@ -489,7 +497,11 @@ impl DriveManager {
     }
 
     fn info_of(&self, rec: &DriveRecord) -> DriveInfo {
-        let used_by = self.sandboxes_using(&rec.name).map(|(all, _)| all).unwrap_or_default();
+        self.info_with(rec, &self.sandbox_records().unwrap_or_default())
+    }
+
+    fn info_with(&self, rec: &DriveRecord, sandboxes: &[(String, serde_json::Value)]) -> DriveInfo {
+        let (used_by, _) = Self::sandboxes_using(&rec.name, sandboxes);
         let partitions = rec
             .volumes
             .iter()
@@ -975,7 +987,8 @@ impl DriveManager {
 
     /// `drive.list`.
     pub fn list(&self) -> Result<Vec<DriveInfo>, DriveError> {
-        Ok(self.records()?.iter().map(|r| self.info_of(r)).collect())
+        let sandboxes = self.sandbox_records()?;
+        Ok(self.records()?.iter().map(|r| self.info_with(r, &sandboxes)).collect())
     }
 
     /// `drive.info`.
@@ -1041,6 +1054,27 @@ impl DriveManager {
         })
     }
 
+    /// The names of the drives (no kernel or file system access): for presentation, e.g. the chat's context.
+    pub fn names(&self) -> Vec<String> {
+        self.records()
+            .map(|rs| rs.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// The file names in the images directory, without opening them (unlike [`DriveManager::images`]).
+    pub fn image_names(&self) -> Vec<String> {
+        self.deps
+            .paths
+            .list_dir(&self.cfg.images_dir, Path::new(""))
+            .map(|es| {
+                es.into_iter()
+                    .filter(|e| e.kind == EntryKind::File && !e.name.starts_with('.'))
+                    .map(|e| e.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `drive.images`: the files in the images directory, with their format when they are images.
     pub fn images(&self) -> Result<Vec<ImageFile>, DriveError> {
         let dir = &self.cfg.images_dir;
@@ -1049,6 +1083,7 @@ impl DriveManager {
             Err(PathError::Missing { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
+        let records = self.records()?;
         let mut out = Vec::new();
         // Hidden files (uploads in progress among them) are not offered.
         for e in entries
@@ -1061,7 +1096,7 @@ impl DriveManager {
             };
             let Ok(meta) = img.file.metadata() else { continue };
             let format = self.deps.inspector.inspect(&img).ok().map(|i| i.format);
-            out.push(self.image_file(&path, &meta, format));
+            out.push(Self::image_file(&path, &meta, format, &records));
         }
         Ok(out)
     }
@@ -1238,7 +1273,7 @@ impl DriveManager {
             NewFormat::Raw => ImageFormat::Raw,
             NewFormat::Qcow2 => ImageFormat::Qcow2,
         });
-        let image = self.image_file(&path, &meta, format);
+        let image = Self::image_file(&path, &meta, format, &self.records()?);
         self.publish(&image.name, DriveAction::Created, Some(path.display().to_string()));
         let drive = if args.attach {
             let mut a = AttachArgs::new(path.to_string_lossy());

@@ -163,6 +163,11 @@ pub struct OpenImage {
 impl OpenImage {
     /// Opens `path` read-only or read-write, refusing anything but a regular file.
     pub fn open(path: &Path, writable: bool) -> Result<Self, ImageError> {
+        Self::open_if(path, writable, |m| m.is_file())
+    }
+
+    /// Opens `path` and keeps it when `accept` says yes to its metadata.
+    fn open_if(path: &Path, writable: bool, accept: impl Fn(&std::fs::Metadata) -> bool) -> Result<Self, ImageError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(writable)
@@ -175,7 +180,7 @@ impl OpenImage {
             path: path.to_owned(),
             source,
         })?;
-        if !meta.is_file() {
+        if !accept(&meta) {
             return Err(ImageError::NotRegularFile { path: path.to_owned() });
         }
         Ok(Self {
@@ -190,25 +195,7 @@ impl OpenImage {
     /// made, a block device (nbd). Nothing else is accepted.
     pub fn open_view(path: &Path, writable: bool) -> Result<Self, ImageError> {
         use std::os::unix::fs::FileTypeExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|source| ImageError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-        let meta = file.metadata().map_err(|source| ImageError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        if !(meta.is_file() || meta.file_type().is_block_device()) {
-            return Err(ImageError::NotRegularFile { path: path.to_owned() });
-        }
-        Ok(Self {
-            path: path.to_owned(),
-            file,
-        })
+        Self::open_if(path, writable, |m| m.is_file() || m.file_type().is_block_device())
     }
 }
 

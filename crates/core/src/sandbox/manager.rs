@@ -329,6 +329,15 @@ impl SandboxManager {
             .collect()
     }
 
+    /// The names of the sandboxes, from their records only (no cgroup reads): for presentation, e.g. the chat's
+    /// context.
+    pub fn names(&self) -> Vec<String> {
+        self.store
+            .list_records(RECORD_KIND)
+            .map(|rs| rs.into_iter().map(|(name, _)| name).collect())
+            .unwrap_or_default()
+    }
+
     /// Validates the spec and records a new sandbox in state `created`. Touches nothing on the system.
     pub fn create(&self, spec: SandboxSpec, created_by: &str) -> Result<SandboxInfo, SandboxError> {
         validate_name(&spec.name)?;
