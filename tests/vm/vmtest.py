@@ -271,16 +271,50 @@ def make_test_images(workdir):
     return disk
 
 
+class NatProbe:
+    """A TCP listener on the host's loopback that a sandbox inside the guest reaches through the appliance's NAT and
+    QEMU's user network (guest address 10.0.2.2); it records what it receives."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while chunk := conn.recv(4096):
+                        data += chunk
+                except OSError:
+                    pass
+                self.received.append(data)
+
+    def close(self):
+        self.sock.close()
+
+
 def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
     """One boot; returns a dict of results. `persist` carries state between the two disk boots."""
     sock = os.path.join(workdir, f"{name}.sock")
     console_log = os.path.join(workdir, f"{name}.console.log")
     report_log = os.path.join(workdir, f"{name}.selftest.log")
     port = free_port()
+    nat_probe = NatProbe()
     env = dict(os.environ, CACHEOS_WEB_PORT=str(port), CACHEOS_ACCEL=args.accel)
     cmd = [args.run, f"--{firmware}", f"--{media}", "--serial-socket", sock, image, "--",
            "-serial", f"file:{report_log}",
            "-smbios", "type=3,asset=cacheos-selftest",
+           "-smbios", f"type=11,value=cacheos-nat-probe={nat_probe.port}",
            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01", *extra]
     print(f"[{name}] booting {os.path.basename(image)} ({firmware}, {media}, {args.accel}), web port {port}", flush=True)
     t0 = time.monotonic()
@@ -332,10 +366,14 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
             raise Failure(f"in-guest self-test did not pass; report:\n{report}")
         m = re.search(r"security-exposure: (.*)", report)
         result["security"] = m.group(1).strip() if m else "unknown"
-        for line in re.findall(r"^drive-.*$", report, re.M):
+        for line in re.findall(r"^(?:drive|sandbox)-.*$", report, re.M):
             print(f"[{name}] {line}", flush=True)
         if extra and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
+        if "reached the test host" in report:
+            if not any(b"nat-ok from" in r for r in nat_probe.received):
+                raise Failure(f"the guest reports a NAT connection but the probe received {nat_probe.received!r}")
+            print(f"[{name}] NAT probe received {nat_probe.received[0].strip()!r}", flush=True)
 
         sh = Shell(serial)
         sh.login("cacheos", 120)
@@ -398,6 +436,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
         print(f"[{name}] logs: {console_log} {report_log}", flush=True)
     finally:
         stop.set()
+        nat_probe.close()
         if qemu.poll() is None:
             os.killpg(qemu.pid, signal.SIGTERM)
             try:

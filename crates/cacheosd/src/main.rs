@@ -137,8 +137,8 @@ fn drive_manager(
 }
 
 /// The templates sandboxes can be made from: the appliance's own `/usr` as `host` (when enabled) and every
-/// directory below the templates directory that holds an OS tree. A tree with an init is booted; any other tree
-/// runs `sleep` as its main command, so commands can be exec'd into it.
+/// directory below the templates directory that holds an OS tree. A tree with an init is booted; any other tree,
+/// and the host template, runs `sleep` as its main command, so commands can be exec'd into it.
 fn sandbox_templates(cfg: &Config, templates_dir: &Path) -> Vec<Template> {
     let mut out = Vec::new();
     if cfg.sandboxes.host_template {
@@ -146,8 +146,9 @@ fn sandbox_templates(cfg: &Config, templates_dir: &Path) -> Vec<Template> {
             name: "host".into(),
             kind: TemplateKind::Host,
             path: "/".into(),
-            description: "the appliance's own /usr, read-only under a volatile root".into(),
-            command: None,
+            description: "the appliance's own /usr, read-only, under a fresh root with a minimal /etc".into(),
+            // Not booted: the appliance's units (cacheosd itself among them) have no business inside a sandbox.
+            command: Some(vec!["/usr/bin/sleep".to_owned(), "2147483647".to_owned()]),
         });
     }
     let entries = match std::fs::read_dir(templates_dir) {

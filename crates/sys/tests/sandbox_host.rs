@@ -74,6 +74,13 @@ impl Lab {
             description: "busybox test tree".into(),
             command: Some(vec!["/bin/sleep".into(), "1000000".into()]),
         };
+        let host = Template {
+            name: "host".into(),
+            kind: TemplateKind::Host,
+            path: "/".into(),
+            description: "this host's /usr".into(),
+            command: Some(vec!["/usr/bin/sleep".into(), "2147483647".into()]),
+        };
         let mut broken = template.clone();
         broken.name = "broken".into();
         broken.command = Some(vec!["/bin/no-such-init".into()]);
@@ -83,7 +90,7 @@ impl Lab {
             Arc::new(OverlayRoots::new(base.join("run"), base.join("state"))),
             runner.clone(),
             Arc::new(SystemClock),
-            vec![template, broken],
+            vec![template, broken, host],
             ManagerConfig {
                 stop_timeout: Duration::from_secs(5),
             },
@@ -354,6 +361,40 @@ impl Lab {
             )
             .unwrap_err()
     }
+}
+
+#[test]
+fn host_template_has_its_own_etc_and_a_read_only_usr() {
+    if !enabled("host_template_has_its_own_etc_and_a_read_only_usr") {
+        return;
+    }
+    let lab = Lab::new("host");
+    let name = unique("host");
+    lab.manager.create(SandboxSpec::new(&name, "host"), "test").unwrap();
+    lab.manager.start(&name).unwrap();
+    let (code, out, err) = lab.exec(&name, &["cat", "/etc/os-release"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ID=debian"), "{out}");
+    assert_eq!(lab.exec(&name, &["id", "-un"]).1.trim(), "root");
+    assert_eq!(lab.exec(&name, &["hostname"]).1.trim(), name);
+    // Nothing of the appliance's own /etc and /var: its accounts, state and secrets stay outside.
+    let (_, out, _) = lab.exec(&name, &["ls", "-A", "/var/lib"]);
+    assert_eq!(out.trim(), "");
+    let (code, _, _) = lab.exec(&name, &["test", "-e", "/etc/shadow"]);
+    assert_ne!(code, 0);
+    let (code, _, err) = lab.exec(&name, &["touch", "/usr/x"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Read-only file system") || err.contains("Permission denied"),
+        "{err}"
+    );
+    // The writable root persists across a restart; /usr does not need to.
+    assert_eq!(lab.exec(&name, &["sh", "-c", "echo kept > /root/note"]).0, 0);
+    lab.manager.restart(&name).unwrap();
+    assert_eq!(lab.exec(&name, &["cat", "/root/note"]).1, "kept\n");
+    lab.manager.stop(&name).unwrap();
+    lab.manager.remove(&name).unwrap();
+    assert!(lab.leftovers(&name).is_empty(), "{:?}", lab.leftovers(&name));
 }
 
 #[test]

@@ -299,18 +299,14 @@ impl RootPreparer for FakeRoots {
             let data = Path::new(FAKE_STATE_DIR).join(name);
             let root = match template.kind {
                 TemplateKind::Host => PreparedRoot {
-                    source: RootSource::Directory("/".into()),
-                    volatile: Volatile::Yes,
-                    binds: if ephemeral {
-                        Vec::new()
-                    } else {
-                        vec![Bind {
-                            drive: String::new(),
-                            source: data.join("srv"),
-                            target: "/srv".into(),
-                            read_write: true,
-                        }]
-                    },
+                    source: RootSource::Directory(if ephemeral { run.join("root") } else { data.join("root") }),
+                    volatile: Volatile::No,
+                    binds: vec![Bind {
+                        drive: String::new(),
+                        source: template.path.join("usr"),
+                        target: "/usr".into(),
+                        read_write: false,
+                    }],
                 },
                 TemplateKind::Directory => PreparedRoot {
                     source: RootSource::Directory(run.join("root")),

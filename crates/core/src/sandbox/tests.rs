@@ -26,7 +26,7 @@ fn templates() -> Vec<Template> {
             kind: TemplateKind::Host,
             path: "/".into(),
             description: "the appliance's own /usr".into(),
-            command: None,
+            command: Some(vec!["/usr/bin/sleep".into(), "2147483647".into()]),
         },
         Template {
             name: "busybox".into(),
@@ -366,7 +366,7 @@ fn ephemeral_sandboxes_are_gone_at_stop() {
         e.fakes.plan(),
         [
             "prepare root of tmp from template host (ephemeral)",
-            "start tmp from directory / volatile=yes, network nat, boot",
+            "start tmp from directory /run/cacheos/sandboxes/tmp/root, network nat, bind /usr at /usr ro, command /usr/bin/sleep 2147483647",
         ]
     );
     e.fakes.clear_calls();
@@ -387,13 +387,13 @@ fn ephemeral_sandboxes_are_gone_at_stop() {
 }
 
 #[test]
-fn persistent_host_sandboxes_get_their_data_bound() {
+fn persistent_host_sandboxes_keep_their_root_in_the_state_dir() {
     let e = env();
     e.manager.create(SandboxSpec::new("h", "host"), "alice").unwrap();
     e.manager.start("h").unwrap();
     assert_eq!(
         e.fakes.plan()[1],
-        "start h from directory / volatile=yes, network none, bind /var/lib/cacheos/sandboxes/h/srv at /srv rw, boot"
+        "start h from directory /var/lib/cacheos/sandboxes/h/root, network none, bind /usr at /usr ro, command /usr/bin/sleep 2147483647"
     );
     // The preparer's own bind is no drive: the record lists only the drives asked for.
     assert_eq!(record(&e, "h").unwrap()["binds"], json!([]));

@@ -1,11 +1,18 @@
-//! Sandbox roots ([`OverlayRoots`]): an overlayfs over a directory template, nspawn's volatile modes for the host
-//! template and for images, with runtime state under a run directory and persistent data under a state directory.
+//! Sandbox roots ([`OverlayRoots`]): an overlayfs over a directory template, a small writable skeleton root with the
+//! appliance's `/usr` bound read-only for the host template, nspawn's overlay mode for images; runtime state under a
+//! run directory and persistent data under a state directory.
 //!
 //! Layout for sandbox `NAME`:
 //! - `<run_dir>/NAME/`: exists while a root is prepared (its presence is what [`RootPreparer::prepared`] lists);
-//!   `root/` is the overlay mount point; `upper/` and `work/` hold the writable layer of an ephemeral sandbox.
-//! - `<state_dir>/NAME/`: persistent data: `upper/` + `work/` (directory template) or `srv/` (host template, bound
-//!   at `/srv`).
+//!   `root/` is the overlay mount point (directory template) or the skeleton root of an ephemeral host-template
+//!   sandbox; `upper/` and `work/` hold the writable layer of an ephemeral directory-template sandbox.
+//! - `<state_dir>/NAME/`: persistent data: `upper/` + `work/` (directory template) or `root/` (the skeleton root of
+//!   a host-template sandbox, everything but `/usr`).
+//!
+//! The host template's skeleton holds what a merged-/usr system keeps outside `/usr`: the `bin`/`lib`/… links of
+//! the template, an `/etc` with `os-release`, `passwd`, `group`, `hostname`, `hosts`, `nsswitch.conf`, and empty
+//! `root`, `home`, `srv`, `tmp`, `var`. None of the appliance's own `/etc` or `/var` (its state and secrets) is
+//! visible inside; `/usr` appears read-only and owned by `nobody` (it is not ID-mapped).
 
 use std::fs;
 use std::io;
@@ -92,6 +99,96 @@ pub fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Option<String
     ))
 }
 
+/// Writes `contents` to `path` unless it exists (a persistent sandbox keeps its own edits).
+fn write_new(path: &Path, contents: &str) -> Result<(), RootError> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    fs::write(path, contents).map_err(|source| RootError::CreateDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Makes `link` a symbolic link to `target` unless something exists there.
+fn link_new(target: &Path, link: &Path) -> Result<(), RootError> {
+    if link.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    std::os::unix::fs::symlink(target, link).map_err(|source| RootError::CreateDir {
+        path: link.to_owned(),
+        source,
+    })
+}
+
+/// Creates (or completes) the skeleton root of a host-template sandbox at `root`: the top-level links of `template`
+/// that point into `usr/` (merged /usr), the directories a system expects, and a minimal `/etc` naming the sandbox.
+/// Existing entries are left alone. Everything is created by the appliance's root; nspawn maps it into the
+/// container's user range.
+pub fn host_skeleton(root: &Path, template: &Path, name: &str) -> Result<(), RootError> {
+    use std::os::unix::fs::PermissionsExt;
+    create_dir(root)?;
+    let entries = fs::read_dir(template).map_err(|source| RootError::List {
+        path: template.to_owned(),
+        source,
+    })?;
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.starts_with("usr") || target.starts_with("/usr") {
+            link_new(&target, &root.join(entry.file_name()))?;
+        }
+    }
+    for (dir, mode) in [
+        ("usr", 0o755),
+        ("etc", 0o755),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("srv", 0o755),
+        ("mnt", 0o755),
+        ("opt", 0o755),
+        ("tmp", 0o1777),
+        ("var", 0o755),
+        ("var/tmp", 0o1777),
+        ("var/lib", 0o755),
+        ("var/log", 0o755),
+        ("var/cache", 0o755),
+    ] {
+        let path = root.join(dir);
+        if path.symlink_metadata().is_err() {
+            create_dir(&path)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| RootError::CreateDir {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    let etc = root.join("etc");
+    link_new("../usr/lib/os-release".as_ref(), &etc.join("os-release"))?;
+    link_new("../proc/self/mounts".as_ref(), &etc.join("mtab"))?;
+    write_new(&etc.join("hostname"), &format!("{name}\n"))?;
+    write_new(
+        &etc.join("hosts"),
+        &format!("127.0.0.1\tlocalhost\n::1\t\tlocalhost\n127.0.1.1\t{name}\n"),
+    )?;
+    write_new(
+        &etc.join("passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    )?;
+    write_new(&etc.join("group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    write_new(
+        &etc.join("nsswitch.conf"),
+        "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+    )?;
+    write_new(&etc.join("shells"), "/bin/sh\n/bin/bash\n/usr/bin/sh\n/usr/bin/bash\n")?;
+    write_new(
+        &etc.join("profile"),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PATH\nPS1='\\u@\\h:\\w\\$ '\n",
+    )?;
+    Ok(())
+}
+
 impl OverlayRoots {
     pub fn new(run_dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -116,20 +213,24 @@ impl OverlayRoots {
         let data = self.data_path(name);
         match template.kind {
             TemplateKind::Host => {
-                let mut binds = Vec::new();
-                if !ephemeral {
-                    create_dir(&data.join("srv"))?;
-                    binds.push(Bind {
-                        drive: String::new(),
-                        source: data.join("srv"),
-                        target: "/srv".into(),
-                        read_write: true,
+                let usr = template.path.join("usr");
+                if !usr.is_dir() {
+                    return Err(RootError::BadTemplate {
+                        path: usr,
+                        kind: "directory",
                     });
                 }
+                let root = if ephemeral { run.join("root") } else { data.join("root") };
+                host_skeleton(&root, &template.path, name)?;
                 Ok(PreparedRoot {
-                    source: RootSource::Directory(template.path.clone()),
-                    volatile: Volatile::Yes,
-                    binds,
+                    source: RootSource::Directory(root),
+                    volatile: Volatile::No,
+                    binds: vec![Bind {
+                        drive: String::new(),
+                        source: usr,
+                        target: "/usr".into(),
+                        read_write: false,
+                    }],
                 })
             }
             TemplateKind::Image => {
