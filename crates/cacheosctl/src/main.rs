@@ -285,6 +285,28 @@ enum SandboxCmd {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// Open an interactive login shell as root in a running sandbox (sandbox.shell); `exit` or Ctrl-D ends it.
+    Shell { name: String },
+    /// Copy a file or directory of this machine into a running sandbox (sandbox.copy-in). A directory is sent as a
+    /// tar stream and unpacked by the sandbox's own tar into DEST (created if missing).
+    CopyIn {
+        name: String,
+        /// A file or directory here.
+        source: std::path::PathBuf,
+        /// The absolute path inside the sandbox.
+        dest: String,
+    },
+    /// Copy a file (or with -r a directory) out of a running sandbox (sandbox.copy-out).
+    CopyOut {
+        name: String,
+        /// The absolute path inside the sandbox.
+        source: String,
+        /// The file (or with -r the directory, created if missing) to write here; refuses to overwrite.
+        dest: std::path::PathBuf,
+        /// SOURCE is a directory: copy it whole.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+    },
     /// Stop a sandbox and delete it with its writable data (sandbox.remove).
     Remove {
         name: String,
@@ -675,10 +697,215 @@ async fn sandbox_cmd(
             let m = proxy.remove_sandbox(&name, true).await.map_err(failure)?;
             emit(&serde_json::json!({ "message": m }), print_message);
         }
+        SandboxCmd::Shell { name } => sandbox_shell(proxy, &name).await?,
+        SandboxCmd::CopyIn { name, source, dest } => {
+            emit(&j(copy_in(proxy, &name, &source, &dest).await?)?, print_copied)
+        }
+        SandboxCmd::CopyOut {
+            name,
+            source,
+            dest,
+            recursive,
+        } => emit(
+            &j(copy_out(proxy, &name, &source, &dest, recursive).await?)?,
+            print_copied,
+        ),
         SandboxCmd::Reconcile => emit(&j(proxy.reconcile_sandboxes().await.map_err(failure)?)?, |v| {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
         }),
     }
+    Ok(())
+}
+
+fn local(message: String) -> Failure {
+    Failure { code: 1, message }
+}
+
+fn print_copied(v: &Value) {
+    println!(
+        "{} {} ({} bytes{})",
+        v["name"].as_str().unwrap_or(""),
+        v["path"].as_str().unwrap_or(""),
+        v["bytes"].as_u64().unwrap_or(0),
+        if v["archive"].as_bool() == Some(true) {
+            ", tar stream"
+        } else {
+            ""
+        }
+    );
+}
+
+/// `sandbox copy-in`: a file is passed to the daemon as an open descriptor; a directory as the read end of a pipe
+/// that a thread fills with a tar stream of it.
+async fn copy_in(
+    proxy: &ManagerProxy<'_>,
+    name: &str,
+    source: &std::path::Path,
+    dest: &str,
+) -> Result<String, Failure> {
+    use std::os::fd::AsFd;
+    let meta = std::fs::metadata(source).map_err(|e| local(format!("{}: {e}", source.display())))?;
+    if meta.is_dir() {
+        let (reader, writer) = std::io::pipe().map_err(|e| local(format!("cannot make a pipe: {e}")))?;
+        let dir = source.to_owned();
+        let packer = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut b = tar::Builder::new(writer);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", &dir)?;
+            b.into_inner()?;
+            Ok(())
+        });
+        let r = proxy
+            .copy_into_sandbox(name, dest, true, reader.as_fd().into())
+            .await
+            .map_err(failure);
+        drop(reader);
+        match packer.join() {
+            Ok(Ok(())) => r,
+            Ok(Err(e)) => Err(local(format!("cannot pack {}: {e}", source.display()))),
+            Err(_) => Err(local("the packing thread failed".into())),
+        }
+    } else {
+        let file = std::fs::File::open(source).map_err(|e| local(format!("{}: {e}", source.display())))?;
+        proxy
+            .copy_into_sandbox(name, dest, false, file.as_fd().into())
+            .await
+            .map_err(failure)
+    }
+}
+
+/// `sandbox copy-out`: the daemon writes into a new local file, or into a pipe whose tar stream a thread unpacks.
+async fn copy_out(
+    proxy: &ManagerProxy<'_>,
+    name: &str,
+    source: &str,
+    dest: &std::path::Path,
+    recursive: bool,
+) -> Result<String, Failure> {
+    use std::os::fd::AsFd;
+    if recursive {
+        std::fs::create_dir_all(dest).map_err(|e| local(format!("{}: {e}", dest.display())))?;
+        let (reader, writer) = std::io::pipe().map_err(|e| local(format!("cannot make a pipe: {e}")))?;
+        let dir = dest.to_owned();
+        let unpacker = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut a = tar::Archive::new(reader);
+            a.set_preserve_permissions(true);
+            a.set_overwrite(false);
+            a.unpack(&dir)
+        });
+        let r = proxy
+            .copy_from_sandbox(name, source, true, writer.as_fd().into())
+            .await
+            .map_err(failure);
+        drop(writer);
+        match (r, unpacker.join()) {
+            (Err(e), _) => Err(e),
+            (Ok(r), Ok(Ok(()))) => Ok(r),
+            (Ok(_), Ok(Err(e))) => Err(local(format!("cannot unpack into {}: {e}", dest.display()))),
+            (Ok(_), Err(_)) => Err(local("the unpacking thread failed".into())),
+        }
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(|e| local(format!("{}: {e}", dest.display())))?;
+        let r = proxy
+            .copy_from_sandbox(name, source, false, file.as_fd().into())
+            .await
+            .map_err(failure);
+        if r.is_err() {
+            // Nothing half-written is left behind.
+            let _ = std::fs::remove_file(dest);
+        }
+        r
+    }
+}
+
+/// Restores the terminal's settings when dropped.
+struct RawMode {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawMode {
+    fn enter() -> Self {
+        use rustix::termios::{isatty, tcgetattr, tcsetattr, OptionalActions};
+        let stdin = rustix::stdio::stdin();
+        if !isatty(stdin) {
+            return Self { saved: None };
+        }
+        let Ok(saved) = tcgetattr(stdin) else {
+            return Self { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.make_raw();
+        if tcsetattr(stdin, OptionalActions::Now, &raw).is_err() {
+            return Self { saved: None };
+        }
+        Self { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, saved);
+        }
+    }
+}
+
+/// `sandbox shell`: relays between this terminal (in raw mode) and the shell's pseudo-terminal until the shell
+/// exits, keeping the window size in step.
+async fn sandbox_shell(proxy: &ManagerProxy<'_>, name: &str) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let term = std::env::var("TERM")
+        .ok()
+        .filter(|t| !t.is_empty() && t != "dumb")
+        .unwrap_or_else(|| "vt220".into());
+    let (fd, _) = proxy.open_sandbox_shell(name, &term).await.map_err(failure)?;
+    let controller: std::os::fd::OwnedFd = fd.into();
+    let stdin = rustix::stdio::stdin();
+    let resize = {
+        let controller = controller.try_clone().map_err(|e| local(e.to_string()))?;
+        move || {
+            if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+                let _ = rustix::termios::tcsetwinsize(&controller, ws);
+            }
+        }
+    };
+    if rustix::termios::isatty(stdin) {
+        resize();
+    }
+    eprintln!("cacheosctl: shell in sandbox {name}; `exit` or Ctrl-D ends it");
+    let raw = RawMode::enter();
+    if let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) {
+        tokio::spawn(async move {
+            while winch.recv().await.is_some() {
+                resize();
+            }
+        });
+    }
+    let mut to_shell = std::fs::File::from(controller.try_clone().map_err(|e| local(e.to_string()))?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_shell);
+        // Input ended (a pipe, not a terminal): end the shell's input too.
+        let _ = to_shell.write_all(&[4]);
+    });
+    let mut from_shell = std::fs::File::from(controller);
+    tokio::task::spawn_blocking(move || {
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 8192];
+        // The terminal reports EIO once the shell has exited.
+        while let Ok(n) = from_shell.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .map_err(|e| local(e.to_string()))?;
+    drop(raw);
+    eprintln!("cacheosctl: shell in sandbox {name} ended");
     Ok(())
 }
 

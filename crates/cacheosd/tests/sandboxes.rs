@@ -28,7 +28,7 @@ fn root_enabled(name: &str) -> bool {
 }
 
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir",
+    "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir", "tar",
 ];
 
 /// A busybox tree at `tree`, a template without init (cacheosd runs `sleep` in it).
@@ -109,6 +109,101 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
         (Some("out\n"), Some("err\n"))
     );
 
+    // Copies: a file and a directory in (the directory as a tar stream through a pipe), both out again.
+    let local = bus.dir.path().canonicalize().unwrap().join("local");
+    std::fs::create_dir_all(local.join("tree/sub")).unwrap();
+    std::fs::write(local.join("note.txt"), "a note\n").unwrap();
+    std::fs::write(local.join("tree/a"), "a\n").unwrap();
+    std::fs::write(local.join("tree/sub/b"), "b\n").unwrap();
+    let c = ctl_json(
+        &d,
+        &[
+            "sandbox",
+            "copy-in",
+            "box",
+            local.join("note.txt").to_str().unwrap(),
+            "/root/note.txt",
+        ],
+    );
+    assert_eq!(c["bytes"], 7, "{c}");
+    let o = d.ctl(&[
+        "sandbox",
+        "copy-in",
+        "box",
+        local.join("tree").to_str().unwrap(),
+        "/srv/tree",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = d.ctl(&[
+        "sandbox",
+        "exec",
+        "box",
+        "--",
+        "cat",
+        "/root/note.txt",
+        "/srv/tree/sub/b",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "a note\nb\n");
+    let o = d.ctl(&[
+        "sandbox",
+        "copy-out",
+        "box",
+        "/root/note.txt",
+        local.join("back.txt").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(local.join("back.txt")).unwrap(), "a note\n");
+    // Never overwrites, and a missing file inside leaves nothing here.
+    let o = d.ctl(&[
+        "sandbox",
+        "copy-out",
+        "box",
+        "/root/note.txt",
+        local.join("back.txt").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let o = d.ctl(&[
+        "sandbox",
+        "copy-out",
+        "box",
+        "/root/missing",
+        local.join("missing").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(!local.join("missing").exists());
+    let o = d.ctl(&[
+        "sandbox",
+        "copy-out",
+        "-r",
+        "box",
+        "/srv/tree",
+        local.join("tree-back").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(local.join("tree-back/sub/b")).unwrap(), "b\n");
+
+    // An interactive shell (input from a pipe here): what is typed runs inside.
+    let mut shell = Command::new(bin("cacheosctl"))
+        .args(["--bus", "session", "sandbox", "shell", "box"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &d.bus)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = shell.stdin.take().unwrap();
+        input.write_all(b"echo in-$CACHEOS_SANDBOX-$((40+2))\nexit\n").unwrap();
+    }
+    let o = shell.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("in-box-42"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
     // REST exec streams NDJSON and ends with the exit code.
     let resp = ureq::post(&d.url("/api/v1/sandboxes/box/exec"))
         .send_json(serde_json::json!({"argv": ["sh", "-c", "echo streamed; exit 5"]}))
@@ -180,6 +275,9 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
         ("sandbox.stop", "cli"),
         ("sandbox.remove", "cli"),
         ("sandbox.reconcile", "internal"),
+        ("sandbox.copy-in", "cli"),
+        ("sandbox.copy-out", "cli"),
+        ("sandbox.shell", "cli"),
     ] {
         assert!(
             ops.iter().any(|(o, f, r)| o == op && f == frontend && r == "ok"),
@@ -188,7 +286,7 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
     }
     assert_eq!(
         ops.iter().filter(|(o, f, _)| o == "sandbox.exec" && f == "cli").count(),
-        5,
+        6,
         "{ops:?}"
     );
     d.stop();

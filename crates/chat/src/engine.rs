@@ -514,6 +514,26 @@ impl Engine {
             | Operation::SandboxExec(_)
             | Operation::SandboxLogs(_)
             | Operation::SandboxReconcile) => crate::render::explain_sandbox(op, lang),
+            // These carry a terminal or a byte stream, which a chat message cannot: the reply names the command.
+            Operation::SandboxShell(a) => t(
+                lang,
+                &format!(
+                    "Eine Shell braucht ein Terminal: `cacheosctl sandbox shell {}`.",
+                    a.name
+                ),
+                &format!("A shell needs a terminal: `cacheosctl sandbox shell {}`.", a.name),
+            ),
+            Operation::SandboxCopyIn(a) | Operation::SandboxCopyOut(a) => t(
+                lang,
+                &format!(
+                    "Dateien kopiert `cacheosctl sandbox copy-in|copy-out {} …` ({}).",
+                    a.name, a.path
+                ),
+                &format!(
+                    "Files are copied with `cacheosctl sandbox copy-in|copy-out {} …` ({}).",
+                    a.name, a.path
+                ),
+            ),
             Operation::SupervisorKillTask(a) => t(
                 lang,
                 &format!(

@@ -230,6 +230,24 @@ pub fn output(o: &Output, lang: Lang) -> String {
                 let _ = writeln!(s, "  {}: {} ({})", t.name, t.description, t.path.display());
             }
         }
+        Output::Copied(c) => {
+            let _ = write!(
+                s,
+                "{} {} ({} bytes)",
+                if de { "Kopiert:" } else { "Copied:" },
+                c.path,
+                c.bytes
+            );
+        }
+        Output::ShellOpened(o) => {
+            let _ = write!(
+                s,
+                "{} {} ({})",
+                if de { "Shell geöffnet in" } else { "Shell opened in" },
+                o.name,
+                o.term
+            );
+        }
         Output::Exec(x) => {
             s += &x.stdout;
             s += &x.stderr;

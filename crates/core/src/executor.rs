@@ -15,6 +15,7 @@ use crate::error::CoreError;
 use crate::event::{EventBus, EventKind, SandboxAction};
 use crate::operation::{Operation, Risk};
 use crate::sandbox::ops::{BindArgs, ExecResult, SandboxLogs};
+use crate::sandbox::ops::{Copied, ShellOpened};
 use crate::sandbox::{
     Bind, ExecSpec, OutputChunk, ReconcileReport as SandboxReconcileReport, SandboxInfo, SandboxManager, SandboxSpec,
     Template,
@@ -57,6 +58,10 @@ pub enum Output {
     Templates(Vec<Template>),
     /// `sandbox.exec`.
     Exec(ExecResult),
+    /// `sandbox.copy-in`, `sandbox.copy-out`.
+    Copied(Copied),
+    /// `sandbox.shell`.
+    ShellOpened(ShellOpened),
     /// `sandbox.logs`.
     SandboxLogs(SandboxLogs),
     /// `sandbox.reconcile`.
@@ -113,8 +118,12 @@ enum Streams<'a> {
     None,
     /// Where `sandbox.exec` sends output as it comes.
     Sink(OutputSink<'a>),
-    /// What `drive.upload` stores.
+    /// What `drive.upload` stores and `sandbox.copy-in` writes.
     Input(&'a mut (dyn std::io::Read + Send)),
+    /// Where `sandbox.copy-out` writes.
+    Output(&'a mut (dyn std::io::Write + Send)),
+    /// Where `sandbox.shell` puts the terminal's controller side.
+    Terminal(&'a mut Option<std::os::fd::OwnedFd>),
 }
 
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
@@ -155,6 +164,28 @@ impl Core {
         input: &mut (dyn std::io::Read + Send),
     ) -> Result<Output, CoreError> {
         self.execute_inner(caller, op, Streams::Input(input))
+    }
+
+    /// Like [`Core::execute`] for an operation that produces a byte stream (`sandbox.copy-out` writes the file or
+    /// archive to `output`). Other operations ignore the output.
+    pub fn execute_with_output(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        output: &mut (dyn std::io::Write + Send),
+    ) -> Result<Output, CoreError> {
+        self.execute_inner(caller, op, Streams::Output(output))
+    }
+
+    /// Like [`Core::execute`] for `sandbox.shell`: on success `terminal` holds the controller side of the shell's
+    /// pseudo-terminal, which the front end hands to its caller. Through [`Core::execute`] the shell is refused.
+    pub fn execute_shell(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        terminal: &mut Option<std::os::fd::OwnedFd>,
+    ) -> Result<Output, CoreError> {
+        self.execute_inner(caller, op, Streams::Terminal(terminal))
     }
 
     fn execute_inner(&self, caller: &Caller, op: Operation, streams: Streams<'_>) -> Result<Output, CoreError> {
@@ -455,10 +486,22 @@ impl Core {
 
     fn run(&self, caller: &Caller, op: &Operation, streams: Streams<'_>) -> Result<Output, CoreError> {
         let by = caller.principal.to_string();
-        let (sink, input) = match streams {
-            Streams::None => (None, None),
-            Streams::Sink(s) => (Some(s), None),
-            Streams::Input(i) => (None, Some(i)),
+        let (sink, mut input, mut output, mut terminal) = (None, None, None, None);
+        let sink = match streams {
+            Streams::None => sink,
+            Streams::Sink(s) => Some(s),
+            Streams::Input(i) => {
+                input = Some(i);
+                None
+            }
+            Streams::Output(o) => {
+                output = Some(o);
+                None
+            }
+            Streams::Terminal(t) => {
+                terminal = Some(t);
+                None
+            }
         };
         Ok(match op {
             Operation::SandboxList
@@ -472,6 +515,65 @@ impl Core {
             | Operation::SandboxExec(_)
             | Operation::SandboxLogs(_)
             | Operation::SandboxReconcile => return self.run_sandbox(&by, op, sink),
+            Operation::SandboxShell(a) => {
+                let Some(slot) = terminal.take() else {
+                    return Err(CoreError::InvalidArgument {
+                        field: "terminal",
+                        reason: "sandbox.shell needs a front end that hands over a terminal (D-Bus OpenSandboxShell, \
+                                 cacheosctl sandbox shell)"
+                            .into(),
+                    });
+                };
+                let term = a.term.clone().unwrap_or_else(|| "vt220".into());
+                *slot = Some(self.sandbox_manager()?.shell(&a.name, &term)?);
+                Output::ShellOpened(ShellOpened {
+                    name: a.name.clone(),
+                    term,
+                })
+            }
+            Operation::SandboxCopyIn(a) => {
+                let Some(input) = input.take() else {
+                    return Err(CoreError::InvalidArgument {
+                        field: "input",
+                        reason: "sandbox.copy-in needs the bytes to write (D-Bus CopyIntoSandbox, cacheosctl)".into(),
+                    });
+                };
+                let m = self.sandbox_manager()?;
+                let path = std::path::Path::new(&a.path);
+                let bytes = if a.archive {
+                    m.copy_in_archive(&a.name, input, path)?;
+                    0
+                } else {
+                    m.copy_in(&a.name, input, path)?
+                };
+                Output::Copied(Copied {
+                    name: a.name.clone(),
+                    path: a.path.clone(),
+                    bytes,
+                    archive: a.archive,
+                })
+            }
+            Operation::SandboxCopyOut(a) => {
+                let Some(output) = output.take() else {
+                    return Err(CoreError::InvalidArgument {
+                        field: "output",
+                        reason: "sandbox.copy-out needs somewhere to write (D-Bus CopyFromSandbox, cacheosctl)".into(),
+                    });
+                };
+                let m = self.sandbox_manager()?;
+                let path = std::path::Path::new(&a.path);
+                let bytes = if a.archive {
+                    m.copy_out_archive(&a.name, path, output)?
+                } else {
+                    m.copy_out(&a.name, path, output)?
+                };
+                Output::Copied(Copied {
+                    name: a.name.clone(),
+                    path: a.path.clone(),
+                    bytes,
+                    archive: a.archive,
+                })
+            }
             Operation::DriveList => Output::Drives(self.drive_manager()?.list()?),
             Operation::DriveInfo(a) => Output::Drive(self.drive_manager()?.info(&a.name)?),
             Operation::DriveImages => Output::Images(self.drive_manager()?.images()?),

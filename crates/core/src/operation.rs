@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
 use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs, UploadArgs};
-use crate::sandbox::ops::{SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs};
+use crate::sandbox::ops::{
+    SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
+    SandboxShellArgs,
+};
 
 /// How much an operation changes. Chat asks for confirmation of destructive ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -229,6 +232,24 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "sandbox.shell",
+        summary: "open an interactive login shell as root in a running sandbox on a new pseudo-terminal",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.copy-in",
+        summary: "write a file (or unpack a directory's tar stream) into a running sandbox",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.copy-out",
+        summary: "read a file (or a directory as a tar stream) out of a running sandbox",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -349,6 +370,18 @@ pub enum Operation {
     /// leaves no file behind.
     #[serde(rename = "drive.upload")]
     DriveUpload(UploadArgs),
+    /// `sandbox.shell`: the sandbox must be running; operators. Only through a front end that can hand over a
+    /// terminal (D-Bus, [`crate::Core::execute_shell`]).
+    #[serde(rename = "sandbox.shell")]
+    SandboxShell(SandboxShellArgs),
+    /// `sandbox.copy-in`: the sandbox must be running and the path absolute; the bytes are the input stream
+    /// ([`crate::Core::execute_with_input`]); operators.
+    #[serde(rename = "sandbox.copy-in")]
+    SandboxCopyIn(SandboxCopyArgs),
+    /// `sandbox.copy-out`: the sandbox must be running and the path absolute; the bytes go to the output stream
+    /// ([`crate::Core::execute_with_output`]); operators.
+    #[serde(rename = "sandbox.copy-out")]
+    SandboxCopyOut(SandboxCopyArgs),
 }
 
 impl Operation {
@@ -385,6 +418,9 @@ impl Operation {
             Operation::SandboxReconcile => 27,
             Operation::SystemHistory(_) => 28,
             Operation::DriveUpload(_) => 29,
+            Operation::SandboxShell(_) => 30,
+            Operation::SandboxCopyIn(_) => 31,
+            Operation::SandboxCopyOut(_) => 32,
         };
         &OPERATIONS[i]
     }
@@ -487,6 +523,20 @@ mod tests {
             Operation::DriveUpload(UploadArgs {
                 name: "u.img".into(),
                 size: Some(3),
+            }),
+            Operation::SandboxShell(SandboxShellArgs {
+                name: "s".into(),
+                term: Some("xterm".into()),
+            }),
+            Operation::SandboxCopyIn(SandboxCopyArgs {
+                name: "s".into(),
+                path: "/root/a".into(),
+                archive: false,
+            }),
+            Operation::SandboxCopyOut(SandboxCopyArgs {
+                name: "s".into(),
+                path: "/root".into(),
+                archive: true,
             }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());

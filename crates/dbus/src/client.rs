@@ -84,6 +84,24 @@ pub trait Manager {
     fn get_sandbox_logs(&self, name: &str, lines: u32) -> zbus::Result<String>;
     /// `sandbox.reconcile`.
     fn reconcile_sandboxes(&self) -> zbus::Result<String>;
+    /// `sandbox.shell`: the terminal's controller side and JSON.
+    fn open_sandbox_shell(&self, name: &str, term: &str) -> zbus::Result<(zbus::zvariant::OwnedFd, String)>;
+    /// `sandbox.copy-in`, the bytes read from `data`.
+    fn copy_into_sandbox(
+        &self,
+        name: &str,
+        path: &str,
+        archive: bool,
+        data: zbus::zvariant::Fd<'_>,
+    ) -> zbus::Result<String>;
+    /// `sandbox.copy-out`, the bytes written to `data`.
+    fn copy_from_sandbox(
+        &self,
+        name: &str,
+        path: &str,
+        archive: bool,
+        data: zbus::zvariant::Fd<'_>,
+    ) -> zbus::Result<String>;
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;

@@ -8,7 +8,10 @@ use cacheos_chat::ChatService;
 use cacheos_core::audit::{AuditFilter, Outcome};
 use cacheos_core::drive::{CommitArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs};
 use cacheos_core::operation::KillTaskArgs;
-use cacheos_core::sandbox::ops::{SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs};
+use cacheos_core::sandbox::ops::{
+    SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
+    SandboxShellArgs,
+};
 use cacheos_core::{Caller, Core, CoreError, DaemonState, EventKind, Frontend, Operation, Output, Principal};
 use futures_util::StreamExt;
 use zbus::message::Header;
@@ -600,6 +603,94 @@ impl Manager {
             timeout_secs: (timeout_secs > 0).then_some(timeout_secs),
         });
         self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation sandbox.shell: opens an interactive login shell as root in the running sandbox on a new
+    /// pseudo-terminal with TERM=term ("" means vt220) and returns the terminal's controller side as a file
+    /// descriptor, and JSON {"name", "term"}. The caller puts its own terminal in raw mode, relays bytes both ways
+    /// and sets the window size on the descriptor (TIOCSWINSZ); closing it hangs the shell up. Root and group
+    /// cacheos only.
+    #[zbus(out_args("terminal", "json"))]
+    async fn open_sandbox_shell(
+        &self,
+        name: &str,
+        term: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(zbus::zvariant::OwnedFd, String), Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let core = self.core.clone();
+        let op = Operation::SandboxShell(SandboxShellArgs {
+            name: name.into(),
+            term: (!term.is_empty()).then(|| term.to_owned()),
+        });
+        let (out, fd) = tokio::task::spawn_blocking(move || {
+            let mut slot = None;
+            let out = core.execute_shell(&caller, op, &mut slot);
+            (out, slot)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?;
+        let out = out.map_err(Error::from)?;
+        let fd = fd.ok_or_else(|| Error::Internal("no terminal was opened".into()))?;
+        let json = serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))?;
+        Ok((fd.into(), json))
+    }
+
+    /// Operation sandbox.copy-in: reads everything from the file descriptor `data` and writes it as the file `path`
+    /// inside the running sandbox, or with `archive` unpacks it as a tar stream into the directory `path` (created
+    /// if missing). Returns JSON {"name", "path", "bytes", "archive"} (schema Copied). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn copy_into_sandbox(
+        &self,
+        name: &str,
+        path: &str,
+        archive: bool,
+        data: zbus::zvariant::OwnedFd,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let core = self.core.clone();
+        let op = Operation::SandboxCopyIn(SandboxCopyArgs {
+            name: name.into(),
+            path: path.into(),
+            archive,
+        });
+        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(data));
+        let out = tokio::task::spawn_blocking(move || core.execute_with_input(&caller, op, &mut file))
+            .await
+            .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
+            .map_err(Error::from)?;
+        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
+    }
+
+    /// Operation sandbox.copy-out: writes the file `path` of the running sandbox (or with `archive` the directory
+    /// `path` as a tar stream) to the file descriptor `data`, and returns JSON {"name", "path", "bytes",
+    /// "archive"} once everything is written. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn copy_from_sandbox(
+        &self,
+        name: &str,
+        path: &str,
+        archive: bool,
+        data: zbus::zvariant::OwnedFd,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let caller = self.caller(&hdr, conn).await?;
+        let core = self.core.clone();
+        let op = Operation::SandboxCopyOut(SandboxCopyArgs {
+            name: name.into(),
+            path: path.into(),
+            archive,
+        });
+        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(data));
+        let out = tokio::task::spawn_blocking(move || core.execute_with_output(&caller, op, &mut file))
+            .await
+            .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
+            .map_err(Error::from)?;
+        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
     }
 
     /// Operation sandbox.logs: the last lines of the sandbox's console output as JSON {"name", "lines"}; 0 lines

@@ -33,7 +33,7 @@ fn enabled(name: &str) -> bool {
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "sleep", "id", "ip", "touch", "true", "false", "ps", "grep", "mkdir", "rm", "env",
-    "stat", "seq", "ln",
+    "stat", "seq", "ln", "tar",
 ];
 
 /// A scratch directory with a busybox tree as template, and a manager over the real implementations in it.
@@ -289,9 +289,11 @@ fn exec_limits_network_copies_and_clean_removal() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // Copies in and out, confined to the container's root.
-    let host_in = lab.base().join("in.txt");
-    fs::write(&host_in, "copied in\n").unwrap();
-    lab.manager.copy_in(&name, &host_in, Path::new("/root/in.txt")).unwrap();
+    let n = lab
+        .manager
+        .copy_in(&name, &mut &b"copied in\n"[..], Path::new("/root/in.txt"))
+        .unwrap();
+    assert_eq!(n, 10);
     assert_eq!(
         lab.exec(&name, &["cat", "/root/in.txt"]),
         (0, "copied in\n".into(), String::new())
@@ -309,16 +311,62 @@ fn exec_limits_network_copies_and_clean_removal() {
             "echo from inside > /tmp/out.txt; ln -s /etc/../../../../etc/shadow /tmp/escape",
         ],
     );
-    let host_out = lab.base().join("out.txt");
+    let mut out = Vec::new();
     lab.manager
-        .copy_out(&name, Path::new("/tmp/out.txt"), &host_out)
+        .copy_out(&name, Path::new("/tmp/out.txt"), &mut out)
         .unwrap();
-    assert_eq!(fs::read_to_string(&host_out).unwrap(), "from inside\n");
+    assert_eq!(out, b"from inside\n");
     let err = lab
         .manager
-        .copy_out(&name, Path::new("/tmp/escape"), &lab.base().join("escape.txt"))
+        .copy_out(&name, Path::new("/tmp/escape"), &mut Vec::new())
         .unwrap_err();
     assert!(matches!(err, SandboxError::Runner { .. }), "{err}");
+    // Directories travel as tar streams, packed and unpacked by the sandbox's own tar.
+    lab.exec(
+        &name,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /srv/tree/sub && echo a > /srv/tree/a && echo b > /srv/tree/sub/b",
+        ],
+    );
+    let mut archive = Vec::new();
+    let size = lab
+        .manager
+        .copy_out_archive(&name, Path::new("/srv/tree"), &mut archive)
+        .unwrap();
+    assert_eq!(size as usize, archive.len());
+    assert!(archive.len() >= 1024, "a tar archive: {} bytes", archive.len());
+    lab.manager
+        .copy_in_archive(&name, &mut &archive[..], Path::new("/root/copy"))
+        .unwrap();
+    assert_eq!(lab.exec(&name, &["cat", "/root/copy/sub/b"]).1, "b\n");
+    let err = lab
+        .manager
+        .copy_in_archive(&name, &mut &b"not a tar archive at all"[..], Path::new("/root/bad"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("copy into") || format!("{err:?}").contains("tar"),
+        "{err:?}"
+    );
+
+    // An interactive shell on a pseudo-terminal: what is typed runs inside, the output comes back.
+    let controller = lab.manager.shell(&name, "vt100").unwrap();
+    let mut term = fs::File::from(controller);
+    use std::io::{Read, Write};
+    term.write_all(b"echo shell-$((6*7)) in $CACHEOS_SANDBOX; exit\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The terminal reports EIO once the shell has exited and closed its side.
+    while let Ok(n) = term.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains(&format!("shell-42 in {name}")), "{seen}");
 
     // Stop: nothing of the container is left, persistent data stays; remove: nothing at all.
     let info = lab.manager.stop(&name).unwrap();

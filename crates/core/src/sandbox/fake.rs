@@ -53,13 +53,16 @@ pub enum Call {
     },
     CopyIn {
         name: String,
-        host: PathBuf,
+        bytes: u64,
         inside: PathBuf,
     },
     CopyOut {
         name: String,
         inside: PathBuf,
-        host: PathBuf,
+    },
+    Shell {
+        name: String,
+        term: String,
     },
     Forget {
         name: String,
@@ -127,12 +130,11 @@ impl fmt::Display for Call {
             Call::Exec { name, argv } => write!(f, "exec in {name}: {}", argv.join(" ")),
             Call::Stats { name } => write!(f, "stats of {name}"),
             Call::Logs { name, lines } => write!(f, "logs of {name} ({lines} lines)"),
-            Call::CopyIn { name, host, inside } => {
-                write!(f, "copy {} into {name} at {}", host.display(), inside.display())
+            Call::CopyIn { name, bytes, inside } => {
+                write!(f, "copy {bytes} bytes into {name} at {}", inside.display())
             }
-            Call::CopyOut { name, inside, host } => {
-                write!(f, "copy {} out of {name} to {}", inside.display(), host.display())
-            }
+            Call::CopyOut { name, inside } => write!(f, "copy {} out of {name}", inside.display()),
+            Call::Shell { name, term } => write!(f, "shell in {name} ({term})"),
             Call::Forget { name } => write!(f, "forget {name}"),
         }
     }
@@ -171,6 +173,8 @@ struct State {
     scripts: BTreeMap<String, Script>,
     next_pid: u32,
     failures: VecDeque<(FailOn, String)>,
+    /// (sandbox, path inside) -> contents written by copy-in
+    files: BTreeMap<(String, PathBuf), Vec<u8>>,
 }
 
 /// One set of recording fakes sharing a call log and a simulated system. Leaders are numbered from pid 4000.
@@ -435,8 +439,12 @@ impl ContainerRunner for FakeRunner {
         name: &str,
         _env: &[(String, String)],
         spec: &ExecSpec,
+        stdin: Option<&mut (dyn std::io::Read + Send)>,
         sink: &mut dyn FnMut(OutputChunk),
     ) -> Result<ExecOutcome, RunnerError> {
+        if let Some(stdin) = stdin {
+            let _ = io::copy(stdin, &mut io::sink());
+        }
         let script = self.0.with(|s| {
             s.calls.push(Call::Exec {
                 name: name.to_owned(),
@@ -496,33 +504,73 @@ impl ContainerRunner for FakeRunner {
         })
     }
 
-    fn copy_in(&self, name: &str, host_source: &Path, inside_target: &Path) -> Result<(), RunnerError> {
+    fn copy_in(&self, name: &str, source: &mut dyn io::Read, inside_target: &Path) -> Result<u64, RunnerError> {
+        let mut bytes = Vec::new();
+        let read = source.read_to_end(&mut bytes);
         self.0.with(|s| {
             s.calls.push(Call::CopyIn {
                 name: name.to_owned(),
-                host: host_source.to_owned(),
+                bytes: bytes.len() as u64,
                 inside: inside_target.to_owned(),
             });
+            let err = |source| RunnerError::Copy {
+                name: name.to_owned(),
+                from: "the input stream".into(),
+                to: inside_target.to_owned(),
+                source,
+            };
             if let Some(message) = FakeSandboxes::take_failure(s, FailOn::CopyIn) {
-                return Err(RunnerError::Copy {
-                    name: name.to_owned(),
-                    from: host_source.to_owned(),
-                    to: inside_target.to_owned(),
-                    source: injected(message),
-                });
+                return Err(err(injected(message)));
             }
-            Ok(())
+            read.map_err(err)?;
+            if !s.running.contains_key(name) {
+                return Err(RunnerError::NotRunning { name: name.to_owned() });
+            }
+            let n = bytes.len() as u64;
+            s.files.insert((name.to_owned(), inside_target.to_owned()), bytes);
+            Ok(n)
         })
     }
 
-    fn copy_out(&self, name: &str, inside_source: &Path, host_target: &Path) -> Result<(), RunnerError> {
-        self.0.with(|s| {
+    fn copy_out(&self, name: &str, inside_source: &Path, sink: &mut dyn io::Write) -> Result<u64, RunnerError> {
+        let bytes = self.0.with(|s| {
             s.calls.push(Call::CopyOut {
                 name: name.to_owned(),
                 inside: inside_source.to_owned(),
-                host: host_target.to_owned(),
             });
-            Ok(())
+            s.files
+                .get(&(name.to_owned(), inside_source.to_owned()))
+                .cloned()
+                .ok_or_else(|| RunnerError::Copy {
+                    name: name.to_owned(),
+                    from: inside_source.to_owned(),
+                    to: "the output stream".into(),
+                    source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+                })
+        })?;
+        sink.write_all(&bytes).map_err(|source| RunnerError::Copy {
+            name: name.to_owned(),
+            from: inside_source.to_owned(),
+            to: "the output stream".into(),
+            source,
+        })?;
+        Ok(bytes.len() as u64)
+    }
+
+    fn shell(&self, name: &str, _env: &[(String, String)], term: &str) -> Result<std::os::fd::OwnedFd, RunnerError> {
+        self.0.with(|s| {
+            s.calls.push(Call::Shell {
+                name: name.to_owned(),
+                term: term.to_owned(),
+            });
+            if !s.running.contains_key(name) {
+                return Err(RunnerError::NotRunning { name: name.to_owned() });
+            }
+            let null = std::fs::File::open("/dev/null").map_err(|source| RunnerError::Shell {
+                name: name.to_owned(),
+                source,
+            })?;
+            Ok(null.into())
         })
     }
 

@@ -3,6 +3,8 @@
 //! Every lifecycle step records its intent (`starting`, `stopping`) before it acquires anything, and releases in
 //! reverse order on every failure path, so that [`SandboxManager::reconcile`] can repair what a killed daemon left.
 
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -595,6 +597,17 @@ impl SandboxManager {
         request: &ExecSpec,
         sink: &mut dyn FnMut(OutputChunk),
     ) -> Result<ExecOutcome, SandboxError> {
+        self.exec_with_stdin(name, request, None, sink)
+    }
+
+    /// Like [`SandboxManager::exec`], with the command's standard input read from `stdin` (empty when `None`).
+    pub fn exec_with_stdin(
+        &self,
+        name: &str,
+        request: &ExecSpec,
+        stdin: Option<&mut (dyn Read + Send)>,
+        sink: &mut dyn FnMut(OutputChunk),
+    ) -> Result<ExecOutcome, SandboxError> {
         validate_argv(&request.argv)?;
         validate_env(&request.env)?;
         if let Some(cwd) = &request.cwd {
@@ -608,7 +621,7 @@ impl SandboxManager {
         let rec = self.running_record(name, "exec")?;
         tracing::info!(sandbox = %name, argv0 = %request.argv[0], "exec");
         self.runner
-            .exec(name, &rec.env, request, sink)
+            .exec(name, &rec.env, request, stdin, sink)
             .map_err(|source| SandboxError::Runner {
                 name: name.to_owned(),
                 operation: "exec in",
@@ -626,28 +639,28 @@ impl SandboxManager {
         })
     }
 
-    fn check_paths(host: &Path, inside: &Path) -> Result<(), SandboxError> {
-        if !host.is_absolute() {
-            return Err(SandboxError::InvalidArgument {
-                field: "host_path",
-                reason: format!("{} is not absolute", host.display()),
-            });
-        }
+    fn check_inside(inside: &Path) -> Result<(), SandboxError> {
         if !inside.is_absolute() || inside == Path::new("/") {
             return Err(SandboxError::InvalidArgument {
                 field: "path",
-                reason: format!("{} is not an absolute file path", inside.display()),
+                reason: format!("{} is not an absolute path below /", inside.display()),
+            });
+        }
+        if inside.to_str().is_none_or(|p| p.contains('\0')) {
+            return Err(SandboxError::InvalidArgument {
+                field: "path",
+                reason: "must be UTF-8 without NUL".into(),
             });
         }
         Ok(())
     }
 
-    /// Copies a regular file of the appliance into a running sandbox.
-    pub fn copy_in(&self, name: &str, host_source: &Path, inside_target: &Path) -> Result<(), SandboxError> {
-        Self::check_paths(host_source, inside_target)?;
+    /// Writes the bytes of `source` as the regular file `inside_target` of a running sandbox. Returns the size.
+    pub fn copy_in(&self, name: &str, source: &mut dyn Read, inside_target: &Path) -> Result<u64, SandboxError> {
+        Self::check_inside(inside_target)?;
         self.running_record(name, "copy-in")?;
         self.runner
-            .copy_in(name, host_source, inside_target)
+            .copy_in(name, source, inside_target)
             .map_err(|source| SandboxError::Runner {
                 name: name.to_owned(),
                 operation: "copy into",
@@ -655,15 +668,131 @@ impl SandboxManager {
             })
     }
 
-    /// Copies a regular file out of a running sandbox onto the appliance.
-    pub fn copy_out(&self, name: &str, inside_source: &Path, host_target: &Path) -> Result<(), SandboxError> {
-        Self::check_paths(host_target, inside_source)?;
+    /// Streams the regular file `inside_source` of a running sandbox into `sink`. Returns the size.
+    pub fn copy_out(&self, name: &str, inside_source: &Path, sink: &mut dyn Write) -> Result<u64, SandboxError> {
+        Self::check_inside(inside_source)?;
         self.running_record(name, "copy-out")?;
         self.runner
-            .copy_out(name, inside_source, host_target)
+            .copy_out(name, inside_source, sink)
             .map_err(|source| SandboxError::Runner {
                 name: name.to_owned(),
                 operation: "copy out of",
+                source,
+            })
+    }
+
+    /// Runs `tar` inside a running sandbox on a directory (the sandbox's own tar unpacks or packs, with the
+    /// sandbox's privileges only): `argv` is tar's arguments, `stdin`/`sink` the archive stream.
+    fn tar(
+        &self,
+        name: &str,
+        operation: &'static str,
+        argv: Vec<String>,
+        stdin: Option<&mut (dyn Read + Send)>,
+        sink: &mut dyn FnMut(OutputChunk),
+    ) -> Result<(), SandboxError> {
+        let mut err = Vec::new();
+        let spec = ExecSpec {
+            argv,
+            env: Vec::new(),
+            cwd: None,
+            time_limit: None,
+        };
+        let outcome = self.exec_with_stdin(name, &spec, stdin, &mut |c| match c {
+            OutputChunk::Stderr(b) => err.extend_from_slice(&b),
+            other => sink(other),
+        })?;
+        if outcome.exit_code != 0 {
+            return Err(SandboxError::Runner {
+                name: name.to_owned(),
+                operation,
+                source: RunnerError::Exec {
+                    name: name.to_owned(),
+                    source: std::io::Error::other(format!(
+                        "tar inside the sandbox exited with {}: {}",
+                        outcome.exit_code,
+                        String::from_utf8_lossy(&err).trim()
+                    )),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// Unpacks the tar archive read from `source` into the directory `inside_dir` of a running sandbox (created if
+    /// missing), with the sandbox's own `tar`.
+    pub fn copy_in_archive(
+        &self,
+        name: &str,
+        source: &mut (dyn Read + Send),
+        inside_dir: &Path,
+    ) -> Result<(), SandboxError> {
+        Self::check_inside(inside_dir)?;
+        let dir = inside_dir.to_string_lossy().into_owned();
+        self.exec(
+            name,
+            &ExecSpec {
+                argv: vec!["mkdir".into(), "-p".into(), "--".into(), dir.clone()],
+                env: Vec::new(),
+                cwd: None,
+                time_limit: Some(Duration::from_secs(30)),
+            },
+            &mut |_| {},
+        )?;
+        let argv = ["tar", "-x", "-f", "-", "-C", &dir].map(str::to_owned).to_vec();
+        self.tar(name, "copy into", argv, Some(source), &mut |_| {})
+    }
+
+    /// Streams the directory `inside_dir` of a running sandbox as a tar archive into `sink`, packed by the
+    /// sandbox's own `tar`. Returns the archive's size.
+    pub fn copy_out_archive(&self, name: &str, inside_dir: &Path, sink: &mut dyn Write) -> Result<u64, SandboxError> {
+        Self::check_inside(inside_dir)?;
+        let dir = inside_dir.to_string_lossy().into_owned();
+        let argv = ["tar", "-c", "-f", "-", "-C", &dir, "."].map(str::to_owned).to_vec();
+        let mut size = 0u64;
+        let mut write_err = None;
+        self.tar(name, "copy out of", argv, None, &mut |c| {
+            if let OutputChunk::Stdout(b) = c {
+                if write_err.is_none() {
+                    match sink.write_all(&b) {
+                        Ok(()) => size += b.len() as u64,
+                        Err(e) => write_err = Some(e),
+                    }
+                }
+            }
+        })?;
+        if let Some(e) = write_err {
+            return Err(SandboxError::Runner {
+                name: name.to_owned(),
+                operation: "copy out of",
+                source: RunnerError::Copy {
+                    name: name.to_owned(),
+                    from: inside_dir.to_owned(),
+                    to: "the output stream".into(),
+                    source: e,
+                },
+            });
+        }
+        Ok(size)
+    }
+
+    /// Opens an interactive login shell as root in a running sandbox; returns the pseudo-terminal's controller
+    /// side (see [`ContainerRunner::shell`]). `term` must look like a terminal type (`xterm-256color`).
+    pub fn shell(&self, name: &str, term: &str) -> Result<OwnedFd, SandboxError> {
+        if term.is_empty() || term.len() > 64 || !term.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        {
+            return Err(SandboxError::InvalidArgument {
+                field: "term",
+                reason: format!("{term:?} is not a terminal type"),
+            });
+        }
+        let rec = self.running_record(name, "shell")?;
+        tracing::info!(sandbox = %name, "interactive shell");
+        self.runner
+            .shell(name, &rec.env, term)
+            .map_err(|source| SandboxError::Runner {
+                name: name.to_owned(),
+                operation: "open a shell in",
                 source,
             })
     }

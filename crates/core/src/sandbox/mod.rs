@@ -8,7 +8,8 @@
 //! that a restarted daemon can release what a killed one acquired.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -429,6 +430,12 @@ pub enum RunnerError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot open a shell in sandbox {name}")]
+    Shell {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot read the state of sandbox {name}")]
     Status {
         name: String,
@@ -473,16 +480,22 @@ pub trait ContainerRunner: Send + Sync {
         name: &str,
         env: &[(String, String)],
         spec: &ExecSpec,
+        stdin: Option<&mut (dyn Read + Send)>,
         sink: &mut dyn FnMut(OutputChunk),
     ) -> Result<ExecOutcome, RunnerError>;
     /// Resource use from the container's cgroup.
     fn stats(&self, name: &str) -> Result<ContainerStats, RunnerError>;
     /// The last `lines` lines of the container's console/journal output (running or not, while kept).
     fn logs(&self, name: &str, lines: usize) -> Result<Vec<String>, RunnerError>;
-    /// Copies a regular file from the appliance into the running container (owned by the container's root).
-    fn copy_in(&self, name: &str, host_source: &Path, inside_target: &Path) -> Result<(), RunnerError>;
-    /// Copies a regular file out of the running container to the appliance.
-    fn copy_out(&self, name: &str, inside_source: &Path, host_target: &Path) -> Result<(), RunnerError>;
+    /// Writes the bytes of `source` as a regular file at `inside_target` in the running container (owned by the
+    /// container's root, mode 0644; the path is resolved inside the container's root). Returns the bytes written.
+    fn copy_in(&self, name: &str, source: &mut dyn Read, inside_target: &Path) -> Result<u64, RunnerError>;
+    /// Streams the regular file `inside_source` of the running container into `sink`. Returns the bytes copied.
+    fn copy_out(&self, name: &str, inside_source: &Path, sink: &mut dyn Write) -> Result<u64, RunnerError>;
+    /// Starts an interactive login shell (`bash`, else `sh`) as root inside the running container on a new
+    /// pseudo-terminal with `TERM=term`, and returns the terminal's controller side. The shell ends when the
+    /// controller side is closed (hang-up); the runner reaps it.
+    fn shell(&self, name: &str, env: &[(String, String)], term: &str) -> Result<OwnedFd, RunnerError>;
     /// Forgets what the runner kept of a stopped container (its log, cgroup directories).
     fn forget(&self, name: &str) -> Result<(), RunnerError>;
 }

@@ -126,3 +126,49 @@ pub struct SandboxLogs {
     /// The last lines of its console output, oldest first.
     pub lines: Vec<String>,
 }
+
+/// `sandbox.shell`: an interactive login shell as root in a running sandbox, on a pseudo-terminal whose controller
+/// side goes to the caller (D-Bus passes it as a file descriptor; `cacheosctl sandbox shell NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxShellArgs {
+    /// Sandbox name.
+    pub name: String,
+    /// The terminal type (`TERM`) of the caller's terminal; `vt220` by default.
+    #[serde(default)]
+    pub term: Option<String>,
+}
+
+/// `sandbox.copy-in` and `sandbox.copy-out`: a file (or, with `archive`, a directory as a tar stream) in a running
+/// sandbox; the bytes travel as the operation's input or output stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxCopyArgs {
+    /// Sandbox name.
+    pub name: String,
+    /// Absolute path inside the sandbox (resolved inside its root).
+    pub path: String,
+    /// The stream is a tar archive of the directory `path` (packed and unpacked by the sandbox's own `tar`).
+    #[serde(default)]
+    pub archive: bool,
+}
+
+/// What `sandbox.copy-in` and `sandbox.copy-out` return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Copied {
+    /// Sandbox name.
+    pub name: String,
+    /// The path inside the sandbox.
+    pub path: String,
+    /// Bytes written (copy-in of a file) or sent (copy-out); 0 for an unpacked archive.
+    pub bytes: u64,
+    /// Whether the stream was a tar archive of a directory.
+    pub archive: bool,
+}
+
+/// What `sandbox.shell` returns besides the terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShellOpened {
+    /// Sandbox name.
+    pub name: String,
+    /// The terminal type the shell was given.
+    pub term: String,
+}

@@ -497,40 +497,50 @@ fn exec_needs_a_running_sandbox_and_reports_exit_codes() {
 }
 
 #[test]
-fn copies_and_logs() {
+fn copies_shell_and_logs() {
     let e = env();
     e.manager.create(spec("box"), "alice").unwrap();
     let err = e
         .manager
-        .copy_in("box", "/tmp/a".as_ref(), "/root/a".as_ref())
+        .copy_in("box", &mut &b"hello"[..], "/root/a".as_ref())
         .unwrap_err();
     assert_eq!(err.kind(), SandboxErrorKind::FailedPrecondition);
-    e.manager.start("box").unwrap();
-    e.manager.copy_in("box", "/tmp/a".as_ref(), "/root/a".as_ref()).unwrap();
-    e.manager
-        .copy_out("box", "/root/b".as_ref(), "/tmp/b".as_ref())
-        .unwrap();
     assert_eq!(
-        e.manager
-            .copy_in("box", "rel".as_ref(), "/root/a".as_ref())
-            .unwrap_err()
-            .field(),
-        Some("host_path")
+        e.manager.shell("box", "xterm").unwrap_err().kind(),
+        SandboxErrorKind::FailedPrecondition
     );
+    e.manager.start("box").unwrap();
     assert_eq!(
         e.manager
-            .copy_out("box", "root/b".as_ref(), "/tmp/b".as_ref())
-            .unwrap_err()
-            .field(),
-        Some("path")
+            .copy_in("box", &mut &b"hello"[..], "/root/a".as_ref())
+            .unwrap(),
+        5
+    );
+    let mut out = Vec::new();
+    assert_eq!(e.manager.copy_out("box", "/root/a".as_ref(), &mut out).unwrap(), 5);
+    assert_eq!(out, b"hello");
+    for bad in ["rel", "/"] {
+        assert_eq!(
+            e.manager
+                .copy_out("box", bad.as_ref(), &mut Vec::new())
+                .unwrap_err()
+                .field(),
+            Some("path")
+        );
+    }
+    e.manager.shell("box", "xterm-256color").unwrap();
+    assert_eq!(
+        e.manager.shell("box", "xterm; rm -rf /").unwrap_err().field(),
+        Some("term")
     );
     assert_eq!(e.manager.logs("box", 10).unwrap(), ["started box"]);
     let plan = e.fakes.plan();
     assert_eq!(
         &plan[2..],
         [
-            "copy /tmp/a into box at /root/a",
-            "copy /root/b out of box to /tmp/b",
+            "copy 5 bytes into box at /root/a",
+            "copy /root/a out of box",
+            "shell in box (xterm-256color)",
             "logs of box (10 lines)"
         ]
     );

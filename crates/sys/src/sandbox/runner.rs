@@ -22,6 +22,8 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -764,6 +766,44 @@ impl NspawnRunner {
         s
     }
 
+    /// A command that enters every namespace of the container of `leader` (root and working directory `cwd`
+    /// inside) and joins its cgroup, ready for the argv to run inside to be appended. `prefix` goes before it all
+    /// (for example `setsid --ctty`).
+    fn entering(&self, leader: u32, prefix: &[&str], cwd: &Path) -> io::Result<Command> {
+        let groups = match self.mode {
+            Mode::Direct => v1_groups(&leader.to_string(), None),
+            Mode::Systemd => Vec::new(),
+        };
+        let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        if !groups.is_empty() {
+            argv.push("cgexec".into());
+            argv.extend(cgexec_args(&groups));
+        }
+        argv.push("nsenter".into());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        if self.mode == Mode::Systemd {
+            let procs = v2_procs(leader)?;
+            use std::os::unix::process::CommandExt;
+            // The workspace denies unsafe code; this is its one use in the sandbox runner, because joining the
+            // cgroup after the spawn would race with nsenter's own fork.
+            // SAFETY: between fork and exec the closure only issues write(2) on a descriptor opened before the
+            // fork; it allocates nothing and takes no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                c.pre_exec(move || {
+                    rustix::io::write(&procs, b"0").map_err(io::Error::from)?;
+                    Ok(())
+                });
+            }
+        }
+        c.arg(format!("--target={leader}"))
+            .args(["--all", "--root"])
+            .arg(format!("--wdns={}", cwd.display()))
+            .arg("--");
+        Ok(c)
+    }
+
     /// Opens `inside` below the container's root, resolving every component inside it (symlinks cannot escape).
     fn open_inside(&self, leader: u32, inside: &Path, flags: OFlags, mode: u32) -> io::Result<File> {
         let root = File::open(format!("/proc/{leader}/root"))?;
@@ -882,6 +922,82 @@ fn container_root_ids(leader: u32) -> io::Result<(u32, u32)> {
     Ok((first("uid_map")?, first("gid_map")?))
 }
 
+/// Streams a spawned command's stdout and stderr to `sink` until it exits (killing it and its descendants at
+/// the time limit) and returns how it ended.
+fn collect(
+    child: &mut Child,
+    time_limit: Option<Duration>,
+    sink: &mut dyn FnMut(OutputChunk),
+) -> io::Result<ExecOutcome> {
+    let (tx, rx) = mpsc::channel::<Option<OutputChunk>>();
+    let mut readers = Vec::new();
+    let pipes: [(Option<Box<dyn Read + Send>>, bool); 2] = [
+        (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), true),
+        (child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), false),
+    ];
+    for (pipe, is_out) in pipes {
+        let Some(mut pipe) = pipe else { continue };
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        let chunk = if is_out {
+                            OutputChunk::Stdout(data)
+                        } else {
+                            OutputChunk::Stderr(data)
+                        };
+                        if tx.send(Some(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        }));
+    }
+    drop(tx);
+    let deadline = time_limit.map(|t| Instant::now() + t);
+    let mut open = readers.len();
+    let mut status = None;
+    let mut timed_out = false;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Some(chunk)) => sink(chunk),
+            Ok(None) => open -= 1,
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if status.is_none() {
+            status = child.try_wait()?;
+            if status.is_some() {
+                // Output still buffered arrives within a moment; a background process keeping the pipe open
+                // does not hold the exec up for longer.
+                drain_until = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+        if status.is_some() && (open == 0 || drain_until.is_some_and(|d| Instant::now() >= d)) {
+            break;
+        }
+        if status.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = true;
+            for d in descendants(child.id()) {
+                signal(d, Signal::KILL);
+            }
+            let _ = child.kill();
+            status = Some(child.wait()?);
+            drain_until = Some(Instant::now() + Duration::from_secs(1));
+        }
+    }
+    let status = status.expect("loop ends with a status");
+    let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1);
+    Ok(ExecOutcome { exit_code, timed_out })
+}
+
 impl ContainerRunner for NspawnRunner {
     fn start(&self, request: &StartRequest) -> Result<ContainerHandle, RunnerError> {
         if self.leader(&request.name)?.is_some() {
@@ -967,6 +1083,7 @@ impl ContainerRunner for NspawnRunner {
         name: &str,
         env: &[(String, String)],
         spec: &ExecSpec,
+        stdin: Option<&mut (dyn Read + Send)>,
         sink: &mut dyn FnMut(OutputChunk),
     ) -> Result<ExecOutcome, RunnerError> {
         let leader = self.running_leader(name)?;
@@ -974,39 +1091,9 @@ impl ContainerRunner for NspawnRunner {
             name: name.to_owned(),
             source,
         };
-        let groups = match self.mode {
-            Mode::Direct => v1_groups(&leader.to_string(), None),
-            Mode::Systemd => Vec::new(),
-        };
-        let mut command = if groups.is_empty() {
-            let mut c = Command::new("nsenter");
-            if self.mode == Mode::Systemd {
-                let procs = v2_procs(leader).map_err(err)?;
-                use std::os::unix::process::CommandExt;
-                // The workspace denies unsafe code; this is its one use in the sandbox runner, because joining the
-                // cgroup after the spawn would race with nsenter's own fork.
-                // SAFETY: between fork and exec the closure only issues write(2) on a descriptor opened before the
-                // fork; it allocates nothing and takes no lock.
-                #[allow(unsafe_code)]
-                unsafe {
-                    c.pre_exec(move || {
-                        rustix::io::write(&procs, b"0").map_err(io::Error::from)?;
-                        Ok(())
-                    });
-                }
-            }
-            c
-        } else {
-            let mut c = Command::new("cgexec");
-            c.args(cgexec_args(&groups)).arg("nsenter");
-            c
-        };
         let cwd = spec.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let mut command = self.entering(leader, &[], &cwd).map_err(err)?;
         command
-            .arg(format!("--target={leader}"))
-            .args(["--all", "--root"])
-            .arg(format!("--wdns={}", cwd.display()))
-            .arg("--")
             .args(&spec.argv)
             .env_clear()
             .env("PATH", DEFAULT_PATH)
@@ -1015,77 +1102,20 @@ impl ContainerRunner for NspawnRunner {
             .env("CACHEOS_SANDBOX", name)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(err)?;
-        let (tx, rx) = mpsc::channel::<Option<OutputChunk>>();
-        let mut readers = Vec::new();
-        let pipes: [(Option<Box<dyn Read + Send>>, bool); 2] = [
-            (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), true),
-            (child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), false),
-        ];
-        for (pipe, is_out) in pipes {
-            let Some(mut pipe) = pipe else { continue };
-            let tx = tx.clone();
-            readers.push(std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let data = buf[..n].to_vec();
-                            let chunk = if is_out {
-                                OutputChunk::Stdout(data)
-                            } else {
-                                OutputChunk::Stderr(data)
-                            };
-                            if tx.send(Some(chunk)).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = tx.send(None);
-            }));
-        }
-        drop(tx);
-        let deadline = spec.time_limit.map(|t| Instant::now() + t);
-        let mut open = readers.len();
-        let mut status = None;
-        let mut timed_out = false;
-        let mut drain_until: Option<Instant> = None;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(Some(chunk)) => sink(chunk),
-                Ok(None) => open -= 1,
-                Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+        let stdin_pipe = child.stdin.take();
+        std::thread::scope(|scope| {
+            if let (Some(input), Some(mut pipe)) = (stdin, stdin_pipe) {
+                scope.spawn(move || {
+                    // A command that exits without reading all of its input closes the pipe: not an error here.
+                    let _ = io::copy(input, &mut pipe);
+                });
             }
-            if status.is_none() {
-                status = child.try_wait().map_err(err)?;
-                if status.is_some() {
-                    // Output still buffered arrives within a moment; a background process keeping the pipe open
-                    // does not hold the exec up for longer.
-                    drain_until = Some(Instant::now() + Duration::from_secs(1));
-                }
-            }
-            if status.is_some() && (open == 0 || drain_until.is_some_and(|d| Instant::now() >= d)) {
-                break;
-            }
-            if status.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
-                timed_out = true;
-                for d in descendants(child.id()) {
-                    signal(d, Signal::KILL);
-                }
-                let _ = child.kill();
-                status = Some(child.wait().map_err(err)?);
-                drain_until = Some(Instant::now() + Duration::from_secs(1));
-            }
-        }
-        let status = status.expect("loop ends with a status");
-        let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1);
-        Ok(ExecOutcome { exit_code, timed_out })
+            collect(&mut child, spec.time_limit, sink).map_err(err)
+        })
     }
 
     fn stats(&self, name: &str) -> Result<ContainerStats, RunnerError> {
@@ -1132,18 +1162,14 @@ impl ContainerRunner for NspawnRunner {
         Ok(all[all.len().saturating_sub(lines)..].to_vec())
     }
 
-    fn copy_in(&self, name: &str, host_source: &Path, inside_target: &Path) -> Result<(), RunnerError> {
+    fn copy_in(&self, name: &str, source: &mut dyn Read, inside_target: &Path) -> Result<u64, RunnerError> {
         let leader = self.running_leader(name)?;
         let err = |source| RunnerError::Copy {
             name: name.to_owned(),
-            from: host_source.to_owned(),
+            from: "the input stream".into(),
             to: inside_target.to_owned(),
             source,
         };
-        let mut src = File::open(host_source).map_err(err)?;
-        if !src.metadata().map_err(err)?.is_file() {
-            return Err(err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
-        }
         let (uid, gid) = container_root_ids(leader).map_err(err)?;
         let mut dst = self
             .open_inside(
@@ -1153,28 +1179,95 @@ impl ContainerRunner for NspawnRunner {
                 0o644,
             )
             .map_err(err)?;
+        if !dst.metadata().map_err(err)?.is_file() {
+            return Err(err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+        }
         std::os::unix::fs::fchown(&dst, Some(uid), Some(gid)).map_err(err)?;
-        io::copy(&mut src, &mut dst).map_err(err)?;
-        dst.flush().map_err(err)
+        let n = io::copy(source, &mut dst).map_err(err)?;
+        dst.flush().map_err(err)?;
+        Ok(n)
     }
 
-    fn copy_out(&self, name: &str, inside_source: &Path, host_target: &Path) -> Result<(), RunnerError> {
+    fn copy_out(&self, name: &str, inside_source: &Path, sink: &mut dyn Write) -> Result<u64, RunnerError> {
         let leader = self.running_leader(name)?;
         let err = |source| RunnerError::Copy {
             name: name.to_owned(),
             from: inside_source.to_owned(),
-            to: host_target.to_owned(),
+            to: "the output stream".into(),
             source,
         };
         let mut src = self
             .open_inside(leader, inside_source, OFlags::RDONLY, 0)
             .map_err(err)?;
         if !src.metadata().map_err(err)?.is_file() {
-            return Err(err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+            return Err(err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (copy a directory as an archive)",
+            )));
         }
-        let mut dst = File::create(host_target).map_err(err)?;
-        io::copy(&mut src, &mut dst).map_err(err)?;
-        Ok(())
+        io::copy(&mut src, sink).map_err(err)
+    }
+
+    fn shell(&self, name: &str, env: &[(String, String)], term: &str) -> Result<OwnedFd, RunnerError> {
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        let leader = self.running_leader(name)?;
+        let err = |source| RunnerError::Shell {
+            name: name.to_owned(),
+            source,
+        };
+        let controller =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(|e| err(e.into()))?;
+        grantpt(&controller).map_err(|e| err(e.into()))?;
+        unlockpt(&controller).map_err(|e| err(e.into()))?;
+        let path = ptsname(&controller, Vec::new()).map_err(|e| err(e.into()))?;
+        let terminal = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(OFlags::NOCTTY.bits() as i32)
+                .open(std::ffi::OsStr::from_bytes(path.as_bytes()))
+                .map_err(err)?
+        };
+        // bash where the sandbox has it, else the POSIX shell; both as login shells.
+        let bash = self
+            .open_inside(leader, Path::new("/bin/bash"), OFlags::PATH, 0)
+            .or_else(|_| self.open_inside(leader, Path::new("/usr/bin/bash"), OFlags::PATH, 0))
+            .is_ok();
+        let argv: &[&str] = if bash {
+            &["/bin/bash", "--login"]
+        } else {
+            &["/bin/sh", "-l"]
+        };
+        let home = Path::new("/root");
+        let cwd = if self
+            .open_inside(leader, home, OFlags::PATH | OFlags::DIRECTORY, 0)
+            .is_ok()
+        {
+            home
+        } else {
+            Path::new("/")
+        };
+        let mut command = self.entering(leader, &["setsid", "--ctty"], cwd).map_err(err)?;
+        command
+            .args(argv)
+            .env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("HOME", "/root")
+            .env("TERM", term)
+            .env("container", "systemd-nspawn")
+            .env("CACHEOS_SANDBOX", name)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(terminal.try_clone().map_err(err)?)
+            .stdout(terminal.try_clone().map_err(err)?)
+            .stderr(terminal);
+        let mut child = command.spawn().map_err(err)?;
+        let sandbox = name.to_owned();
+        std::thread::spawn(move || match child.wait() {
+            Ok(status) => tracing::info!(sandbox = %sandbox, %status, "interactive shell ended"),
+            Err(e) => tracing::warn!(sandbox = %sandbox, error = %e, "cannot wait for the interactive shell"),
+        });
+        Ok(controller)
     }
 
     fn forget(&self, name: &str) -> Result<(), RunnerError> {
