@@ -224,6 +224,13 @@ fn sandbox_manager(
         Mode::Direct
     };
     let templates = sandbox_templates(cfg, &templates_dir);
+    let mut pause = ManagerConfig::default();
+    if dev {
+        if let Ok(points) = std::env::var("CACHEOS_TEST_PAUSE_AT") {
+            pause.pause_points = points.split(',').map(str::to_owned).collect();
+            pause.pause_marker = Some(cfg.state_dir.join("paused"));
+        }
+    }
     tracing::info!(?mode, templates = templates.len(), "sandboxes ready");
     Ok(SandboxManager::new(
         store,
@@ -233,6 +240,7 @@ fn sandbox_manager(
         templates,
         ManagerConfig {
             stop_timeout: Duration::from_secs(cfg.sandboxes.stop_timeout_secs),
+            ..pause
         },
     ))
 }

@@ -361,3 +361,115 @@ fn drive_binds_resolve_to_the_mount_and_keep_the_drive_busy() {
     ctl_json(&d, &["drive", "detach", "data"]);
     d.stop();
 }
+
+/// What of sandbox `name` the system still holds besides its record: nspawn processes carrying its marker and mounts
+/// below the daemon's sandbox run directory.
+fn sandbox_leftovers(state: &Path, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let marker = format!("CACHEOS_SANDBOX={name}");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .any(|a| a.ends_with(&marker))
+            {
+                out.push(format!("process {}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    let run = state.join("run/sandboxes");
+    for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
+        if let Some(target) = line.split(' ').nth(4) {
+            if Path::new(target).starts_with(&run) {
+                out.push(format!("mount {target}"));
+            }
+        }
+    }
+    if run.join("roots").join(name).exists() {
+        out.push(format!("run dir {}", run.join("roots").join(name).display()));
+    }
+    out
+}
+
+#[test]
+fn sigkill_during_create_start_and_restart_then_restart_is_consistent() {
+    if !root_enabled("sigkill_during_create_start_and_restart_then_restart_is_consistent") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    busybox_tree(&state.join("templates/bb"));
+    // (pause point, the command that is interrupted, ephemeral, the state expected after the restart)
+    let cases = [
+        ("create.recorded", "create", false, Some("created")),
+        ("start.recorded", "start", false, Some("stopped")),
+        ("start.prepared", "start", false, Some("stopped")),
+        ("start.running", "start", false, Some("stopped")),
+        ("start.running", "start", true, None),
+        ("restart.stopped", "restart", false, Some("stopped")),
+    ];
+    for (point, command, ephemeral, expected) in cases {
+        let what = format!(
+            "{point} during {command}{}",
+            if ephemeral { " (ephemeral)" } else { "" }
+        );
+        let _ = std::fs::remove_file(state.join("paused"));
+        let mut d = Daemon::start_env(&bus.address, &state, &[], &[("CACHEOS_TEST_PAUSE_AT", point)]);
+        let mut create = vec!["sandbox", "create", "victim", "--template", "bb"];
+        if ephemeral {
+            create.push("--ephemeral");
+        }
+        if command != "create" {
+            ctl_json(&d, &create);
+        }
+        if command == "restart" {
+            // Reaching start.* here would pause too early: restart's own point comes after the stop.
+            ctl_json(&d, &["sandbox", "start", "victim"]);
+        }
+        let args: Vec<&str> = match command {
+            "create" => create.clone(),
+            other => vec!["sandbox", other, "victim"],
+        };
+        let mut client = Command::new(bin("cacheosctl"))
+            .args(["--bus", "session"])
+            .args(&args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            &format!("{what} to be reached"),
+            std::time::Duration::from_secs(60),
+            || std::fs::read_to_string(state.join("paused")).ok(),
+        );
+        d.kill9();
+        let _ = client.kill();
+        let _ = client.wait();
+
+        let d = Daemon::start(&bus.address, &state);
+        let list = d.get("/api/v1/sandboxes");
+        let rec = list.as_array().unwrap().iter().find(|s| s["name"] == "victim");
+        assert_eq!(rec.map(|r| r["state"].as_str().unwrap()), expected, "{what}: {list}");
+        assert_eq!(
+            sandbox_leftovers(&state, "victim"),
+            Vec::<String>::new(),
+            "{what}: leftovers after restart"
+        );
+        if expected.is_some() {
+            // The sandbox works normally afterwards, and goes away completely.
+            ctl_json(&d, &["sandbox", "start", "victim"]);
+            let o = d.ctl(&["sandbox", "exec", "victim", "--", "echo", "alive"]);
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "alive\n", "{what}");
+            let o = d.ctl(&["sandbox", "remove", "victim", "--yes"]);
+            assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert_eq!(
+            sandbox_leftovers(&state, "victim"),
+            Vec::<String>::new(),
+            "{what}: leftovers at the end"
+        );
+        assert!(!state.join("sandboxes/victim").exists(), "{what}: data left");
+        drop(d);
+    }
+}

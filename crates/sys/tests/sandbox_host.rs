@@ -93,6 +93,7 @@ impl Lab {
             vec![template, broken, host],
             ManagerConfig {
                 stop_timeout: Duration::from_secs(5),
+                ..ManagerConfig::default()
             },
         );
         Self { dir, runner, manager }

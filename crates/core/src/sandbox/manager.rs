@@ -97,16 +97,24 @@ pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Resul
 }
 
 /// Tunables of the manager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagerConfig {
     /// How long a stop waits for the container to exit before killing it.
     pub stop_timeout: Duration,
+    /// Development mode only: steps (`create.recorded`, `start.recorded`, `start.prepared`, `start.running`,
+    /// `restart.stopped`) at which the manager writes the step's name to `pause_marker` and stops making progress,
+    /// so a test can SIGKILL the daemon at an exact step.
+    pub pause_points: Vec<String>,
+    /// See `pause_points`.
+    pub pause_marker: Option<std::path::PathBuf>,
 }
 
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
             stop_timeout: Duration::from_secs(10),
+            pause_points: Vec::new(),
+            pause_marker: None,
         }
     }
 }
@@ -377,6 +385,7 @@ impl SandboxManager {
             last_error: None,
         };
         self.save(&rec)?;
+        self.pause_point("create.recorded");
         tracing::info!(sandbox = %rec.name, template = %rec.template, "sandbox created");
         Ok(rec.info(self.clock.now_ms()))
     }
@@ -392,6 +401,19 @@ impl SandboxManager {
     }
 
     /// Starts a created, stopped or failed sandbox.
+    fn pause_point(&self, point: &str) {
+        if !self.config.pause_points.iter().any(|p| p == point) {
+            return;
+        }
+        tracing::warn!(point, "test pause point reached; waiting to be killed");
+        if let Some(marker) = &self.config.pause_marker {
+            let _ = std::fs::write(marker, point);
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
     pub fn start(&self, name: &str) -> Result<SandboxInfo, SandboxError> {
         let _guard = self.lock();
         let mut rec = self.load(name)?;
@@ -430,6 +452,7 @@ impl SandboxManager {
         rec.state = SandboxState::Starting;
         rec.last_error = None;
         self.save(rec)?;
+        self.pause_point("start.recorded");
         let root = match self.roots.prepare(&name, &template, rec.ephemeral) {
             Ok(root) => root,
             Err(source) => {
@@ -441,6 +464,7 @@ impl SandboxManager {
                 return Err(self.fail_start(rec, e));
             }
         };
+        self.pause_point("start.prepared");
         let mut binds = rec.binds.clone();
         binds.extend(root.binds.iter().cloned());
         let request = StartRequest {
@@ -463,6 +487,7 @@ impl SandboxManager {
                 return Err(self.fail_start(rec, e));
             }
         };
+        self.pause_point("start.running");
         rec.state = SandboxState::Running;
         rec.started_ms = Some(self.clock.now_ms());
         rec.unit = Some(handle.unit);
@@ -562,6 +587,7 @@ impl SandboxManager {
         if rec.state == SandboxState::Running {
             self.do_stop(&mut rec)?;
         }
+        self.pause_point("restart.stopped");
         self.do_start(&mut rec)?;
         Ok(rec.info(self.clock.now_ms()))
     }
