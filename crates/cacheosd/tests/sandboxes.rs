@@ -182,6 +182,31 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(local.join("tree-back/sub/b")).unwrap(), "b\n");
 
+    // The same over REST: PUT writes a file, GET reads it back; a missing file is an error response, not an empty
+    // body.
+    let resp = ureq::put(&d.url("/api/v1/sandboxes/box/files?path=/root/rest.txt"))
+        .send_bytes(b"over rest\n")
+        .unwrap();
+    let c: serde_json::Value = resp.into_json().unwrap();
+    assert_eq!(c["bytes"], 10, "{c}");
+    let back = ureq::get(&d.url("/api/v1/sandboxes/box/files?path=/root/rest.txt"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert_eq!(back, "over rest\n");
+    match ureq::get(&d.url("/api/v1/sandboxes/box/files?path=/root/none")).call() {
+        Err(ureq::Error::Status(code, _)) => assert!(code >= 400, "{code}"),
+        other => panic!("GET of a missing file: {other:?}"),
+    }
+    let tar = ureq::get(&d.url("/api/v1/sandboxes/box/files?path=/srv/tree&archive=true"))
+        .call()
+        .unwrap();
+    assert_eq!(tar.content_type(), "application/x-tar");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut tar.into_reader(), &mut bytes).unwrap();
+    assert!(bytes.len() >= 1024, "{} bytes", bytes.len());
+
     // An interactive shell (input from a pipe here): what is typed runs inside.
     let mut shell = Command::new(bin("cacheosctl"))
         .args(["--bus", "session", "sandbox", "shell", "box"])

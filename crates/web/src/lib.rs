@@ -121,6 +121,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(sandboxes::restart))
         .routes(utoipa_axum::routes!(sandboxes::exec))
         .routes(utoipa_axum::routes!(sandboxes::logs))
+        .routes(utoipa_axum::router::UtoipaMethodRouterExt::layer(
+            utoipa_axum::routes!(sandboxes::copy_in, sandboxes::copy_out),
+            axum::extract::DefaultBodyLimit::disable(),
+        ))
         .routes(utoipa_axum::routes!(sandboxes::templates))
         .routes(utoipa_axum::routes!(sandboxes::reconcile))
 }

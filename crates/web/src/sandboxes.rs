@@ -1,6 +1,7 @@
 //! Sandbox endpoints under `/api/v1/sandboxes` and `/api/v1/templates`. Each handler builds a `sandbox.*`
 //! operation from the path and body, runs it through the core and returns the core's document. `exec` streams the
-//! command's output as NDJSON while the core runs it (and still writes the audit record).
+//! command's output as NDJSON while the core runs it (and still writes the audit record); `files` streams a file or
+//! a directory's tar archive in (PUT) or out (GET).
 
 use std::convert::Infallible;
 
@@ -11,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cacheos_core::executor::Done;
 use cacheos_core::sandbox::ops::{
-    SandboxCreateArgs, SandboxExecArgs, SandboxLogs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
+    Copied, SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogs, SandboxLogsArgs, SandboxRef,
+    SandboxRemoveArgs,
 };
 use cacheos_core::sandbox::{OutputChunk, ReconcileReport, SandboxInfo, Template};
 use cacheos_core::{Caller, CoreError, Operation, Output};
@@ -302,4 +304,112 @@ pub(crate) async fn reconcile(
         SandboxReconciled,
         "sandbox.reconcile"
     )
+}
+
+/// Query of `sandbox.copy-in` and `sandbox.copy-out`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FileParams {
+    /// Absolute path inside the sandbox.
+    path: String,
+    /// The body is (or the answer is) a tar archive of the directory `path`.
+    #[serde(default)]
+    archive: bool,
+}
+
+/// Writes the request body as the file `path` inside the running sandbox (owned by its root, mode 0644), or with
+/// `archive=true` unpacks the body as a tar archive into the directory `path` with the sandbox's own tar.
+#[utoipa::path(put, path = "/api/v1/sandboxes/{name}/files", operation_id = "sandbox.copy-in", tag = "sandboxes",
+    params(("name" = String, Path, description = "sandbox name"), FileParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file or tar archive"),
+    responses((status = 200, body = Copied), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn copy_in(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    query: Result<Query<FileParams>, QueryRejection>,
+    body: axum::body::Body,
+) -> Result<Json<Copied>, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let stream = futures_util::TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+    let mut reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let core = state.core.clone();
+    let op = Operation::SandboxCopyIn(SandboxCopyArgs {
+        name,
+        path: q.path,
+        archive: q.archive,
+    });
+    let out = tokio::task::spawn_blocking(move || core.execute_with_input(&caller, op, &mut reader))
+        .await
+        .map_err(|_| unexpected("sandbox.copy-in"))??;
+    expect!(out, Copied, "sandbox.copy-in")
+}
+
+/// A `Write` that hands what is written to the response body.
+struct ChannelWriter(mpsc::Sender<Result<Vec<u8>, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams the file `path` of the running sandbox (or with `archive=true` the directory `path` as a tar archive).
+/// Errors before the first byte are ordinary error responses; a failure later cuts the body short.
+#[utoipa::path(get, path = "/api/v1/sandboxes/{name}/files", operation_id = "sandbox.copy-out", tag = "sandboxes",
+    params(("name" = String, Path, description = "sandbox name"), FileParams),
+    responses((status = 200, description = "the file, or a tar archive", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn copy_out(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    query: Result<Query<FileParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let content_type = if q.archive {
+        "application/x-tar"
+    } else {
+        "application/octet-stream"
+    };
+    let op = Operation::SandboxCopyOut(SandboxCopyArgs {
+        name,
+        path: q.path,
+        archive: q.archive,
+    });
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let core = state.core.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter(tx.clone());
+        let result = core.execute_with_output(&caller, op, &mut writer);
+        if let Err(e) = &result {
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.full_message())));
+        }
+        let _ = done_tx.send(result);
+    });
+    // The first chunk, or the end: an error before any byte is an error response.
+    let first = match rx.recv().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(_)) | None => match done_rx.await {
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(_)) => Vec::new(),
+            Err(_) => return Err(unexpected("sandbox.copy-out")),
+        },
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let body = futures_util::StreamExt::chain(futures_util::stream::iter([Ok(first)]), rest);
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
