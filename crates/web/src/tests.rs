@@ -195,7 +195,9 @@ fn openapi_is_generated_with_dotted_operation_ids() {
             }
         }
     }
-    for info in cacheos_core::OPERATIONS {
+    // sandbox.shell hands over a pseudo-terminal, which D-Bus passes as a file descriptor; HTTP has no such thing
+    // (a WebSocket relay would be the REST form; the chat cannot open shells either).
+    for info in cacheos_core::OPERATIONS.iter().filter(|i| i.name != "sandbox.shell") {
         assert!(
             ids.contains(&info.name.to_string()),
             "{} missing from OpenAPI: {ids:?}",
