@@ -285,6 +285,40 @@ enum SandboxCmd {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// Run a command in a new ephemeral sandbox that is removed when it ends (sandbox.run); exits with the
+    /// command's exit code.
+    Run {
+        /// Template to make the sandbox from.
+        #[arg(long, short = 't')]
+        template: String,
+        /// The sandbox's name (default: the first free run-N).
+        #[arg(long)]
+        name: Option<String>,
+        /// Memory limit, for example 512M or 1G.
+        #[arg(long, value_parser = parse_size)]
+        memory: Option<u64>,
+        /// CPU quota in cores, for example 0.5.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Most tasks (processes and threads).
+        #[arg(long)]
+        tasks: Option<u64>,
+        /// none (loopback only) or nat.
+        #[arg(long, default_value = "none", value_parser = ["none", "nat"])]
+        network: String,
+        /// Bind an attached drive's mount at /mnt/DRIVE: DRIVE, DRIVE:ro or DRIVE:rw (read-only by default).
+        #[arg(long = "bind", value_name = "DRIVE[:ro|rw]", value_parser = parse_bind)]
+        binds: Vec<Value>,
+        /// Environment variable NAME=VALUE (repeatable).
+        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Kill the command after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Open an interactive login shell as root in a running sandbox (sandbox.shell); `exit` or Ctrl-D ends it.
     Shell { name: String },
     /// Copy a file or directory of this machine into a running sandbox (sandbox.copy-in). A directory is sent as a
@@ -663,12 +697,35 @@ async fn sandbox_cmd(
             &j(proxy.get_sandbox_logs(&name, lines).await.map_err(failure)?)?,
             print_logs,
         ),
-        SandboxCmd::Exec { name, timeout, argv } => {
-            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-            let v = j(proxy
-                .exec_sandbox(&name, &argv, timeout.unwrap_or(0))
-                .await
-                .map_err(failure)?)?;
+        SandboxCmd::Exec { .. } | SandboxCmd::Run { .. } => {
+            let v = match action {
+                SandboxCmd::Exec { name, timeout, argv } => {
+                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                    j(proxy
+                        .exec_sandbox(&name, &argv, timeout.unwrap_or(0))
+                        .await
+                        .map_err(failure)?)?
+                }
+                SandboxCmd::Run {
+                    template,
+                    name,
+                    memory,
+                    cpus,
+                    tasks,
+                    network,
+                    binds,
+                    env,
+                    timeout,
+                    argv,
+                } => {
+                    let args = serde_json::json!({
+                        "template": template, "name": name, "memory_max": memory, "cpu": cpus, "tasks_max": tasks,
+                        "network": network, "binds": binds, "env": env, "timeout_secs": timeout, "argv": argv,
+                    });
+                    j(proxy.run_in_sandbox(&args.to_string()).await.map_err(failure)?)?
+                }
+                _ => unreachable!("matched above"),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {

@@ -229,6 +229,36 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
         String::from_utf8_lossy(&o.stdout)
     );
 
+    // run: a command in a throw-away sandbox; cacheosctl exits with its code and nothing is left afterwards.
+    let o = d.ctl(&[
+        "sandbox",
+        "run",
+        "--template",
+        "bb",
+        "--memory",
+        "64M",
+        "--",
+        "sh",
+        "-c",
+        "echo once; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "once\n");
+    let resp = ureq::post(&d.url("/api/v1/sandboxes/run"))
+        .send_json(serde_json::json!({"template": "bb", "argv": ["echo", "via rest"]}))
+        .unwrap();
+    let text = resp.into_string().unwrap();
+    assert!(text.contains("via rest") && text.contains("\"exit_code\":0"), "{text}");
+    let names: Vec<String> = d
+        .get("/api/v1/sandboxes")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["box"], "run sandboxes are gone");
+    assert_eq!(sandbox_leftovers(&state, "run-1"), Vec::<String>::new());
+
     // REST exec streams NDJSON and ends with the exit code.
     let resp = ureq::post(&d.url("/api/v1/sandboxes/box/exec"))
         .send_json(serde_json::json!({"argv": ["sh", "-c", "echo streamed; exit 5"]}))
@@ -303,6 +333,8 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
         ("sandbox.copy-in", "cli"),
         ("sandbox.copy-out", "cli"),
         ("sandbox.shell", "cli"),
+        ("sandbox.run", "cli"),
+        ("sandbox.run", "rest"),
     ] {
         assert!(
             ops.iter().any(|(o, f, r)| o == op && f == frontend && r == "ok"),
@@ -387,8 +419,8 @@ fn drive_binds_resolve_to_the_mount_and_keep_the_drive_busy() {
     d.stop();
 }
 
-/// What of sandbox `name` the system still holds besides its record: nspawn processes carrying its marker and mounts
-/// below the daemon's sandbox run directory.
+/// What of sandbox `name` the system still holds besides its record: nspawn processes carrying its marker, and
+/// mounts and its directory below the daemon's sandbox roots.
 fn sandbox_leftovers(state: &Path, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     let marker = format!("CACHEOS_SANDBOX={name}");
@@ -405,7 +437,7 @@ fn sandbox_leftovers(state: &Path, name: &str) -> Vec<String> {
     let run = state.join("run/sandboxes");
     for line in std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines() {
         if let Some(target) = line.split(' ').nth(4) {
-            if Path::new(target).starts_with(&run) {
+            if Path::new(target).starts_with(run.join("roots").join(name)) {
                 out.push(format!("mount {target}"));
             }
         }

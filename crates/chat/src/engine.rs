@@ -514,6 +514,19 @@ impl Engine {
             | Operation::SandboxExec(_)
             | Operation::SandboxLogs(_)
             | Operation::SandboxReconcile) => crate::render::explain_sandbox(op, lang),
+            Operation::SandboxRun(a) => t(
+                lang,
+                &format!(
+                    "Ich starte eine Wegwerf-Sandbox aus {}, führe `{}` darin aus und entferne sie danach (sandbox.run).",
+                    a.template,
+                    a.argv.join(" ")
+                ),
+                &format!(
+                    "Running `{}` in a throw-away sandbox from {}, removed afterwards (sandbox.run).",
+                    a.argv.join(" "),
+                    a.template
+                ),
+            ),
             // These carry a terminal or a byte stream, which a chat message cannot: the reply names the command.
             Operation::SandboxShell(a) => t(
                 lang,

@@ -300,6 +300,14 @@ impl Core {
                 field: "argv",
                 reason: "must not be empty".into(),
             }),
+            Operation::SandboxRun(a) if a.argv.is_empty() => Err(CoreError::InvalidArgument {
+                field: "argv",
+                reason: "must not be empty".into(),
+            }),
+            Operation::SandboxRun(a) if a.timeout_secs == Some(0) => Err(CoreError::InvalidArgument {
+                field: "timeout_secs",
+                reason: "must be at least 1".into(),
+            }),
             Operation::SandboxExec(a) if a.timeout_secs == Some(0) => Err(CoreError::InvalidArgument {
                 field: "timeout_secs",
                 reason: "must be at least 1".into(),
@@ -421,6 +429,49 @@ impl Core {
                     message: format!("sandbox {} removed", a.name),
                 })
             }
+            Operation::SandboxRun(a) => {
+                let binds = a
+                    .binds
+                    .iter()
+                    .map(|b| self.resolve_bind(b))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let name = match &a.name {
+                    Some(n) => n.clone(),
+                    None => m.unused_name("run")?,
+                };
+                let spec = SandboxSpec {
+                    name: name.clone(),
+                    template: a.template.clone(),
+                    limits: a.limits,
+                    network: a.network,
+                    binds,
+                    env: a.env.clone(),
+                    ephemeral: true,
+                };
+                let exec = ExecSpec {
+                    argv: a.argv.clone(),
+                    env: Vec::new(),
+                    cwd: None,
+                    time_limit: a.timeout_secs.map(std::time::Duration::from_secs),
+                };
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                self.sandbox_event(&name, SandboxAction::Created, Some("run".into()));
+                let outcome = match sink {
+                    Some(sink) => m.run(spec, by, &exec, &mut |c| sink(c)),
+                    None => m.run(spec, by, &exec, &mut |c| match c {
+                        OutputChunk::Stdout(b) => out.extend_from_slice(&b),
+                        OutputChunk::Stderr(b) => err.extend_from_slice(&b),
+                    }),
+                };
+                self.sandbox_event(&name, SandboxAction::Removed, None);
+                let outcome = outcome?;
+                Output::Exec(ExecResult {
+                    exit_code: outcome.exit_code,
+                    timed_out: outcome.timed_out,
+                    stdout: String::from_utf8_lossy(&out).into_owned(),
+                    stderr: String::from_utf8_lossy(&err).into_owned(),
+                })
+            }
             Operation::SandboxExec(a) => {
                 let spec = ExecSpec {
                     argv: a.argv.clone(),
@@ -514,6 +565,7 @@ impl Core {
             | Operation::SandboxRemove(_)
             | Operation::SandboxExec(_)
             | Operation::SandboxLogs(_)
+            | Operation::SandboxRun(_)
             | Operation::SandboxReconcile => return self.run_sandbox(&by, op, sink),
             Operation::SandboxShell(a) => {
                 let Some(slot) = terminal.take() else {

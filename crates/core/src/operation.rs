@@ -11,7 +11,7 @@ use crate::audit::AuditFilter;
 use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs, UploadArgs};
 use crate::sandbox::ops::{
     SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
-    SandboxShellArgs,
+    SandboxRunArgs, SandboxShellArgs,
 };
 
 /// How much an operation changes. Chat asks for confirmation of destructive ones.
@@ -250,6 +250,12 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::ReadOnly,
         privilege: Privilege::Operator,
     },
+    OpInfo {
+        name: "sandbox.run",
+        summary: "run a command in a new ephemeral sandbox that is removed when the command ends",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -382,6 +388,10 @@ pub enum Operation {
     /// ([`crate::Core::execute_with_output`]); operators.
     #[serde(rename = "sandbox.copy-out")]
     SandboxCopyOut(SandboxCopyArgs),
+    /// `sandbox.run`: the template must exist, argv be non-empty, limits and binds valid as for create; operators.
+    /// Output streams like `sandbox.exec`.
+    #[serde(rename = "sandbox.run")]
+    SandboxRun(SandboxRunArgs),
 }
 
 impl Operation {
@@ -421,6 +431,7 @@ impl Operation {
             Operation::SandboxShell(_) => 30,
             Operation::SandboxCopyIn(_) => 31,
             Operation::SandboxCopyOut(_) => 32,
+            Operation::SandboxRun(_) => 33,
         };
         &OPERATIONS[i]
     }
@@ -537,6 +548,16 @@ mod tests {
                 name: "s".into(),
                 path: "/root".into(),
                 archive: true,
+            }),
+            Operation::SandboxRun(SandboxRunArgs {
+                template: "host".into(),
+                argv: vec!["true".into()],
+                name: None,
+                limits: Default::default(),
+                network: Default::default(),
+                binds: vec![],
+                env: vec![],
+                timeout_secs: Some(5),
             }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());

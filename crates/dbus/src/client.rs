@@ -84,6 +84,8 @@ pub trait Manager {
     fn get_sandbox_logs(&self, name: &str, lines: u32) -> zbus::Result<String>;
     /// `sandbox.reconcile`.
     fn reconcile_sandboxes(&self) -> zbus::Result<String>;
+    /// `sandbox.run` with the REST body as JSON.
+    fn run_in_sandbox(&self, args: &str) -> zbus::Result<String>;
     /// `sandbox.shell`: the terminal's controller side and JSON.
     fn open_sandbox_shell(&self, name: &str, term: &str) -> zbus::Result<(zbus::zvariant::OwnedFd, String)>;
     /// `sandbox.copy-in`, the bytes read from `data`.

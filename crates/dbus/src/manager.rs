@@ -10,7 +10,7 @@ use cacheos_core::drive::{CommitArgs, DetachArgs, DriveRef, FilesArgs, PersistAr
 use cacheos_core::operation::KillTaskArgs;
 use cacheos_core::sandbox::ops::{
     SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
-    SandboxShellArgs,
+    SandboxRunArgs, SandboxShellArgs,
 };
 use cacheos_core::{Caller, Core, CoreError, DaemonState, EventKind, Frontend, Operation, Output, Principal};
 use futures_util::StreamExt;
@@ -603,6 +603,21 @@ impl Manager {
             timeout_secs: (timeout_secs > 0).then_some(timeout_secs),
         });
         self.run_json(&hdr, conn, op).await
+    }
+
+    /// Operation sandbox.run: `args` is the REST body as JSON ({"template", "argv", "name"?, "cpu"?, "memory_max"?,
+    /// "tasks_max"?, "network"?, "binds"?, "env"?, "timeout_secs"?}); runs argv in a new ephemeral sandbox that is
+    /// removed when it ends and returns, then, JSON {"exit_code", "timed_out", "stdout", "stderr"}. Root and group
+    /// cacheos only.
+    #[zbus(out_args("json"))]
+    async fn run_in_sandbox(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let a: SandboxRunArgs = parse_args(args)?;
+        self.run_json(&hdr, conn, Operation::SandboxRun(a)).await
     }
 
     /// Operation sandbox.shell: opens an interactive login shell as root in the running sandbox on a new

@@ -120,6 +120,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(sandboxes::stop))
         .routes(utoipa_axum::routes!(sandboxes::restart))
         .routes(utoipa_axum::routes!(sandboxes::exec))
+        .routes(utoipa_axum::routes!(sandboxes::run_ephemeral))
         .routes(utoipa_axum::routes!(sandboxes::logs))
         .routes(utoipa_axum::router::UtoipaMethodRouterExt::layer(
             utoipa_axum::routes!(sandboxes::copy_in, sandboxes::copy_out),

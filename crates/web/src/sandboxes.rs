@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use cacheos_core::executor::Done;
 use cacheos_core::sandbox::ops::{
     Copied, SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogs, SandboxLogsArgs, SandboxRef,
-    SandboxRemoveArgs,
+    SandboxRemoveArgs, SandboxRunArgs,
 };
 use cacheos_core::sandbox::{OutputChunk, ReconcileReport, SandboxInfo, Template};
 use cacheos_core::{Caller, CoreError, Operation, Output};
@@ -224,6 +224,25 @@ pub(crate) async fn exec(
         argv: b.argv,
         timeout_secs: b.timeout_secs,
     });
+    stream_exec(state, caller, op, "sandbox.exec").await
+}
+
+/// Runs a command in a new ephemeral sandbox from a template, removed when the command ends; the response streams
+/// NDJSON exactly like `exec`. Binds, limits, network and environment are those of `create`.
+#[utoipa::path(post, path = "/api/v1/sandboxes/run", operation_id = "sandbox.run", tag = "sandboxes",
+    request_body = SandboxRunArgs,
+    responses((status = 200, description = "NDJSON output lines, then the exit code", content_type = "application/x-ndjson", body = String),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn run_ephemeral(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(b): Body<SandboxRunArgs>,
+) -> Result<Response, ApiError> {
+    stream_exec(state, caller, Operation::SandboxRun(b), "sandbox.run").await
+}
+
+/// Runs an exec-like operation on a blocking thread and streams its output as NDJSON.
+async fn stream_exec(state: AppState, caller: Caller, op: Operation, what: &'static str) -> Result<Response, ApiError> {
     let (tx, mut rx) = mpsc::channel::<Msg>(64);
     let core = state.core.clone();
     tokio::task::spawn_blocking(move || {
@@ -235,7 +254,7 @@ pub(crate) async fn exec(
         let result = core.execute_streaming(&caller, op, &mut sink);
         let _ = tx.blocking_send(Msg::Done(Box::new(result)));
     });
-    let first = rx.recv().await.ok_or_else(|| unexpected("sandbox.exec"))?;
+    let first = rx.recv().await.ok_or_else(|| unexpected(what))?;
     let first = match first {
         Msg::Done(r) => match *r {
             Err(e) => return Err(e.into()),

@@ -616,6 +616,49 @@ impl SandboxManager {
         Ok(rec)
     }
 
+    /// The first of `PREFIX-1`, `PREFIX-2`, … that names no sandbox.
+    pub fn unused_name(&self, prefix: &str) -> Result<String, SandboxError> {
+        let taken: Vec<String> = self.records()?.into_iter().map(|r| r.name).collect();
+        Ok((1..)
+            .map(|i| format!("{prefix}-{i}"))
+            .find(|n| !taken.contains(n))
+            .expect("an unbounded range has a free name"))
+    }
+
+    /// Runs argv in a new ephemeral sandbox made from `spec` (forced ephemeral): create, start, exec, then stop,
+    /// which removes it. Whatever happens to the command, nothing of the sandbox is left afterwards; the error of a
+    /// failed teardown is returned only when the command itself got to run cleanly.
+    pub fn run(
+        &self,
+        mut spec: SandboxSpec,
+        created_by: &str,
+        request: &ExecSpec,
+        sink: &mut dyn FnMut(OutputChunk),
+    ) -> Result<ExecOutcome, SandboxError> {
+        validate_argv(&request.argv)?;
+        validate_env(&request.env)?;
+        spec.ephemeral = true;
+        let name = spec.name.clone();
+        self.create(spec, created_by)?;
+        let result = self.start(&name).and_then(|_| self.exec(&name, request, sink));
+        let teardown = match self.info(&name) {
+            Ok(info) if info.state == SandboxState::Running => self.stop(&name).map(|_| ()),
+            Ok(_) => self.remove(&name),
+            Err(e) if e.kind() == SandboxErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        match (result, teardown) {
+            (Ok(outcome), Ok(())) => Ok(outcome),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), teardown) => {
+                if let Err(t) = teardown {
+                    tracing::error!(sandbox = %name, error = %full_message(&t), "cannot tear down a run sandbox");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Runs argv inside a running sandbox, streaming output to `sink`. A command not found inside is exit code 127.
     pub fn exec(
         &self,

@@ -172,3 +172,31 @@ pub struct ShellOpened {
     /// The terminal type the shell was given.
     pub term: String,
 }
+
+/// `sandbox.run`: a command in a new ephemeral sandbox that is gone when the command ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxRunArgs {
+    /// Name of a template (`sandbox.templates`).
+    pub template: String,
+    /// The command; `argv[0]` is looked up in the sandbox's `PATH`.
+    pub argv: Vec<String>,
+    /// The sandbox's name; `run-N` (the first free) by default.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Resource limits (`cpu`, `memory_max`, `tasks_max`).
+    #[serde(default, flatten)]
+    pub limits: Limits,
+    /// `none` (loopback only, default) or `nat`.
+    #[serde(default)]
+    pub network: Network,
+    /// Drives bound into the sandbox.
+    #[serde(default)]
+    pub binds: Vec<BindArgs>,
+    /// Environment as name/value pairs.
+    #[serde(default)]
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub env: Vec<(String, String)>,
+    /// Kill the command after this many seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}

@@ -721,3 +721,48 @@ fn list_carries_live_figures_of_running_sandboxes_only() {
     assert_eq!(run.tasks_current, Some(1));
     assert_eq!(idle.memory_current, None);
 }
+
+#[test]
+fn run_makes_a_throw_away_sandbox_and_leaves_nothing() {
+    let e = env();
+    e.fakes.script_exec("uname", "Linux\n", "", 0);
+    assert_eq!(e.manager.unused_name("run").unwrap(), "run-1");
+    let req = ExecSpec {
+        argv: vec!["uname".into()],
+        env: Vec::new(),
+        cwd: None,
+        time_limit: None,
+    };
+    let mut out = Vec::new();
+    let outcome = e
+        .manager
+        .run(SandboxSpec::new("run-1", "busybox"), "alice", &req, &mut |c| {
+            out.push(c)
+        })
+        .unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(out, [OutputChunk::Stdout(b"Linux\n".to_vec())]);
+    assert!(record(&e, "run-1").is_none());
+    assert!(e.fakes.leftovers().is_empty(), "{:?}", e.fakes.leftovers());
+
+    // A start that fails: the error comes back and the sandbox is gone all the same.
+    e.fakes.fail_next(FailOn::Start, "nspawn exited with status 1");
+    let err = e
+        .manager
+        .run(SandboxSpec::new("run-2", "busybox"), "alice", &req, &mut |_| {})
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("nspawn exited"), "{err:?}");
+    assert!(record(&e, "run-2").is_none());
+    assert!(e.fakes.leftovers().is_empty(), "{:?}", e.fakes.leftovers());
+
+    // Nothing is created for an empty command.
+    let empty = ExecSpec { argv: vec![], ..req };
+    assert_eq!(
+        e.manager
+            .run(SandboxSpec::new("run-3", "busybox"), "alice", &empty, &mut |_| {})
+            .unwrap_err()
+            .field(),
+        Some("argv")
+    );
+    assert!(record(&e, "run-3").is_none());
+}
