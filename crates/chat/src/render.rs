@@ -530,3 +530,112 @@ pub fn explain_drive(op: &Operation, lang: Lang) -> String {
         other => other.name().to_string(),
     }
 }
+
+/// Entries named in a short listing before "… and N more".
+pub const SHORT_LIST: usize = 8;
+
+/// Where a just-attached file system is mounted and what lies at its top level, in one line: "Eingehängt unter
+/// /run/cacheos/drives/x/DATA; dort liegen: a, b/ … und 3 weitere."
+pub fn top_level(l: &cacheos_core::drive::FileListing, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let mp = l.mount_point.display();
+    if l.entries.is_empty() {
+        return if de {
+            format!("Eingehängt unter {mp}; das Dateisystem ist leer.")
+        } else {
+            format!("Mounted at {mp}; the file system is empty.")
+        };
+    }
+    let names: Vec<String> = l
+        .entries
+        .iter()
+        .take(SHORT_LIST)
+        .map(|e| match e.kind {
+            cacheos_core::drive::EntryKind::Dir => format!("{}/", e.name),
+            _ => e.name.clone(),
+        })
+        .collect();
+    let more = l.entries.len().saturating_sub(SHORT_LIST);
+    let tail = match (more, de) {
+        (0, _) => String::new(),
+        (n, true) => format!(" … und {n} weitere"),
+        (n, false) => format!(" … and {n} more"),
+    };
+    if de {
+        format!("Eingehängt unter {mp}; dort liegen: {}{tail}.", names.join(", "))
+    } else {
+        format!("Mounted at {mp}; top level: {}{tail}.", names.join(", "))
+    }
+}
+
+/// The result of `op` for the chat: like [`output`], but messages the core words in English (detach, remove, …)
+/// are said in the question's language, and a line says what one can do next.
+pub fn result(op: &Operation, o: &Output, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| if de { a } else { b };
+    let mut s = match (op, o) {
+        (Operation::DriveDetach(a), Output::Done(_)) => pick(
+            format!(
+                "Laufwerk {} ist ausgehängt; Mounts und Loop-Geräte sind freigegeben.",
+                a.name
+            ),
+            format!(
+                "Drive {} is detached; its mounts and loop devices are released.",
+                a.name
+            ),
+        ),
+        (Operation::SandboxRemove(a), Output::Done(_)) => pick(
+            format!("Sandbox {} ist gestoppt und gelöscht.", a.name),
+            format!("Sandbox {} is stopped and removed.", a.name),
+        ),
+        _ => output(o, lang),
+    };
+    if let Some(next) = next_step(op, o, lang) {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s += &next;
+    }
+    s
+}
+
+/// What one can say next after `op` succeeded, when there is an obvious next step.
+pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| Some(if de { a } else { b });
+    match (op, o) {
+        (Operation::DriveAttach(_), Output::Drive(d)) => pick(
+            format!(
+                "Weiter: „zeig die Dateien auf {0}“, „erstelle eine Sandbox mit Laufwerk {0}“ oder „häng {0} aus“.",
+                d.name
+            ),
+            format!(
+                "Next: \"show the files on {0}\", \"create a sandbox with drive {0}\" or \"detach {0}\".",
+                d.name
+            ),
+        ),
+        (Operation::SandboxCreate(_), Output::Sandbox(b)) => pick(
+            format!("Weiter: „starte {}“.", b.name),
+            format!("Next: \"start {}\".", b.name),
+        ),
+        (Operation::SandboxStart(_), Output::Sandbox(b)) => pick(
+            format!(
+                "Weiter: „führe `uname -a` in {0} aus“, „stoppe {0}“ oder „lösche {0}“.",
+                b.name
+            ),
+            format!(
+                "Next: \"run `uname -a` in {0}\", \"stop {0}\" or \"remove {0}\".",
+                b.name
+            ),
+        ),
+        (Operation::SandboxStop(_), Output::Sandbox(b)) => pick(
+            format!("Weiter: „starte {0}“ oder „lösche {0}“.", b.name),
+            format!("Next: \"start {0}\" or \"remove {0}\".", b.name),
+        ),
+        (Operation::DriveImages, Output::Images(imgs)) if !imgs.is_empty() => pick(
+            format!("Weiter: „häng {} ein“.", imgs[0].name),
+            format!("Next: \"attach {}\".", imgs[0].name),
+        ),
+        _ => None,
+    }
+}
