@@ -599,6 +599,38 @@ pub fn result(op: &Operation, o: &Output, lang: Lang) -> String {
     s
 }
 
+/// What to do after `op` failed with `e`, when there is an obvious remedy.
+pub fn remedy(op: &Operation, e: &CoreError, lang: Lang) -> Option<String> {
+    let de = lang == Lang::De;
+    let pick = |a: &str, b: &str| Some(if de { a.to_string() } else { b.to_string() });
+    match (op, e.code()) {
+        (Operation::DriveAttach(_), "not-found") => pick(
+            "Welche Abbilder es gibt, zeigt „welche Abbilder gibt es?“.",
+            "\"list images\" shows which images there are.",
+        ),
+        (Operation::DriveDetach(_) | Operation::DriveFiles(_) | Operation::DriveInfo(_), "not-found") => pick(
+            "Welche Laufwerke eingehängt sind, zeigt „zeig die Laufwerke“.",
+            "\"list drives\" shows the attached drives.",
+        ),
+        (
+            Operation::SandboxStart(_)
+            | Operation::SandboxStop(_)
+            | Operation::SandboxExec(_)
+            | Operation::SandboxRemove(_)
+            | Operation::SandboxInfo(_),
+            "not-found",
+        ) => pick(
+            "Welche Sandboxen es gibt, zeigt „zeige die Sandboxen“.",
+            "\"list sandboxes\" shows the sandboxes.",
+        ),
+        (_, "permission-denied") => pick(
+            "Dafür braucht es root oder die Gruppe cacheos.",
+            "This needs root or group cacheos.",
+        ),
+        _ => None,
+    }
+}
+
 /// What one can say next after `op` succeeded, when there is an obvious next step.
 pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
     let de = lang == Lang::De;

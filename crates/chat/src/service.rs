@@ -354,7 +354,10 @@ impl ChatService {
                 )
             }
             Err(e) => {
-                let text = render::error(&e, lang);
+                let mut text = render::error(&e, lang);
+                if let Some(r) = render::remedy(&op, &e, lang) {
+                    text = format!("{text}\n{r}");
+                }
                 (
                     Executed {
                         operation: name,
