@@ -226,3 +226,94 @@ fn a_mixed_language_conversation_attaches_binds_runs_removes_after_yes_and_detac
     let hist = d.get(&format!("/api/v1/chat/{SESSION}/history"));
     assert_eq!(hist.as_array().unwrap().len(), 9, "{hist}");
 }
+
+/// Runs `cacheos-console` with `input` on a pipe against the bus at `bus`; returns (exit code, stdout+stderr).
+fn console(bus: &str, args: &[&str], input: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin("cacheos-console"))
+        .args(args)
+        .env("CACHEOS_BUS", "session")
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn the_console_chats_leaves_for_bash_and_survives_a_missing_daemon() {
+    if !enabled("the_console_chats_leaves_for_bash_and_survives_a_missing_daemon") {
+        return;
+    }
+    let bus = TestBus::session();
+    // No daemon yet: the console says so and still offers the shell, which gets the rest of the piped input.
+    let (code, out) = console(
+        &bus.address,
+        &[],
+        "zeig mir den Systemstatus\nshell\necho from-bash \"$SHELL\"\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("cacheosd ist nicht erreichbar") && out.contains("\"shell\" opens a shell"),
+        "{out}"
+    );
+    assert!(out.contains("from-bash /bin/bash"), "{out}");
+    // `-c` is bash's, for su, ssh and scripts.
+    let (code, out) = console(&bus.address, &["-c", "echo via-bash; exit 7"], "");
+    assert_eq!((code, out.as_str()), (Some(7), "via-bash\n"));
+
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    let d = Daemon::start(&bus.address, &state);
+    let (code, out) = console(
+        &bus.address,
+        &[],
+        "zeig mir den Systemstatus\nhelp\n!sh\necho from-bash\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("„shell“ oder „!sh“"),
+        "the banner says how to leave: {out}"
+    );
+    assert!(
+        out.contains("Ich zeige den Systemstatus.") && out.contains("Speicher:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("I can for example:") && out.contains("\"!sh\" opens a bash shell"),
+        "{out}"
+    );
+    assert!(
+        out.contains("from-bash") && !out.contains("\x1b["),
+        "no colours without a terminal: {out}"
+    );
+    // The same session as `cacheosctl chat` (`cli-<uid>`, owned by this uid, so read over D-Bus).
+    let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    let hist = Command::new("busctl")
+        .args([
+            "--address",
+            &bus.address,
+            "call",
+            "org.cacheos.CacheOS1",
+            "/org/cacheos/CacheOS1",
+        ])
+        .args(["org.cacheos.CacheOS1.Manager", "ChatHistory", "s"])
+        .arg(format!("cli-{}", uid.trim()))
+        .output()
+        .unwrap();
+    let hist = String::from_utf8_lossy(&hist.stdout);
+    assert!(hist.contains("zeig mir den Systemstatus"), "{hist}\n{}", d.log());
+    // "exit" logs out without a shell.
+    let (code, out) = console(&bus.address, &[], "exit\necho not-run\n");
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("not-run"), "{out}");
+}
