@@ -274,6 +274,36 @@ pub fn output(o: &Output, lang: Lang) -> String {
         Output::SystemHistory(samples) => {
             let n = samples.len();
             let _ = write!(s, "{n} {}", if de { "Messwerte" } else { "samples" });
+            let cpus: Vec<f64> = samples.iter().filter_map(|x| x.cpu_percent).collect();
+            if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+                let mins = last.time_ms.saturating_sub(first.time_ms) / 60_000;
+                let peak = cpus.iter().copied().fold(f64::NAN, f64::max);
+                let avg = cpus.iter().sum::<f64>() / cpus.len().max(1) as f64;
+                let peak_load = samples.iter().map(|x| x.load_one).fold(0.0, f64::max);
+                if de {
+                    let _ = write!(s, " über {mins} min");
+                    if !cpus.is_empty() {
+                        let _ = write!(s, "; CPU im Mittel {avg:.0} %, höchstens {peak:.0} %");
+                    }
+                    let _ = write!(
+                        s,
+                        "; höchste Last {peak_load:.2}; zuletzt Speicher {} von {} belegt.",
+                        gib(last.memory_used_bytes),
+                        gib(last.memory_total_bytes)
+                    );
+                } else {
+                    let _ = write!(s, " over {mins} min");
+                    if !cpus.is_empty() {
+                        let _ = write!(s, "; CPU average {avg:.0} %, peak {peak:.0} %");
+                    }
+                    let _ = write!(
+                        s,
+                        "; peak load {peak_load:.2}; latest memory {} of {} used.",
+                        gib(last.memory_used_bytes),
+                        gib(last.memory_total_bytes)
+                    );
+                }
+            }
         }
         Output::Done(d) => s += &d.message,
     }
@@ -584,6 +614,10 @@ pub fn result(op: &Operation, o: &Output, lang: Lang) -> String {
                 a.name
             ),
         ),
+        (Operation::SupervisorKillTask(a), Output::Done(_)) => pick(
+            format!("Aufgabe {} abgebrochen; der Supervisor startet sie neu.", a.task),
+            format!("Task {} aborted; the supervisor restarts it.", a.task),
+        ),
         (Operation::SandboxRemove(a), Output::Done(_)) => pick(
             format!("Sandbox {} ist gestoppt und gelöscht.", a.name),
             format!("Sandbox {} is stopped and removed.", a.name),
@@ -663,6 +697,10 @@ pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
         (Operation::SandboxStop(_), Output::Sandbox(b)) => pick(
             format!("Weiter: „starte {0}“ oder „lösche {0}“.", b.name),
             format!("Next: \"start {0}\" or \"remove {0}\".", b.name),
+        ),
+        (Operation::SupervisorKillTask(_), Output::Done(_)) => pick(
+            "Weiter: „wie geht es den Diensten?“ zeigt, ob sie wieder läuft.".into(),
+            "Next: \"show the services\" tells whether it runs again.".into(),
         ),
         (Operation::DriveImages, Output::Images(imgs)) if !imgs.is_empty() => pick(
             format!("Weiter: „häng {} ein“.", imgs[0].name),
