@@ -38,6 +38,66 @@ fn ext4_image(path: &Path) {
     std::fs::remove_dir_all(&tree).unwrap();
 }
 
+/// On a failed run, releases what the conversation left: first through the still-running daemon (sandboxes
+/// removed, drives force-detached), then whatever remains under the state directory in the kernel — processes by
+/// pid (the daemon, exports), mounts (deepest first) and loop devices — so a failure leaves no orphans.
+struct Cleanup {
+    url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let list = |what: &str| -> Vec<String> {
+            ureq::get(&format!("{}/api/v1/{what}", self.url))
+                .call()
+                .ok()
+                .and_then(|r| r.into_json::<Value>().ok())
+                .map(|v| names(&v))
+                .unwrap_or_default()
+        };
+        for b in list("sandboxes") {
+            let _ = ureq::delete(&format!("{}/api/v1/sandboxes/{b}?confirm=true", self.url)).call();
+        }
+        for d in list("drives") {
+            let _ = ureq::post(&format!("{}/api/v1/drives/{d}/detach", self.url)).send_json(json!({"force": true}));
+        }
+        let dir = self.dir.to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&dir) {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        let loops = Command::new("losetup")
+            .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for l in loops.lines().filter(|l| l.contains(&dir)) {
+            if let Some(dev) = l.split_whitespace().next() {
+                let _ = Command::new("losetup").args(["-d", dev]).status();
+            }
+        }
+    }
+}
+
 /// One exchange: the streamed NDJSON reply, folded into (interpretation, executed, reply text).
 struct Said {
     interpretation: Value,
@@ -101,6 +161,11 @@ fn a_mixed_language_conversation_attaches_binds_runs_removes_after_yes_and_detac
     std::fs::create_dir_all(state.join("images")).unwrap();
     ext4_image(&state.join("images/data.img"));
     let d = Daemon::start(&bus.address, &state);
+    // Declared after the daemon, so it runs while the daemon still answers.
+    let _cleanup = Cleanup {
+        url: d.url(""),
+        dir: state.clone(),
+    };
 
     // 1. Attach (German): the reply names the mount path and the top-level files, in German.
     let s = ran(&d, "häng data.img ein", "drive.attach");
