@@ -67,11 +67,13 @@ fn main() {
     let known = known();
     let table = utterances();
     let (mut engine_t, mut base_t) = (Vec::new(), Vec::new());
+    // Per utterance, its fastest time: the slowest of those are the texts that cost the engine most.
+    let mut best = vec![Duration::MAX; table.len()];
     // A warm-up pass, then the measured ones; engine and baseline alternate per utterance so both see the same
     // machine state.
     for round in 0..=args.rounds {
         let mut session = Session::default();
-        for (continues, text) in &table {
+        for (i, (continues, text)) in table.iter().enumerate() {
             if !continues {
                 session = Session::default();
             }
@@ -83,6 +85,7 @@ fn main() {
             black_box(lower.split_whitespace().collect::<Vec<_>>());
             let b = t.elapsed();
             if round > 0 {
+                best[i] = best[i].min(e);
                 engine_t.push(e);
                 base_t.push(b);
             }
@@ -117,4 +120,9 @@ fn main() {
         ratio(e50, b50),
         ratio(e99, b99)
     );
+    let mut slow: Vec<(Duration, &str)> = best.iter().copied().zip(table.iter().map(|(_, t)| *t)).collect();
+    slow.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (d, t) in slow.iter().take(3) {
+        println!("  slowest (best of {} rounds): {:>7.1} us  {t:?}", args.rounds, us(*d));
+    }
 }
