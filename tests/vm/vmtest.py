@@ -8,7 +8,9 @@ Each boot:
   * waits for the serial login prompt and for GET /healthz through the forwarded port (timing both), then fetches
     the web UI (shell and assets) through it;
   * waits for the self-test report on the second serial port;
-  * logs in as `cacheos` on the serial console and runs commands (cacheosctl status --json, ...);
+  * logs in as `cacheos` on the serial console, which opens the chat console; on the boot with the test image disk
+    it chats in German (status, attach an image, detach), then leaves with "shell" for bash and runs commands
+    (cacheosctl status --json, ...);
   * tells the guest it is done; the guest ends QEMU with exit status 123 if its own checks passed.
 Only the standard library is used. Every wait has a deadline; nothing sleeps blindly.
 """
@@ -101,6 +103,25 @@ class Serial:
             return len(self.buf)
 
 
+CHAT_PROMPT = rb"cacheos> "
+
+
+class Chat:
+    """The chat console (cacheos-console, the login shell of `cacheos`) on the serial console."""
+
+    def __init__(self, serial):
+        self.s = serial
+
+    def say(self, text, timeout):
+        """Sends one message; returns the reply (without the echoed line), once the next prompt is there."""
+        start = self.s.mark()
+        self.s.send(text + "\r")
+        m = self.s.expect(CHAT_PROMPT, timeout, start, what=f"the chat's reply to {text!r}")
+        out = ANSI.sub(b"", self.s.buf[start:m.start()]).replace(b"\r", b"").decode(errors="replace")
+        # The first line is the terminal's echo of what was typed.
+        return out.split("\n", 1)[1].strip("\n") if "\n" in out else ""
+
+
 class Shell:
     """A logged-in shell on the serial console, with marker-delimited command output."""
 
@@ -108,11 +129,21 @@ class Shell:
         self.s = serial
         self.n = 0
 
-    def login(self, user, timeout):
+    def login(self, user, timeout, chat=None):
+        """Logs in; the login shell of `cacheos` is the chat console. `chat(Chat)` talks to it first; then the
+        documented "shell" command leaves it for bash, where the other checks run."""
         start = self.s.mark()
         self.s.send(user + "\r")
-        # No password for the console user: straight to the shell prompt.
-        self.s.expect(rb"\$ ", timeout, start, what="shell prompt after login")
+        # No password for the console user: straight to the chat console, with its banner naming the way out.
+        self.s.expect(CHAT_PROMPT, timeout, start, what="chat console prompt after login")
+        banner = ANSI.sub(b"", self.s.buf[start:]).decode(errors="replace")
+        if "!sh" not in banner:
+            raise Failure(f"the chat console's banner does not say how to reach a shell: {banner[-600:]!r}")
+        if chat:
+            chat(Chat(self.s))
+        start = self.s.mark()
+        self.s.send("shell\r")
+        self.s.expect(rb"\$ ", 60, start, what="shell prompt after leaving the chat with 'shell'")
         # Turn off echo and make prompts and output machine-friendly.
         self.run("stty -echo cols 500; export PS1='' PS2='' TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0; bind 'set enable-bracketed-paste off' 2>/dev/null; true", 60)
 
@@ -185,6 +216,28 @@ def check_status_json(text):
     if problems:
         raise Failure("cacheosctl status --json: " + "; ".join(problems))
     return st
+
+
+def chat_in_german(name, run_dir="/run/cacheos"):
+    """The chat on the serial console, in German: system status, attaching the image the self-test put into the
+    images directory (the reply must name the mount path and a file on it), detaching it again."""
+    def talk(c):
+        t0 = time.monotonic()
+        r = c.say("zeig mir den Systemstatus", 120)
+        for want in ("Systemstatus", "Kernel", "Laufzeit", "Speicher:", "GiB"):
+            if want not in r:
+                raise Failure(f"chat status reply lacks {want!r}: {r!r}")
+        r = c.say("häng chattest.qcow2 ein", 180)
+        mount = f"{run_dir}/drives/chattest/DISK"
+        if mount not in r or "hello.txt" not in r or "Eingehängt unter" not in r:
+            raise Failure(f"chat attach reply does not name {mount} and hello.txt: {r!r}")
+        print(f"[{name}] chat attach: {[l for l in r.splitlines() if 'Eingehängt' in l][0]}", flush=True)
+        r = c.say("häng chattest wieder aus", 120)
+        if "chattest" not in r or "ausgehängt" not in r:
+            raise Failure(f"chat detach reply: {r!r}")
+        print(f"[{name}] chat in German on the serial console: status, attach, detach ok "
+              f"({time.monotonic() - t0:.1f} s)", flush=True)
+    return talk
 
 
 def audit_entries(text):
@@ -376,7 +429,11 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
             print(f"[{name}] NAT probe received {nat_probe.received[0].strip()!r}", flush=True)
 
         sh = Shell(serial)
-        sh.login("cacheos", 120)
+        # The boot with the test image disk also chats (the self-test put chattest.qcow2 into the images dir).
+        chat = chat_in_german(name) if "chat-image:" in report else None
+        if extra and chat is None:
+            raise Failure("the self-test did not put chattest.qcow2 into the images directory")
+        sh.login("cacheos", 120, chat)
         rc, out = sh.run("id -nG", 60)
         if rc != 0 or "cacheos" not in out.split():
             raise Failure(f"user cacheos is not in group cacheos: {out!r}")

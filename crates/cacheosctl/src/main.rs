@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cacheos_dbus::client::ManagerProxy;
 use cacheos_dbus::Bus;
+use cacheosctl::{chat, connect, default_session, failure, parse_json, Failure};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
@@ -972,45 +973,6 @@ enum WebCmd {
     Token,
 }
 
-/// A failure with its exit code.
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn failure(e: zbus::Error) -> Failure {
-    if let zbus::Error::MethodError(name, msg, _) = &e {
-        let short = name.as_str().rsplit('.').next().unwrap_or("");
-        let code = match short {
-            "PermissionDenied" | "AccessDenied" => 4,
-            "NotFound" => 5,
-            "InvalidArgument" => 6,
-            "AlreadyExists" | "Busy" | "FailedPrecondition" => 1,
-            "ServiceUnknown" | "NameHasNoOwner" => 3,
-            _ => 1,
-        };
-        let message = msg.clone().unwrap_or_else(|| name.to_string());
-        let message = if code == 3 {
-            format!("cacheosd is not running on this bus ({message})")
-        } else {
-            message
-        };
-        return Failure { code, message };
-    }
-    let code = match e {
-        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => 3,
-        _ => 1,
-    };
-    Failure {
-        code,
-        message: if code == 3 {
-            format!("cannot reach the D-Bus bus: {e}")
-        } else {
-            e.to_string()
-        },
-    }
-}
-
 fn parse_time(s: &str, what: &str) -> Result<u64, Failure> {
     let bad = |m: String| Failure {
         code: 2,
@@ -1164,113 +1126,12 @@ fn print_audit(a: &Value) {
     }
 }
 
-fn default_session() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    format!("cli-{uid}")
-}
-
-async fn chat_once(
-    proxy: &ManagerProxy<'_>,
-    explain: bool,
-    session: &str,
-    text: &str,
-    json: bool,
-) -> Result<(), Failure> {
-    let out = if explain {
-        proxy.interpret(text, session).await.map_err(failure)?
-    } else {
-        proxy.chat(text, session).await.map_err(failure)?
-    };
-    let v = parse_json(&out)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else if explain {
-        let i = &v["interpretation"];
-        match i["kind"].as_str() {
-            Some("operation") => println!(
-                "{} {}  (risk: {}{})\n{}",
-                i["operation"].as_str().unwrap_or("?"),
-                i["args"],
-                i["risk"].as_str().unwrap_or("?"),
-                if i["needs_confirmation"].as_bool() == Some(true) {
-                    ", needs confirmation"
-                } else {
-                    ""
-                },
-                i["explanation"].as_str().unwrap_or("")
-            ),
-            _ => println!("{}", serde_json::to_string_pretty(i).unwrap_or_default()),
-        }
-    } else {
-        println!("{}", v["reply"].as_str().unwrap_or(""));
-    }
-    Ok(())
-}
-
-async fn interactive(proxy: &ManagerProxy<'_>, explain: bool, session: &str, json: bool) -> Result<(), Failure> {
-    use std::io::IsTerminal;
-    println!("CacheOS chat. Schreib, was du möchtest / say what you want (\"hilfe\", \"help\"); \"exit\" leaves.");
-    let mut editor = if std::io::stdin().is_terminal() {
-        rustyline::DefaultEditor::new().ok()
-    } else {
-        None
-    };
-    let mut stdin = std::io::stdin().lines();
-    loop {
-        let line = match editor.as_mut() {
-            Some(ed) => match ed.readline("> ") {
-                Ok(l) => {
-                    let _ = ed.add_history_entry(l.as_str());
-                    l
-                }
-                Err(rustyline::error::ReadlineError::Interrupted) => continue,
-                Err(_) => break,
-            },
-            None => match stdin.next() {
-                Some(Ok(l)) => l,
-                _ => break,
-            },
-        };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if matches!(
-            line.to_lowercase().as_str(),
-            "exit" | "quit" | "ende" | "beenden" | "tschüss" | "bye" | "logout"
-        ) {
-            break;
-        }
-        if let Err(f) = chat_once(proxy, explain, session, line, json).await {
-            eprintln!("cacheosctl: {}", f.message);
-            if f.code == 3 {
-                return Err(f);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn parse_json(s: &str) -> Result<Value, Failure> {
-    serde_json::from_str(s).map_err(|e| Failure {
-        code: 1,
-        message: format!("cacheosd sent invalid JSON: {e}"),
-    })
-}
-
 async fn run(cli: Cli) -> Result<(), Failure> {
     let bus = match cli.bus {
         BusArg::System => Bus::System,
         BusArg::Session => Bus::Session,
     };
-    let unreachable = |e: zbus::Error| Failure {
-        code: 3,
-        message: format!("cannot reach the D-Bus {:?} bus: {e}", cli.bus).to_lowercase(),
-    };
-    let conn = bus.builder().map_err(unreachable)?.build().await.map_err(unreachable)?;
-    let proxy = ManagerProxy::new(&conn).await.map_err(failure)?;
-    proxy.register_client("cli").await.map_err(failure)?;
+    let proxy = connect(&bus).await?;
     let json = cli.json;
     let emit = |v: &Value, human: fn(&Value)| {
         if json {
@@ -1341,11 +1202,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_templates,
         ),
         Command::Chat { explain, session, text } => {
-            let session = session.unwrap_or_else(default_session);
+            let opts = chat::Options {
+                explain,
+                json,
+                session: session.unwrap_or_else(default_session),
+                console: false,
+            };
             if text.is_empty() {
-                return interactive(&proxy, explain, &session, json).await;
+                chat::converse(&bus, Ok(proxy), &opts).await?;
+                return Ok(());
             }
-            chat_once(&proxy, explain, &session, &text.join(" "), json).await?;
+            chat::chat_once(&proxy, &opts, &chat::Style::detect(), &text.join(" ")).await?;
         }
         Command::Completions { .. } | Command::Manpage => unreachable!("handled before connecting"),
     }

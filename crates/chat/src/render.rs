@@ -292,6 +292,36 @@ pub fn output(o: &Output, lang: Lang) -> String {
         Output::SystemHistory(samples) => {
             let n = samples.len();
             let _ = write!(s, "{n} {}", if de { "Messwerte" } else { "samples" });
+            let cpus: Vec<f64> = samples.iter().filter_map(|x| x.cpu_percent).collect();
+            if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+                let mins = last.time_ms.saturating_sub(first.time_ms) / 60_000;
+                let peak = cpus.iter().copied().fold(f64::NAN, f64::max);
+                let avg = cpus.iter().sum::<f64>() / cpus.len().max(1) as f64;
+                let peak_load = samples.iter().map(|x| x.load_one).fold(0.0, f64::max);
+                if de {
+                    let _ = write!(s, " über {mins} min");
+                    if !cpus.is_empty() {
+                        let _ = write!(s, "; CPU im Mittel {avg:.0} %, höchstens {peak:.0} %");
+                    }
+                    let _ = write!(
+                        s,
+                        "; höchste Last {peak_load:.2}; zuletzt Speicher {} von {} belegt.",
+                        gib(last.memory_used_bytes),
+                        gib(last.memory_total_bytes)
+                    );
+                } else {
+                    let _ = write!(s, " over {mins} min");
+                    if !cpus.is_empty() {
+                        let _ = write!(s, "; CPU average {avg:.0} %, peak {peak:.0} %");
+                    }
+                    let _ = write!(
+                        s,
+                        "; peak load {peak_load:.2}; latest memory {} of {} used.",
+                        gib(last.memory_used_bytes),
+                        gib(last.memory_total_bytes)
+                    );
+                }
+            }
         }
         Output::Done(d) => s += &d.message,
     }
@@ -546,5 +576,154 @@ pub fn explain_drive(op: &Operation, lang: Lang) -> String {
             "Reconciling drive records with the kernel.".into(),
         ),
         other => other.name().to_string(),
+    }
+}
+
+/// Entries named in a short listing before "… and N more".
+pub const SHORT_LIST: usize = 8;
+
+/// Where a just-attached file system is mounted and what lies at its top level, in one line: "Eingehängt unter
+/// /run/cacheos/drives/x/DATA; dort liegen: a, b/ … und 3 weitere."
+pub fn top_level(l: &cacheos_core::drive::FileListing, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let mp = l.mount_point.display();
+    if l.entries.is_empty() {
+        return if de {
+            format!("Eingehängt unter {mp}; das Dateisystem ist leer.")
+        } else {
+            format!("Mounted at {mp}; the file system is empty.")
+        };
+    }
+    let names: Vec<String> = l
+        .entries
+        .iter()
+        .take(SHORT_LIST)
+        .map(|e| match e.kind {
+            cacheos_core::drive::EntryKind::Dir => format!("{}/", e.name),
+            _ => e.name.clone(),
+        })
+        .collect();
+    let more = l.entries.len().saturating_sub(SHORT_LIST);
+    let tail = match (more, de) {
+        (0, _) => String::new(),
+        (n, true) => format!(" … und {n} weitere"),
+        (n, false) => format!(" … and {n} more"),
+    };
+    if de {
+        format!("Eingehängt unter {mp}; dort liegen: {}{tail}.", names.join(", "))
+    } else {
+        format!("Mounted at {mp}; top level: {}{tail}.", names.join(", "))
+    }
+}
+
+/// The result of `op` for the chat: like [`output`], but messages the core words in English (detach, remove, …)
+/// are said in the question's language, and a line says what one can do next.
+pub fn result(op: &Operation, o: &Output, lang: Lang) -> String {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| if de { a } else { b };
+    let mut s = match (op, o) {
+        (Operation::DriveDetach(a), Output::Done(_)) => pick(
+            format!(
+                "Laufwerk {} ist ausgehängt; Mounts und Loop-Geräte sind freigegeben.",
+                a.name
+            ),
+            format!(
+                "Drive {} is detached; its mounts and loop devices are released.",
+                a.name
+            ),
+        ),
+        (Operation::SupervisorKillTask(a), Output::Done(_)) => pick(
+            format!("Aufgabe {} abgebrochen; der Supervisor startet sie neu.", a.task),
+            format!("Task {} aborted; the supervisor restarts it.", a.task),
+        ),
+        (Operation::SandboxRemove(a), Output::Done(_)) => pick(
+            format!("Sandbox {} ist gestoppt und gelöscht.", a.name),
+            format!("Sandbox {} is stopped and removed.", a.name),
+        ),
+        _ => output(o, lang),
+    };
+    if let Some(next) = next_step(op, o, lang) {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s += &next;
+    }
+    s
+}
+
+/// What to do after `op` failed with `e`, when there is an obvious remedy.
+pub fn remedy(op: &Operation, e: &CoreError, lang: Lang) -> Option<String> {
+    let de = lang == Lang::De;
+    let pick = |a: &str, b: &str| Some(if de { a.to_string() } else { b.to_string() });
+    match (op, e.code()) {
+        (Operation::DriveAttach(_), "not-found") => pick(
+            "Welche Abbilder es gibt, zeigt „welche Abbilder gibt es?“.",
+            "\"list images\" shows which images there are.",
+        ),
+        (Operation::DriveDetach(_) | Operation::DriveFiles(_) | Operation::DriveInfo(_), "not-found") => pick(
+            "Welche Laufwerke eingehängt sind, zeigt „zeig die Laufwerke“.",
+            "\"list drives\" shows the attached drives.",
+        ),
+        (
+            Operation::SandboxStart(_)
+            | Operation::SandboxStop(_)
+            | Operation::SandboxExec(_)
+            | Operation::SandboxRemove(_)
+            | Operation::SandboxInfo(_),
+            "not-found",
+        ) => pick(
+            "Welche Sandboxen es gibt, zeigt „zeige die Sandboxen“.",
+            "\"list sandboxes\" shows the sandboxes.",
+        ),
+        (_, "permission-denied") => pick(
+            "Dafür braucht es root oder die Gruppe cacheos.",
+            "This needs root or group cacheos.",
+        ),
+        _ => None,
+    }
+}
+
+/// What one can say next after `op` succeeded, when there is an obvious next step.
+pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
+    let de = lang == Lang::De;
+    let pick = |a: String, b: String| Some(if de { a } else { b });
+    match (op, o) {
+        (Operation::DriveAttach(_), Output::Drive(d)) => pick(
+            format!(
+                "Weiter: „zeig die Dateien auf {0}“, „erstelle eine Sandbox mit Laufwerk {0}“ oder „häng {0} aus“.",
+                d.name
+            ),
+            format!(
+                "Next: \"show the files on {0}\", \"create a sandbox with drive {0}\" or \"detach {0}\".",
+                d.name
+            ),
+        ),
+        (Operation::SandboxCreate(_), Output::Sandbox(b)) => pick(
+            format!("Weiter: „starte {}“.", b.name),
+            format!("Next: \"start {}\".", b.name),
+        ),
+        (Operation::SandboxStart(_), Output::Sandbox(b)) => pick(
+            format!(
+                "Weiter: „führe `uname -a` in {0} aus“, „stoppe {0}“ oder „lösche {0}“.",
+                b.name
+            ),
+            format!(
+                "Next: \"run `uname -a` in {0}\", \"stop {0}\" or \"remove {0}\".",
+                b.name
+            ),
+        ),
+        (Operation::SandboxStop(_), Output::Sandbox(b)) => pick(
+            format!("Weiter: „starte {0}“ oder „lösche {0}“.", b.name),
+            format!("Next: \"start {0}\" or \"remove {0}\".", b.name),
+        ),
+        (Operation::SupervisorKillTask(_), Output::Done(_)) => pick(
+            "Weiter: „wie geht es den Diensten?“ zeigt, ob sie wieder läuft.".into(),
+            "Next: \"show the services\" tells whether it runs again.".into(),
+        ),
+        (Operation::DriveImages, Output::Images(imgs)) if !imgs.is_empty() => pick(
+            format!("Weiter: „häng {} ein“.", imgs[0].name),
+            format!("Next: \"attach {}\".", imgs[0].name),
+        ),
+        _ => None,
     }
 }

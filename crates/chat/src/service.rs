@@ -297,11 +297,50 @@ impl ChatService {
         Ok(())
     }
 
+    /// After an attach: where each file system is mounted and what lies at its top level, read through
+    /// `drive.files` (audited with the same utterance) so the reply shows the result, not only the plan.
+    fn top_level(&self, caller: &Caller, d: &cacheos_core::drive::DriveInfo, lang: Lang) -> String {
+        let mut lines = Vec::new();
+        for p in d.partitions.iter().filter(|p| p.mount_point.is_some()).take(4) {
+            let volume = p
+                .mount_point
+                .as_ref()
+                .and_then(|m| m.file_name())
+                .map(|f| f.to_string_lossy().into_owned());
+            let op = cacheos_core::Operation::DriveFiles(cacheos_core::drive::FilesArgs {
+                name: d.name.clone(),
+                path: String::new(),
+                volume,
+            });
+            match self.core.execute(caller, op) {
+                Ok(cacheos_core::Output::Files(l)) => lines.push(render::top_level(&l, lang)),
+                Ok(_) => {}
+                Err(e) => lines.push(render::error(&e, lang)),
+            }
+        }
+        if lines.is_empty() {
+            lines.push(if lang == Lang::De {
+                "Es wurde kein Dateisystem eingehängt (siehe oben).".into()
+            } else {
+                "No file system was mounted (see above).".into()
+            });
+        }
+        lines.join("\n")
+    }
+
     fn run(&self, caller: &Caller, op: cacheos_core::Operation, lang: Lang) -> (Executed, String) {
         let name = op.name().to_string();
-        match self.core.execute(caller, op) {
+        match self.core.execute(caller, op.clone()) {
             Ok(out) => {
-                let text = render::output(&out, lang);
+                let mut text = render::result(&op, &out, lang);
+                if let (cacheos_core::Operation::DriveAttach(_), cacheos_core::Output::Drive(d)) = (&op, &out) {
+                    // The mount path and files go before the "next:" line.
+                    let (head, next) = match text.rfind('\n') {
+                        Some(i) => (text[..i].to_string(), text[i..].to_string()),
+                        None => (text.clone(), String::new()),
+                    };
+                    text = format!("{head}\n{}{next}", self.top_level(caller, d, lang));
+                }
                 let output = serde_json::to_value(&out).ok();
                 (
                     Executed {
@@ -315,7 +354,10 @@ impl ChatService {
                 )
             }
             Err(e) => {
-                let text = render::error(&e, lang);
+                let mut text = render::error(&e, lang);
+                if let Some(r) = render::remedy(&op, &e, lang) {
+                    text = format!("{text}\n{r}");
+                }
                 (
                     Executed {
                         operation: name,

@@ -286,3 +286,30 @@ pub fn sse_until(
     }
     panic!("no matching server-sent event within {timeout:?}");
 }
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// A busybox tree at `tree`: a sandbox template without init (cacheosd runs `sleep` in it). Needs busybox-static.
+pub fn busybox_template(tree: &Path) {
+    for d in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var", "usr/bin", "mnt",
+    ] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "/bin/busybox is missing; install busybox-static");
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir",
+    ] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(tree.join("etc/os-release"), "ID=busybox\nNAME=\"busybox test tree\"\n").unwrap();
+}

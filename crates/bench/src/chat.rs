@@ -1,0 +1,128 @@
+//! cacheos-bench-chat: interpretation latency of the chat engine over the whole utterance table
+//! (`crates/chat/tests/utterances.tsv`, German and English, with session context where the table continues a
+//! conversation), p50/p99 per utterance, against a baseline measured in the same run on the same texts: plain
+//! lowercasing and whitespace tokenising, the least any text front end does. No daemon, no I/O.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use cacheos_chat::engine::Known;
+use cacheos_chat::{Engine, Session};
+use clap::Parser;
+
+/// Interpretation latency of the chat engine.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Passes over the whole table (each pass interprets every utterance once).
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+}
+
+const TABLE: &str = include_str!("../../chat/tests/utterances.tsv");
+
+/// What a running appliance would know: a few tasks, drives, images, sandboxes and templates (as in the table test).
+fn known() -> Known {
+    Known {
+        tasks: vec!["dbus".into(), "metrics".into(), "web".into()],
+        now_ms: 10_000_000_000,
+        drives: vec!["work".into(), "data".into()],
+        images: vec![
+            "debian.iso".into(),
+            "ubuntu.iso".into(),
+            "disk.vdi".into(),
+            "scratch.img".into(),
+        ],
+        sandboxes: vec!["py".into(), "build".into()],
+        templates: vec!["host".into(), "debian".into()],
+    }
+}
+
+/// (continues the previous line's session, text)
+fn utterances() -> Vec<(bool, &'static str)> {
+    TABLE
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (expected, text) = l.split_once('\t')?;
+            Some((expected.starts_with('+'), text))
+        })
+        .collect()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let args = Args::parse();
+    let engine = Engine::new();
+    let known = known();
+    let table = utterances();
+    let (mut engine_t, mut base_t) = (Vec::new(), Vec::new());
+    // Per utterance, its fastest time: the slowest of those are the texts that cost the engine most.
+    let mut best = vec![Duration::MAX; table.len()];
+    // A warm-up pass, then the measured ones; engine and baseline alternate per utterance so both see the same
+    // machine state.
+    for round in 0..=args.rounds {
+        let mut session = Session::default();
+        for (i, (continues, text)) in table.iter().enumerate() {
+            if !continues {
+                session = Session::default();
+            }
+            let t = Instant::now();
+            black_box(engine.interpret(black_box(text), &mut session, &known));
+            let e = t.elapsed();
+            let t = Instant::now();
+            let lower = black_box(text).to_lowercase();
+            black_box(lower.split_whitespace().collect::<Vec<_>>());
+            let b = t.elapsed();
+            if round > 0 {
+                best[i] = best[i].min(e);
+                engine_t.push(e);
+                base_t.push(b);
+            }
+        }
+    }
+    engine_t.sort();
+    base_t.sort();
+    let (e50, e99) = (pct(&engine_t, 0.5), pct(&engine_t, 0.99));
+    let (b50, b99) = (pct(&base_t, 0.5), pct(&base_t, 0.99));
+    println!(
+        "chat interpretation over {} utterances x {} rounds ({} samples each)",
+        table.len(),
+        args.rounds,
+        engine_t.len()
+    );
+    println!("                                     p50 (us)   p99 (us)    max (us)");
+    println!(
+        "Engine::interpret                  {:>9.1}  {:>9.1}  {:>10.1}",
+        us(e50),
+        us(e99),
+        us(*engine_t.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "baseline: lowercase + tokenise     {:>9.2}  {:>9.2}  {:>10.1}",
+        us(b50),
+        us(b99),
+        us(*base_t.last().unwrap_or(&Duration::ZERO))
+    );
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    println!(
+        "ratio engine/baseline              {:>9.0}x {:>9.0}x",
+        ratio(e50, b50),
+        ratio(e99, b99)
+    );
+    let mut slow: Vec<(Duration, &str)> = best.iter().copied().zip(table.iter().map(|(_, t)| *t)).collect();
+    slow.sort_by_key(|s| std::cmp::Reverse(s.0));
+    for (d, t) in slow.iter().take(3) {
+        println!("  slowest (best of {} rounds): {:>7.1} us  {t:?}", args.rounds, us(*d));
+    }
+}
