@@ -7,7 +7,7 @@ use cacheos_core::drive::{
     AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, NewFormat, PersistArgs,
 };
 use cacheos_core::sandbox::ops::{
-    BindArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
+    BindArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs, SandboxRunArgs,
 };
 use cacheos_core::sandbox::Network as Net;
 use cacheos_core::Operation;
@@ -391,6 +391,46 @@ impl Engine {
             )
         };
         if let Some((target, argv)) = r.exec.clone() {
+            // "führe uname -a in einer Wegwerf-Sandbox aus", "run make in a fresh sandbox": no sandbox of that name,
+            // but a new, throw-away one: sandbox.run makes one, runs the command and removes it. "new"/"fresh" count
+            // only after an indefinite article ("in der neuen Sandbox" is one that exists).
+            let words: Vec<&str> = p.toks.iter().map(|t| t.norm.as_str()).collect();
+            let throw_away = words.iter().enumerate().any(|(i, w)| {
+                let clear = [
+                    "wegwerf",
+                    "throwaway",
+                    "throw-away",
+                    "temporaer",
+                    "temporary",
+                    "ephemeral",
+                    "einmal",
+                ];
+                let fresh = ["neue", "new", "frische", "fresh"];
+                clear.iter().any(|p| w.starts_with(p))
+                    || (fresh.iter().any(|p| w.starts_with(p))
+                        && i > 0
+                        && ["einer", "einem", "eine", "einen", "a", "an"].contains(&words[i - 1]))
+            });
+            let known_target = target
+                .as_deref()
+                .is_some_and(|t| known.sandboxes.iter().any(|s| s == t));
+            if throw_away && !known_target {
+                let c = self.create_args(p, r, known);
+                return self.operation(
+                    Operation::SandboxRun(SandboxRunArgs {
+                        template: c.template,
+                        argv,
+                        name: None,
+                        limits: c.limits,
+                        network: c.network,
+                        binds: c.binds,
+                        env: Vec::new(),
+                        timeout_secs: None,
+                    }),
+                    lang,
+                    session,
+                );
+            }
             let target = target.or(name);
             return match target {
                 Some(name) => self.operation(
