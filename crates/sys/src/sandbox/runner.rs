@@ -854,7 +854,7 @@ pub fn container_address(host: std::net::Ipv4Addr, prefix: u8) -> Option<std::ne
 }
 
 /// Configures the container side (`host0`) of a `--network-veth` sandbox that runs no network manager of its own:
-/// waits for the host side to be given an address (systemd-networkd's `80-container-ve.network` assigns a /28 from
+/// brings it up, waits for the host side to be given an address (systemd-networkd's `80-container-ve.network` assigns a /28 from
 /// its pool, serves DHCP and masquerades), then gives `host0` the next address and a default route through the
 /// host side. Every command is a fixed argv run in the container's network namespace only.
 fn configure_nat(leader: u32, wait: Duration) -> io::Result<()> {
@@ -877,6 +877,8 @@ fn configure_nat(leader: u32, wait: Duration) -> io::Result<()> {
         })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .ok_or_else(|| io::Error::other(format!("no host interface with index {peer}")))?;
+    // The host side has no carrier (and networkd gives it no address) until the container side is up.
+    in_net(&["link", "set", "host0", "up"])?;
     let end = Instant::now() + wait;
     let (host, prefix) = loop {
         let text = checked(
@@ -902,7 +904,6 @@ fn configure_nat(leader: u32, wait: Duration) -> io::Result<()> {
     };
     let mine = container_address(host, prefix)
         .ok_or_else(|| io::Error::other(format!("no free address next to {host}/{prefix}")))?;
-    in_net(&["link", "set", "host0", "up"])?;
     in_net(&["addr", "replace", &format!("{mine}/{prefix}"), "dev", "host0"])?;
     in_net(&["route", "replace", "default", "via", &host.to_string(), "dev", "host0"])?;
     Ok(())
