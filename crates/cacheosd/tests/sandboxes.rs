@@ -1,11 +1,11 @@
 //! End-to-end test of sandboxes through a real `cacheosd --dev` with real systemd-nspawn containers on a busybox
 //! template tree (root; CACHEOS_INTEGRATION=1; needs systemd-nspawn, cgexec and busybox-static): the CLI's create,
 //! start, exec (stdout and the command's exit code as cacheosctl's own), stop and remove, the streamed REST exec,
-//! the D-Bus sandbox object, and the audit trail of every call.
+//! the D-Bus sandbox object, copies, the shell, throw-away runs, the audit trail of every call, and SIGKILL of the
+//! daemon in the middle of create, start and restart.
 
 mod common;
 
-use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
@@ -15,36 +15,11 @@ fn root_enabled(name: &str) -> bool {
     if !enabled(name) {
         return false;
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
     assert!(
-        root,
+        is_root(),
         "{name}: sandbox end-to-end tests need root (CACHEOS_INTEGRATION is set)"
     );
     true
-}
-
-const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir", "tar",
-];
-
-/// A busybox tree at `tree`, a template without init (cacheosd runs `sleep` in it).
-fn busybox_tree(tree: &Path) {
-    for d in [
-        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var", "usr/bin", "mnt",
-    ] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "/bin/busybox is missing; install busybox-static");
-    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
-    for a in APPLETS {
-        symlink("busybox", tree.join("bin").join(a)).unwrap();
-    }
-    std::fs::write(tree.join("etc/os-release"), "ID=busybox\nNAME=\"busybox test tree\"\n").unwrap();
 }
 
 fn ctl_json(d: &Daemon, args: &[&str]) -> serde_json::Value {
@@ -68,7 +43,7 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
     }
     let bus = TestBus::session();
     let state = bus.dir.path().canonicalize().unwrap().join("state");
-    busybox_tree(&state.join("templates/bb"));
+    busybox_template(&state.join("templates/bb"));
     let mut d = Daemon::start(&bus.address, &state);
 
     let templates = ctl_json(&d, &["template", "list"]);
@@ -382,7 +357,7 @@ fn drive_binds_resolve_to_the_mount_and_keep_the_drive_busy() {
     }
     let bus = TestBus::session();
     let state = bus.dir.path().canonicalize().unwrap().join("state");
-    busybox_tree(&state.join("templates/bb"));
+    busybox_template(&state.join("templates/bb"));
     std::fs::create_dir_all(state.join("images")).unwrap();
     ext4_image(&state.join("images/data.img"), "hello from the drive\n");
     let mut d = Daemon::start(&bus.address, &state);
@@ -455,7 +430,7 @@ fn sigkill_during_create_start_and_restart_then_restart_is_consistent() {
     }
     let bus = TestBus::session();
     let state = bus.dir.path().canonicalize().unwrap().join("state");
-    busybox_tree(&state.join("templates/bb"));
+    busybox_template(&state.join("templates/bb"));
     // (pause point, the command that is interrupted, ephemeral, the state expected after the restart)
     let cases = [
         ("create.recorded", "create", false, Some("created")),

@@ -307,7 +307,7 @@ pub fn busybox_template(tree: &Path) {
     assert!(busybox.exists(), "/bin/busybox is missing; install busybox-static");
     std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
     for a in [
-        "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir",
+        "sh", "ls", "cat", "echo", "sleep", "id", "true", "false", "env", "mkdir", "tar",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(a)).unwrap();
     }
