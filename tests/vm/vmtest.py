@@ -336,6 +336,11 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
             print(f"[{name}] {line}", flush=True)
         if extra and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
+        # The `debian` template check (template_test in the self-test).
+        for line in re.findall(r"^template-.*$", report, re.M):
+            print(f"[{name}] {line}", flush=True)
+        if "template-test: done" not in report:
+            raise Failure("the in-guest template test did not run")
 
         sh = Shell(serial)
         sh.login("cacheos", 120)
