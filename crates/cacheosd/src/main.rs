@@ -138,8 +138,9 @@ fn drive_manager(
 
 /// The templates sandboxes can be made from: the appliance's own `/usr` as `host` (when enabled), then the OS trees
 /// and squashfs/erofs images in the templates directory, then those in the system templates directory (the image's
-/// own, such as `debian`; not in development mode). The first of a name wins.
-fn sandbox_templates(cfg: &Config, templates_dir: &Path, dev: bool) -> Vec<Template> {
+/// own, such as `debian`; not in development mode). The first of a name wins. Images are probed for an init below
+/// `probe_dir`.
+fn sandbox_templates(cfg: &Config, templates_dir: &Path, probe_dir: &Path, dev: bool) -> Vec<Template> {
     let mut out = Vec::new();
     if cfg.sandboxes.host_template {
         out.push(Template {
@@ -153,7 +154,7 @@ fn sandbox_templates(cfg: &Config, templates_dir: &Path, dev: bool) -> Vec<Templ
     let system = (!dev && !cfg.sandboxes.system_templates_dir.as_os_str().is_empty())
         .then_some(cfg.sandboxes.system_templates_dir.as_path());
     for dir in std::iter::once(templates_dir).chain(system) {
-        for t in cacheos_sys::sandbox::templates::scan_dir(dir) {
+        for t in cacheos_sys::sandbox::templates::scan_dir(dir, Some(probe_dir)) {
             if out.iter().any(|o| o.name == t.name) {
                 tracing::warn!(path = %t.path.display(), template = %t.name, "template name already taken; skipped");
                 continue;
@@ -196,7 +197,7 @@ fn sandbox_manager(
     } else {
         Mode::Direct
     };
-    let templates = sandbox_templates(cfg, &templates_dir, dev);
+    let templates = sandbox_templates(cfg, &templates_dir, &run_dir.join("probe"), dev);
     tracing::info!(?mode, templates = templates.len(), "sandboxes ready");
     Ok(SandboxManager::new(
         store,

@@ -1,5 +1,5 @@
-//! Host tests of file system image templates: a squashfs image built by the test (mksquashfs, squashfs-tools) is found
-//! by `templates::scan_dir` and mounted by `OverlayRoots` from an auto-clearing read-only loop device under a writable
+//! Host tests of file system image templates: squashfs and erofs images built by the test (squashfs-tools,
+//! erofs-utils) are found and probed for an init by `templates::scan_dir` and mounted by `OverlayRoots` from an auto-clearing read-only loop device under a writable
 //! overlay; release leaves no mount and no loop device behind. They need root and run only with
 //! CACHEOS_INTEGRATION=1; with it set and no root they fail instead of skipping.
 
@@ -70,7 +70,9 @@ fn squashfs_templates_are_mounted_under_an_overlay_and_released() {
     assert!(status.success());
     fs::write(templates.join("deb.description"), "a test tree\n").unwrap();
 
-    let found = scan_dir(&templates);
+    // Probed: no init in the tree, so it runs sleep; the probe mount is gone again.
+    let probe = base.join("probe");
+    let found = scan_dir(&templates, Some(&probe));
     assert_eq!(found.len(), 1, "{found:?}");
     let template = &found[0];
     assert_eq!((template.name.as_str(), template.kind), ("deb", TemplateKind::FsImage));
@@ -79,6 +81,30 @@ fn squashfs_templates_are_mounted_under_an_overlay_and_released() {
         "{}",
         template.description
     );
+    assert_eq!(template.command.as_ref().map(|c| c[0].as_str()), Some("/usr/bin/sleep"));
+    assert!(mounts_below(&probe).is_empty());
+    assert!(loops_of(&image).is_empty());
+
+    // An image with systemd as init is booted.
+    let booted_tree = base.join("booted-tree");
+    fs::create_dir_all(booted_tree.join("usr/lib/systemd")).unwrap();
+    fs::write(booted_tree.join("usr/lib/systemd/systemd"), "").unwrap();
+    let booted_dir = base.join("booted");
+    fs::create_dir(&booted_dir).unwrap();
+    let booted = booted_dir.join("os.erofs");
+    let status = Command::new("mkfs.erofs")
+        .arg(&booted)
+        .arg(&booted_tree)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("mkfs.erofs (erofs-utils) must be installed");
+    assert!(status.success());
+    let found = scan_dir(&booted_dir, Some(&probe));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].command, None, "booted: {found:?}");
+    assert!(found[0].description.contains("(erofs, "), "{}", found[0].description);
+    assert!(mounts_below(&probe).is_empty());
+    assert!(loops_of(&booted).is_empty());
 
     let (run, state) = (base.join("run"), base.join("state"));
     let roots = OverlayRoots::new(&run, &state);

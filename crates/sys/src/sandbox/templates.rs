@@ -1,6 +1,7 @@
 //! Template discovery: the OS trees and compressed file system images (squashfs, erofs) in a templates directory
-//! become [`Template`]s ([`scan_dir`]), and [`attach_fs_image`] puts such an image on a read-only, auto-clearing loop
-//! device for [`super::OverlayRoots`] to mount.
+//! become [`Template`]s ([`scan_dir`]; an image is mounted briefly to see whether it has an init), and
+//! [`attach_fs_image`] puts such an image on a read-only, auto-clearing loop device for [`super::OverlayRoots`] to
+//! mount.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -8,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use cacheos_core::sandbox::{validate_name, Template, TemplateKind};
+use rustix::mount::{MountFlags, UnmountFlags};
 
 /// The main command of a template that is not booted: it keeps the container alive for `sandbox exec`.
 const SLEEP_FOREVER: &str = "2147483647";
@@ -52,8 +54,41 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1048576.0)
 }
 
+/// The paths whose presence makes a tree bootable (nspawn `--boot` runs its init).
+const INITS: [&str; 3] = ["sbin/init", "usr/sbin/init", "usr/lib/systemd/systemd"];
+
+/// Whether a tree has an init. Only regular files count for the image probe (an absolute symbolic link such as
+/// `/sbin/init -> /lib/systemd/systemd` would be resolved on the appliance, not in the image).
+fn has_init(tree: &Path) -> bool {
+    INITS.iter().any(|p| tree.join(p).exists())
+}
+
+/// Mounts `image` read-only at a fresh `<probe_dir>/<name>` and tells whether it has an init; unmounts again (which
+/// frees the loop device) and removes the directory on every path.
+fn probe_boots(image: &Path, fs_type: FsImageType, probe_dir: &Path, name: &str) -> io::Result<bool> {
+    let target = probe_dir.join(name);
+    fs::create_dir_all(&target)?;
+    let result = (|| {
+        let (device, _guard) = attach_fs_image(image)?;
+        rustix::mount::mount(
+            &device,
+            &target,
+            fs_type.fs_type(),
+            MountFlags::RDONLY | MountFlags::NODEV | MountFlags::NOSUID | MountFlags::NOEXEC,
+            None,
+        )?;
+        let boots = INITS
+            .iter()
+            .any(|p| fs::symlink_metadata(target.join(p)).is_ok_and(|m| m.is_file()));
+        rustix::mount::unmount(&target, UnmountFlags::DETACH)?;
+        Ok(boots)
+    })();
+    let _ = fs::remove_dir(&target);
+    result
+}
+
 /// The template a directory entry stands for, or `None` (with the reason) when it is not one.
-fn template_for(path: &Path) -> Result<Template, String> {
+fn template_for(path: &Path, probe_dir: Option<&Path>) -> Result<Template, String> {
     let file_name = path.file_name().and_then(|n| n.to_str()).ok_or("not a UTF-8 name")?;
     if path.is_dir() {
         let name = file_name.to_owned();
@@ -61,9 +96,7 @@ fn template_for(path: &Path) -> Result<Template, String> {
         if !(path.join("usr").is_dir() || path.join("bin").exists()) {
             return Err("no usr/ or bin/ in the tree".into());
         }
-        let boots = ["sbin/init", "usr/sbin/init", "usr/lib/systemd/systemd"]
-            .iter()
-            .any(|p| path.join(p).exists());
+        let boots = has_init(path);
         let command = (!boots).then(|| {
             let sleep = if path.join("bin/sleep").exists() {
                 "/bin/sleep"
@@ -92,6 +125,14 @@ fn template_for(path: &Path) -> Result<Template, String> {
     let kind = fs_image_type(path)
         .map_err(|e| e.to_string())?
         .ok_or("neither a squashfs nor an erofs image")?;
+    let boots = match probe_dir.map(|d| probe_boots(path, kind, d, stem)) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot look into the template image; it will not be booted");
+            false
+        }
+        None => false,
+    };
     // `<name>.description` next to the image: one line shown by `template list`.
     let text = fs::read_to_string(path.with_file_name(format!("{stem}.description")))
         .ok()
@@ -103,17 +144,18 @@ fn template_for(path: &Path) -> Result<Template, String> {
         kind: TemplateKind::FsImage,
         description: format!("{text} ({}, {})", kind.fs_type(), mib(meta.len())),
         path: path.to_owned(),
-        // An image is not looked into before a sandbox starts, so it is not booted: it runs `sleep`, and commands
-        // are exec'd into it (usr-merged trees have /usr/bin/sleep).
-        command: Some(vec!["/usr/bin/sleep".to_owned(), SLEEP_FOREVER.to_owned()]),
+        // Without an init (or unprobed) it runs `sleep` and commands are exec'd into it; usr-merged trees, as every
+        // current distribution's, have /usr/bin/sleep.
+        command: (!boots).then(|| vec!["/usr/bin/sleep".to_owned(), SLEEP_FOREVER.to_owned()]),
     })
 }
 
-/// The templates in `dir`, sorted by name: every `<dir>/<name>/` holding an OS tree (with `usr/` or `bin/`; booted
-/// when it has an init, otherwise running `sleep`) and every `<dir>/<name>.squashfs` or `<name>.erofs` image
-/// (never booted; described by `<dir>/<name>.description` when present). A missing directory has none; entries that
-/// are neither, or whose name is not a valid template name, are logged and skipped.
-pub fn scan_dir(dir: &Path) -> Vec<Template> {
+/// The templates in `dir`, sorted by name: every `<dir>/<name>/` holding an OS tree (with `usr/` or `bin/`) and every
+/// `<dir>/<name>.squashfs` or `<name>.erofs` image (described by `<dir>/<name>.description` when present). A tree
+/// with an init is booted, any other runs `sleep`; an image is mounted read-only at `<probe_dir>/<name>` for a moment
+/// to see which (needs root; without `probe_dir`, or when that fails, it runs `sleep`). A missing directory has none;
+/// entries that are neither, or whose name is not a valid template name, are logged and skipped.
+pub fn scan_dir(dir: &Path, probe_dir: Option<&Path>) -> Vec<Template> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
@@ -129,7 +171,7 @@ pub fn scan_dir(dir: &Path) -> Vec<Template> {
         if path.extension().is_some_and(|e| e == "description") {
             continue;
         }
-        match template_for(&path) {
+        match template_for(&path, probe_dir) {
             Ok(t) => out.push(t),
             Err(reason) => tracing::warn!(path = %path.display(), %reason, "not a usable template; skipped"),
         }
@@ -221,7 +263,7 @@ mod tests {
         fs::write(d.join("notes.txt"), "").unwrap();
         fs::write(d.join("Bad Name.squashfs"), squashfs_header()).unwrap();
 
-        let found = scan_dir(d);
+        let found = scan_dir(d, None);
         let names: Vec<_> = found.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["bb", "booted", "debian", "fedora"]);
 
@@ -251,6 +293,6 @@ mod tests {
 
     #[test]
     fn a_missing_directory_has_no_templates() {
-        assert!(scan_dir(Path::new("/nonexistent/cacheos/templates")).is_empty());
+        assert!(scan_dir(Path::new("/nonexistent/cacheos/templates"), None).is_empty());
     }
 }
