@@ -427,6 +427,11 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
             if not any(b"nat-ok from" in r for r in nat_probe.received):
                 raise Failure(f"the guest reports a NAT connection but the probe received {nat_probe.received!r}")
             print(f"[{name}] NAT probe received {nat_probe.received[0].strip()!r}", flush=True)
+        # The `debian` template check (template_test in the self-test).
+        for line in re.findall(r"^template-.*$", report, re.M):
+            print(f"[{name}] {line}", flush=True)
+        if "template-test: done" not in report:
+            raise Failure("the in-guest template test did not run")
 
         sh = Shell(serial)
         # The boot with the test image disk also chats (the self-test put chattest.qcow2 into the images dir).

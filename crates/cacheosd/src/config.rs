@@ -47,8 +47,12 @@ pub struct SandboxesConfig {
     pub run_dir: PathBuf,
     /// Writable data of persistent sandboxes; empty means `<state_dir>/sandboxes`.
     pub data_dir: PathBuf,
-    /// Directory templates: each `<templates_dir>/<name>/` holding an OS tree; empty means `<state_dir>/templates`.
+    /// Templates: each `<templates_dir>/<name>/` holding an OS tree and each `<name>.squashfs` / `<name>.erofs` image;
+    /// empty means `<state_dir>/templates`.
     pub templates_dir: PathBuf,
+    /// Templates shipped with the system (the image's `debian.squashfs`): trees and squashfs/erofs images as in
+    /// `templates_dir`, which wins on equal names; empty for none. Not read in development mode.
+    pub system_templates_dir: PathBuf,
     /// Offer the appliance's own `/usr` as template `host`.
     pub host_template: bool,
     /// Seconds a stop waits for a container to exit before killing it.
@@ -62,6 +66,7 @@ impl Default for SandboxesConfig {
             run_dir: "/run/cacheos/sandboxes".into(),
             data_dir: PathBuf::new(),
             templates_dir: PathBuf::new(),
+            system_templates_dir: "/usr/lib/cacheos/templates".into(),
             host_template: true,
             stop_timeout_secs: 10,
         }

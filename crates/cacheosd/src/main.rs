@@ -136,10 +136,12 @@ fn drive_manager(
     Ok(DriveManager::new(dc, deps, store, events, clock))
 }
 
-/// The templates sandboxes can be made from: the appliance's own `/usr` as `host` (when enabled) and every
-/// directory below the templates directory that holds an OS tree. A tree with an init is booted; any other tree,
-/// and the host template, runs `sleep` as its main command, so commands can be exec'd into it.
-fn sandbox_templates(cfg: &Config, templates_dir: &Path) -> Vec<Template> {
+/// The templates sandboxes can be made from: the appliance's own `/usr` as `host` (when enabled; never booted, it
+/// runs `sleep` so commands can be exec'd into it), then the OS trees
+/// and squashfs/erofs images in the templates directory, then those in the system templates directory (the image's
+/// own, such as `debian`; not in development mode). The first of a name wins. Images are probed for an init below
+/// `probe_dir`.
+fn sandbox_templates(cfg: &Config, templates_dir: &Path, probe_dir: &Path, dev: bool) -> Vec<Template> {
     let mut out = Vec::new();
     if cfg.sandboxes.host_template {
         out.push(Template {
@@ -151,42 +153,16 @@ fn sandbox_templates(cfg: &Config, templates_dir: &Path) -> Vec<Template> {
             command: Some(vec!["/usr/bin/sleep".to_owned(), "2147483647".to_owned()]),
         });
     }
-    let entries = match std::fs::read_dir(templates_dir) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(dir = %templates_dir.display(), error = %e, "cannot read the templates directory");
-            return out;
+    let system = (!dev && !cfg.sandboxes.system_templates_dir.as_os_str().is_empty())
+        .then_some(cfg.sandboxes.system_templates_dir.as_path());
+    for dir in std::iter::once(templates_dir).chain(system) {
+        for t in cacheos_sys::sandbox::templates::scan_dir(dir, Some(probe_dir)) {
+            if out.iter().any(|o| o.name == t.name) {
+                tracing::warn!(path = %t.path.display(), template = %t.name, "template name already taken; skipped");
+                continue;
+            }
+            out.push(t);
         }
-    };
-    let mut found: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    found.sort();
-    for tree in found {
-        let Some(name) = tree.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-            continue;
-        };
-        let is_tree = tree.is_dir() && (tree.join("usr").is_dir() || tree.join("bin").exists());
-        if !is_tree || cacheos_core::sandbox::validate_name(&name).is_err() || name == "host" {
-            tracing::warn!(path = %tree.display(), "not a usable template tree; skipped");
-            continue;
-        }
-        let boots = ["sbin/init", "usr/sbin/init", "usr/lib/systemd/systemd"]
-            .iter()
-            .any(|p| tree.join(p).exists());
-        let command = (!boots).then(|| {
-            let sleep = if tree.join("bin/sleep").exists() {
-                "/bin/sleep"
-            } else {
-                "/usr/bin/sleep"
-            };
-            vec![sleep.to_owned(), "2147483647".to_owned()]
-        });
-        out.push(Template {
-            description: format!("directory tree {}", tree.display()),
-            name,
-            kind: TemplateKind::Directory,
-            path: tree,
-            command,
-        });
     }
     out
 }
@@ -223,7 +199,7 @@ fn sandbox_manager(
     } else {
         Mode::Direct
     };
-    let templates = sandbox_templates(cfg, &templates_dir);
+    let templates = sandbox_templates(cfg, &templates_dir, &run_dir.join("probe"), dev);
     let mut pause = ManagerConfig::default();
     if dev {
         if let Ok(points) = std::env::var("CACHEOS_TEST_PAUSE_AT") {

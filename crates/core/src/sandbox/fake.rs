@@ -312,7 +312,7 @@ impl RootPreparer for FakeRoots {
                         read_write: false,
                     }],
                 },
-                TemplateKind::Directory => PreparedRoot {
+                TemplateKind::Directory | TemplateKind::FsImage => PreparedRoot {
                     source: RootSource::Directory(run.join("root")),
                     volatile: Volatile::No,
                     binds: Vec::new(),

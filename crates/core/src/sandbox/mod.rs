@@ -182,6 +182,10 @@ pub enum TemplateKind {
     Directory,
     /// A disk image with an OS, read-only under a volatile overlay (ephemeral sandboxes only).
     Image,
+    /// A compressed file system image (squashfs or erofs) holding an OS tree, such as the `debian` template the
+    /// appliance ships: mounted read-only for each running sandbox and used like a directory template, under a
+    /// writable overlay (persistent and ephemeral sandboxes).
+    FsImage,
 }
 
 /// A named source of sandbox roots.

@@ -42,6 +42,13 @@ fn templates() -> Vec<Template> {
             description: "an OS image".into(),
             command: None,
         },
+        Template {
+            name: "debian".into(),
+            kind: TemplateKind::FsImage,
+            path: "/usr/lib/cacheos/templates/debian.squashfs".into(),
+            description: "Debian 12 (bookworm) minimal (squashfs, 30.0 MiB)".into(),
+            command: Some(vec!["/usr/bin/sleep".into(), "2147483647".into()]),
+        },
     ]
 }
 
@@ -287,6 +294,40 @@ fn create_failures_name_the_problem_and_leave_nothing() {
     assert!(record(&e, "other").is_none());
     assert!(e.fakes.plan().is_empty(), "{:?}", e.fakes.plan());
     assert!(e.fakes.leftovers().is_empty());
+}
+
+#[test]
+fn file_system_image_templates_serve_persistent_and_ephemeral_sandboxes() {
+    let e = env();
+    // Unlike a disk image, a squashfs/erofs template is mounted and used like a tree: persistent sandboxes work.
+    e.manager.create(SandboxSpec::new("deb", "debian"), "alice").unwrap();
+    let mut tmp = SandboxSpec::new("tmp", "debian");
+    tmp.ephemeral = true;
+    e.manager.create(tmp, "alice").unwrap();
+    e.manager.start("deb").unwrap();
+    e.manager.start("tmp").unwrap();
+    assert_eq!(
+        e.fakes.plan(),
+        [
+            "prepare root of deb from template debian (persistent)",
+            "start deb from directory /run/cacheos/sandboxes/deb/root, network none, command /usr/bin/sleep 2147483647",
+            "prepare root of tmp from template debian (ephemeral)",
+            "start tmp from directory /run/cacheos/sandboxes/tmp/root, network none, command /usr/bin/sleep 2147483647",
+        ]
+    );
+    e.fakes.clear_calls();
+    e.manager.stop("tmp").unwrap();
+    assert!(
+        record(&e, "tmp").is_none(),
+        "an ephemeral sandbox is removed when it stops"
+    );
+    e.manager.stop("deb").unwrap();
+    e.manager.remove("deb").unwrap();
+    assert!(e.fakes.leftovers().is_empty(), "{:?}", e.fakes.leftovers());
+    assert_eq!(serde_json::to_value(TemplateKind::FsImage).unwrap(), json!("fs-image"));
+    let listed = e.manager.templates();
+    let debian = listed.iter().find(|t| t.name == "debian").unwrap();
+    assert_eq!(debian.kind, TemplateKind::FsImage);
 }
 
 #[test]

@@ -1,13 +1,15 @@
-//! Sandbox roots ([`OverlayRoots`]): an overlayfs over a directory template, a small writable skeleton root with the
-//! appliance's `/usr` bound read-only for the host template, nspawn's overlay mode for images; runtime state under a
-//! run directory and persistent data under a state directory.
+//! Sandbox roots ([`OverlayRoots`]): an overlayfs over a directory template (or over a squashfs/erofs template image
+//! mounted read-only for the sandbox), a small writable skeleton root with the appliance's `/usr` bound read-only
+//! for the host template, nspawn's overlay mode for disk images; runtime state under a run directory and persistent
+//! data under a state directory.
 //!
 //! Layout for sandbox `NAME`:
 //! - `<run_dir>/NAME/`: exists while a root is prepared (its presence is what [`RootPreparer::prepared`] lists);
-//!   `root/` is the overlay mount point (directory template) or the skeleton root of an ephemeral host-template
-//!   sandbox; `upper/` and `work/` hold the writable layer of an ephemeral directory-template sandbox.
-//! - `<state_dir>/NAME/`: persistent data: `upper/` + `work/` (directory template) or `root/` (the skeleton root of
-//!   a host-template sandbox, everything but `/usr`).
+//!   `root/` is the overlay mount point (directory and image templates) or the skeleton root of an ephemeral
+//!   host-template sandbox; `upper/` and `work/` hold the writable layer of an ephemeral sandbox; `lower/` is where a
+//!   file system image template is mounted (read-only, from an auto-clearing loop device).
+//! - `<state_dir>/NAME/`: persistent data: `upper/` + `work/` (directory and image templates) or `root/` (the
+//!   skeleton root of a host-template sandbox, everything but `/usr`).
 //!
 //! The host template's skeleton holds what a merged-/usr system keeps outside `/usr`: the `bin`/`lib`/… links of
 //! the template, an `/etc` with `os-release`, `passwd`, `group`, `hostname`, `hosts`, `nsswitch.conf`, and empty
@@ -24,6 +26,7 @@ use cacheos_core::sandbox::{
 use rustix::mount::{MountFlags, UnmountFlags};
 
 use crate::drive::mount::parse_mountinfo;
+use crate::sandbox::templates::{attach_fs_image, fs_image_type};
 
 /// Default run directory of sandbox roots.
 pub const RUN_DIR: &str = "/run/cacheos/sandboxes";
@@ -189,6 +192,45 @@ pub fn host_skeleton(root: &Path, template: &Path, name: &str) -> Result<(), Roo
     Ok(())
 }
 
+/// Mounts the squashfs or erofs image `image` read-only at `target` (an existing directory) from a read-only,
+/// auto-clearing loop device: unmounting `target` also frees the device, so [`RootPreparer::release`] needs nothing
+/// but its usual unmount of everything below the sandbox's run directory.
+fn mount_fs_image(image: &Path, target: &Path) -> Result<(), RootError> {
+    let bad = || RootError::BadTemplate {
+        path: image.to_owned(),
+        kind: "squashfs or erofs image",
+    };
+    if !image.is_file() {
+        return Err(bad());
+    }
+    let fs_type = match fs_image_type(image) {
+        Ok(Some(t)) => t.fs_type(),
+        Ok(None) => return Err(bad()),
+        Err(source) => {
+            return Err(RootError::Mount {
+                target: target.to_owned(),
+                source,
+            })
+        }
+    };
+    let mount_err = |source: io::Error| RootError::Mount {
+        target: target.to_owned(),
+        source,
+    };
+    // The guard keeps the device attached until the mount holds it; dropped on every path below.
+    let (device, _guard) = attach_fs_image(image).map_err(mount_err)?;
+    rustix::mount::mount(
+        &device,
+        target,
+        fs_type,
+        MountFlags::RDONLY | MountFlags::NODEV | MountFlags::NOSUID,
+        None,
+    )
+    .map_err(|e| mount_err(e.into()))?;
+    tracing::debug!(image = %image.display(), device = %device.display(), target = %target.display(), "template image mounted");
+    Ok(())
+}
+
 impl OverlayRoots {
     pub fn new(run_dir: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -246,19 +288,26 @@ impl OverlayRoots {
                     binds: Vec::new(),
                 })
             }
-            TemplateKind::Directory => {
-                if !template.path.is_dir() {
+            TemplateKind::Directory | TemplateKind::FsImage => {
+                let lower = if template.kind == TemplateKind::FsImage {
+                    let lower = run.join("lower");
+                    create_dir(&lower)?;
+                    mount_fs_image(&template.path, &lower)?;
+                    lower
+                } else if template.path.is_dir() {
+                    template.path.clone()
+                } else {
                     return Err(RootError::BadTemplate {
                         path: template.path.clone(),
                         kind: "directory",
                     });
-                }
+                };
                 let layer = if ephemeral { &run } else { &data };
                 let (upper, work, root) = (layer.join("upper"), layer.join("work"), run.join("root"));
                 for d in [&upper, &work, &root] {
                     create_dir(d)?;
                 }
-                let options = overlay_options(&template.path, &upper, &work).ok_or_else(|| RootError::Mount {
+                let options = overlay_options(&lower, &upper, &work).ok_or_else(|| RootError::Mount {
                     target: root.clone(),
                     source: io::Error::new(io::ErrorKind::InvalidInput, "a layer path contains ',', ':' or '\\'"),
                 })?;
