@@ -140,11 +140,16 @@ fn drive_manager(
 /// runs `sleep` so commands can be exec'd into it), then the OS trees
 /// and squashfs/erofs images in the templates directory, then those in the system templates directory (the image's
 /// own, such as `debian`; not in development mode). The first of a name wins. Images are probed for an init below
-/// `probe_dir`.
-fn sandbox_templates(cfg: &Config, templates_dir: &Path, probe_dir: &Path, dev: bool) -> Vec<Template> {
-    let mut out = Vec::new();
+/// `probe_dir`. The directories are scanned again whenever an entry was added or removed (see `DirTemplates`).
+fn sandbox_templates(
+    cfg: &Config,
+    templates_dir: &Path,
+    probe_dir: &Path,
+    dev: bool,
+) -> (Vec<Template>, cacheos_sys::sandbox::templates::DirTemplates) {
+    let mut fixed = Vec::new();
     if cfg.sandboxes.host_template {
-        out.push(Template {
+        fixed.push(Template {
             name: "host".into(),
             kind: TemplateKind::Host,
             path: "/".into(),
@@ -154,17 +159,12 @@ fn sandbox_templates(cfg: &Config, templates_dir: &Path, probe_dir: &Path, dev: 
         });
     }
     let system = (!dev && !cfg.sandboxes.system_templates_dir.as_os_str().is_empty())
-        .then_some(cfg.sandboxes.system_templates_dir.as_path());
-    for dir in std::iter::once(templates_dir).chain(system) {
-        for t in cacheos_sys::sandbox::templates::scan_dir(dir, Some(probe_dir)) {
-            if out.iter().any(|o| o.name == t.name) {
-                tracing::warn!(path = %t.path.display(), template = %t.name, "template name already taken; skipped");
-                continue;
-            }
-            out.push(t);
-        }
-    }
-    out
+        .then(|| cfg.sandboxes.system_templates_dir.clone());
+    let dirs = std::iter::once(templates_dir.to_path_buf()).chain(system).collect();
+    (
+        fixed,
+        cacheos_sys::sandbox::templates::DirTemplates::new(dirs, Some(probe_dir.to_path_buf())),
+    )
 }
 
 /// The sandbox manager over the real side effects (overlay roots, nspawn as a transient unit when systemd is PID 1
@@ -199,7 +199,7 @@ fn sandbox_manager(
     } else {
         Mode::Direct
     };
-    let templates = sandbox_templates(cfg, &templates_dir, &run_dir.join("probe"), dev);
+    let (templates, scanned) = sandbox_templates(cfg, &templates_dir, &run_dir.join("probe"), dev);
     let mut pause = ManagerConfig::default();
     if dev {
         if let Ok(points) = std::env::var("CACHEOS_TEST_PAUSE_AT") {
@@ -207,8 +207,7 @@ fn sandbox_manager(
             pause.pause_marker = Some(cfg.state_dir.join("paused"));
         }
     }
-    tracing::info!(?mode, templates = templates.len(), "sandboxes ready");
-    Ok(SandboxManager::new(
+    let manager = SandboxManager::new(
         store,
         Arc::new(OverlayRoots::new(roots_dir, data_dir)),
         Arc::new(NspawnRunner::new(mode, runner_dir)),
@@ -218,7 +217,10 @@ fn sandbox_manager(
             stop_timeout: Duration::from_secs(cfg.sandboxes.stop_timeout_secs),
             ..pause
         },
-    ))
+    )
+    .with_template_source(Arc::new(scanned));
+    tracing::info!(?mode, templates = manager.templates().len(), "sandboxes ready");
+    Ok(manager)
 }
 
 fn notify(states: &[NotifyState]) {

@@ -54,6 +54,18 @@ fn sandbox_lifecycle_through_cli_rest_and_dbus_is_audited() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"bb") && names.contains(&"host"), "{names:?}");
+    // A template put into the directory while the daemon runs is offered at once, and one taken away is gone.
+    busybox_template(&state.join("templates/late"));
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names(ctl_json(&d, &["template", "list"])).contains(&"late".to_owned()));
+    std::fs::remove_dir_all(state.join("templates/late")).unwrap();
+    assert!(!names(ctl_json(&d, &["template", "list"])).contains(&"late".to_owned()));
 
     let created = ctl_json(
         &d,

@@ -243,6 +243,7 @@ pub struct SandboxManager {
     runner: Arc<dyn ContainerRunner>,
     clock: Arc<dyn Clock>,
     templates: RwLock<Vec<Template>>,
+    source: Option<Arc<dyn super::TemplateSource>>,
     config: ManagerConfig,
     lifecycle: Mutex<()>,
 }
@@ -270,6 +271,7 @@ impl SandboxManager {
             runner,
             clock,
             templates: RwLock::new(templates),
+            source: None,
             config,
             lifecycle: Mutex::new(()),
         }
@@ -279,21 +281,31 @@ impl SandboxManager {
         self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The known templates, by name.
+    /// Also offers the templates of `source`, asked on every lookup (a fixed template of the same name wins).
+    pub fn with_template_source(mut self, source: Arc<dyn super::TemplateSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The known templates, by name: the fixed ones, then those of the source.
     pub fn templates(&self) -> Vec<Template> {
         let mut t = self.templates.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(source) = &self.source {
+            for s in source.templates() {
+                if !t.iter().any(|f| f.name == s.name) {
+                    t.push(s);
+                }
+            }
+        }
         t.sort_by(|a, b| a.name.cmp(&b.name));
         t
     }
 
     /// One template.
     pub fn template(&self, name: &str) -> Result<Template, SandboxError> {
-        self.templates
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
+        self.templates()
+            .into_iter()
             .find(|t| t.name == name)
-            .cloned()
             .ok_or_else(|| SandboxError::TemplateNotFound {
                 template: name.to_owned(),
             })

@@ -466,6 +466,13 @@ pub struct ExecSpec {
     pub time_limit: Option<Duration>,
 }
 
+/// Where templates beyond the fixed ones come from (for example the templates directories); asked on every lookup,
+/// so templates added or removed while the daemon runs are seen. An implementation caches what is costly to find.
+pub trait TemplateSource: Send + Sync {
+    /// The templates it offers now.
+    fn templates(&self) -> Vec<Template>;
+}
+
 /// Runs containers. Every method is keyed by sandbox name; the runner finds a running container by name alone (from
 /// systemd or the process table), so nothing of a handle must survive a daemon restart.
 pub trait ContainerRunner: Send + Sync {

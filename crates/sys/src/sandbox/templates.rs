@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use cacheos_core::sandbox::{validate_name, Template, TemplateKind};
+use cacheos_core::sandbox::{validate_name, Template, TemplateKind, TemplateSource};
 use rustix::mount::{MountFlags, UnmountFlags};
 
 /// The main command of a template that is not booted: it keeps the container alive for `sandbox exec`.
@@ -177,6 +177,64 @@ pub fn scan_dir(dir: &Path, probe_dir: Option<&Path>) -> Vec<Template> {
         }
     }
     out
+}
+
+/// The templates of several directories as a [`TemplateSource`]: scanned again (with [`scan_dir`], images probed)
+/// only when a directory's entries or modification time changed (an entry added, removed or renamed; the names are
+/// compared too, as time stamps are coarse). The first directory's template of a name wins.
+#[derive(Debug)]
+pub struct DirTemplates {
+    dirs: Vec<PathBuf>,
+    probe_dir: Option<PathBuf>,
+    cache: std::sync::Mutex<Option<(Vec<DirStamp>, Vec<Template>)>>,
+}
+
+/// What a templates directory looked like at a scan: its modification time and entry names.
+type DirStamp = (Option<std::time::SystemTime>, Vec<std::ffi::OsString>);
+
+impl DirTemplates {
+    pub fn new(dirs: Vec<PathBuf>, probe_dir: Option<PathBuf>) -> Self {
+        Self {
+            dirs,
+            probe_dir,
+            cache: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl TemplateSource for DirTemplates {
+    fn templates(&self) -> Vec<Template> {
+        let stamps: Vec<_> = self
+            .dirs
+            .iter()
+            .map(|d| {
+                let mut names: Vec<_> = fs::read_dir(d)
+                    .map(|e| e.filter_map(Result::ok).map(|e| e.file_name()).collect())
+                    .unwrap_or_default();
+                names.sort();
+                (fs::metadata(d).and_then(|m| m.modified()).ok(), names)
+            })
+            .collect();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, templates)) = cache.as_ref() {
+            if *seen == stamps {
+                return templates.clone();
+            }
+        }
+        let mut out: Vec<Template> = Vec::new();
+        for dir in &self.dirs {
+            for t in scan_dir(dir, self.probe_dir.as_deref()) {
+                if out.iter().any(|o| o.name == t.name) {
+                    tracing::warn!(path = %t.path.display(), template = %t.name, "template name already taken; skipped");
+                    continue;
+                }
+                out.push(t);
+            }
+        }
+        tracing::info!(templates = out.len(), "template directories scanned");
+        *cache = Some((stamps, out.clone()));
+        out
+    }
 }
 
 /// Attaches the file system image at `path` to a free loop device, read-only and auto-clearing (the kernel detaches
