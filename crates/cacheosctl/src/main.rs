@@ -228,33 +228,55 @@ enum DriveCmd {
     Reconcile,
 }
 
+/// What `sandbox create` and `sandbox run` share: the template and the sandbox's limits, network, binds and
+/// environment, as the REST body's fields.
+#[derive(Debug, clap::Args)]
+struct SandboxOpts {
+    /// Template name (see `cacheosctl template list`).
+    #[arg(long, short = 't')]
+    template: String,
+    /// Memory limit (e.g. 512M, 1G).
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<u64>,
+    /// CPU quota in cores (0.5 = half a core).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Maximum number of processes and threads.
+    #[arg(long)]
+    tasks: Option<u64>,
+    /// Network: none (loopback only) or nat.
+    #[arg(long, value_parser = ["none", "nat"], default_value = "none")]
+    network: String,
+    /// Bind an attached drive's mount at /mnt/DRIVE: DRIVE, DRIVE:ro or DRIVE:rw (read-only by default).
+    #[arg(long = "bind", value_name = "DRIVE[:ro|rw]", value_parser = parse_bind)]
+    binds: Vec<Value>,
+    /// Environment variable NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+}
+
+impl SandboxOpts {
+    /// The REST body's fields for these options.
+    fn body(&self) -> serde_json::Map<String, Value> {
+        let v = serde_json::json!({
+            "template": self.template, "memory_max": self.memory, "cpu": self.cpus, "tasks_max": self.tasks,
+            "network": self.network, "binds": self.binds, "env": self.env,
+        });
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object literal"),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum SandboxCmd {
     /// Create a sandbox from a template (sandbox.create).
     Create {
         /// Lowercase letters, digits and dashes, starting with a letter.
         name: String,
-        /// Template name (see `cacheosctl template list`).
-        #[arg(long)]
-        template: String,
-        /// Memory limit (e.g. 512M, 1G).
-        #[arg(long, value_parser = parse_size)]
-        memory: Option<u64>,
-        /// CPU quota in cores (0.5 = half a core).
-        #[arg(long)]
-        cpus: Option<f64>,
-        /// Maximum number of processes and threads.
-        #[arg(long)]
-        tasks: Option<u64>,
-        /// Network: none (loopback only) or nat.
-        #[arg(long, value_parser = ["none", "nat"], default_value = "none")]
-        network: String,
-        /// Bind an attached drive's mount at /mnt/DRIVE: DRIVE, DRIVE:ro or DRIVE:rw (read-only by default).
-        #[arg(long = "bind", value_name = "DRIVE[:ro|rw]", value_parser = parse_bind)]
-        binds: Vec<Value>,
-        /// Environment variable NAME=VALUE (repeatable).
-        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
-        env: Vec<(String, String)>,
+        #[command(flatten)]
+        spec: SandboxOpts,
         /// Remove the sandbox and its data when it stops.
         #[arg(long)]
         ephemeral: bool,
@@ -289,30 +311,11 @@ enum SandboxCmd {
     /// Run a command in a new ephemeral sandbox that is removed when it ends (sandbox.run); exits with the
     /// command's exit code.
     Run {
-        /// Template to make the sandbox from.
-        #[arg(long, short = 't')]
-        template: String,
         /// The sandbox's name (default: the first free run-N).
         #[arg(long)]
         name: Option<String>,
-        /// Memory limit, for example 512M or 1G.
-        #[arg(long, value_parser = parse_size)]
-        memory: Option<u64>,
-        /// CPU quota in cores, for example 0.5.
-        #[arg(long)]
-        cpus: Option<f64>,
-        /// Most tasks (processes and threads).
-        #[arg(long)]
-        tasks: Option<u64>,
-        /// none (loopback only) or nat.
-        #[arg(long, default_value = "none", value_parser = ["none", "nat"])]
-        network: String,
-        /// Bind an attached drive's mount at /mnt/DRIVE: DRIVE, DRIVE:ro or DRIVE:rw (read-only by default).
-        #[arg(long = "bind", value_name = "DRIVE[:ro|rw]", value_parser = parse_bind)]
-        binds: Vec<Value>,
-        /// Environment variable NAME=VALUE (repeatable).
-        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
-        env: Vec<(String, String)>,
+        #[command(flatten)]
+        spec: SandboxOpts,
         /// Kill the command after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
@@ -669,21 +672,11 @@ async fn sandbox_cmd(
 ) -> Result<(), Failure> {
     let j = |s: String| parse_json(&s);
     match action {
-        SandboxCmd::Create {
-            name,
-            template,
-            memory,
-            cpus,
-            tasks,
-            network,
-            binds,
-            env,
-            ephemeral,
-        } => {
-            let args = serde_json::json!({
-                "name": name, "template": template, "memory_max": memory, "cpu": cpus, "tasks_max": tasks,
-                "network": network, "binds": binds, "env": env, "ephemeral": ephemeral,
-            });
+        SandboxCmd::Create { name, spec, ephemeral } => {
+            let mut args = spec.body();
+            args.insert("name".into(), name.into());
+            args.insert("ephemeral".into(), ephemeral.into());
+            let args = Value::Object(args);
             emit(
                 &j(proxy.create_sandbox(&args.to_string()).await.map_err(failure)?)?,
                 print_sandbox,
@@ -708,21 +701,16 @@ async fn sandbox_cmd(
                         .map_err(failure)?)?
                 }
                 SandboxCmd::Run {
-                    template,
                     name,
-                    memory,
-                    cpus,
-                    tasks,
-                    network,
-                    binds,
-                    env,
+                    spec,
                     timeout,
                     argv,
                 } => {
-                    let args = serde_json::json!({
-                        "template": template, "name": name, "memory_max": memory, "cpu": cpus, "tasks_max": tasks,
-                        "network": network, "binds": binds, "env": env, "timeout_secs": timeout, "argv": argv,
-                    });
+                    let mut args = spec.body();
+                    args.insert("name".into(), name.into());
+                    args.insert("timeout_secs".into(), timeout.into());
+                    args.insert("argv".into(), argv.into());
+                    let args = Value::Object(args);
                     j(proxy.run_in_sandbox(&args.to_string()).await.map_err(failure)?)?
                 }
                 _ => unreachable!("matched above"),
@@ -1288,15 +1276,18 @@ mod tests {
         ])
         .unwrap();
         let Command::Sandbox {
-            action: SandboxCmd::Create { memory, binds, env, .. },
+            action: SandboxCmd::Create { spec, .. },
         } = cli.command
         else {
             panic!("not sandbox create")
         };
-        assert_eq!(memory, Some(1 << 30));
-        assert_eq!(binds[0], serde_json::json!({"drive": "data", "read_write": true}));
-        assert_eq!(binds[1], serde_json::json!({"drive": "iso", "read_write": false}));
-        assert_eq!(env, [("A".to_string(), "b=c".to_string())]);
+        assert_eq!(spec.memory, Some(1 << 30));
+        assert_eq!(spec.binds[0], serde_json::json!({"drive": "data", "read_write": true}));
+        assert_eq!(spec.binds[1], serde_json::json!({"drive": "iso", "read_write": false}));
+        assert_eq!(spec.env, [("A".to_string(), "b=c".to_string())]);
+        let body = spec.body();
+        assert_eq!(body["memory_max"], 1u64 << 30);
+        assert_eq!(body["cpu"], 0.5);
         assert!(parse_bind("data:xx").is_err());
         let cli = Cli::try_parse_from([
             "cacheosctl",

@@ -77,6 +77,27 @@ impl Manager {
             .map_err(Error::from)
     }
 
+    /// Runs sandbox.copy-in (reading from `data`) or sandbox.copy-out (writing to `data`); returns the JSON result.
+    async fn run_copy(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        op: Operation,
+        data: zbus::zvariant::OwnedFd,
+    ) -> Result<String, Error> {
+        let caller = self.caller(hdr, conn).await?;
+        let core = self.core.clone();
+        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(data));
+        let out = tokio::task::spawn_blocking(move || match op {
+            Operation::SandboxCopyOut(_) => core.execute_with_output(&caller, op, &mut file),
+            _ => core.execute_with_input(&caller, op, &mut file),
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
+        .map_err(Error::from)?;
+        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
+    }
+
     async fn run_json(&self, hdr: &Header<'_>, conn: &Connection, op: Operation) -> Result<String, Error> {
         let out = self.run(hdr, conn, op).await?;
         serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
@@ -665,19 +686,12 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
-        let caller = self.caller(&hdr, conn).await?;
-        let core = self.core.clone();
-        let op = Operation::SandboxCopyIn(SandboxCopyArgs {
+        let args = SandboxCopyArgs {
             name: name.into(),
             path: path.into(),
             archive,
-        });
-        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(data));
-        let out = tokio::task::spawn_blocking(move || core.execute_with_input(&caller, op, &mut file))
-            .await
-            .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
-            .map_err(Error::from)?;
-        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
+        };
+        self.run_copy(&hdr, conn, Operation::SandboxCopyIn(args), data).await
     }
 
     /// Operation sandbox.copy-out: writes the file `path` of the running sandbox (or with `archive` the directory
@@ -693,19 +707,12 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
-        let caller = self.caller(&hdr, conn).await?;
-        let core = self.core.clone();
-        let op = Operation::SandboxCopyOut(SandboxCopyArgs {
+        let args = SandboxCopyArgs {
             name: name.into(),
             path: path.into(),
             archive,
-        });
-        let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(data));
-        let out = tokio::task::spawn_blocking(move || core.execute_with_output(&caller, op, &mut file))
-            .await
-            .map_err(|e| Error::Internal(format!("operation task failed: {e}")))?
-            .map_err(Error::from)?;
-        serde_json::to_string(&out).map_err(|e| Error::Internal(format!("cannot encode result: {e}")))
+        };
+        self.run_copy(&hdr, conn, Operation::SandboxCopyOut(args), data).await
     }
 
     /// Operation sandbox.logs: the last lines of the sandbox's console output as JSON {"name", "lines"}; 0 lines
