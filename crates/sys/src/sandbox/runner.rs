@@ -80,10 +80,15 @@ pub fn nspawn_args(request: &StartRequest, mode: Mode, owner: &str) -> Vec<Strin
     a.push(marker(&request.name));
     a.push(format!("--setenv=CACHEOS_RUNNER={owner}"));
     a.push("--console=pipe".into());
-    a.push(match request.network {
-        Network::None => "--private-network".into(),
-        Network::Nat => "--network-veth".into(),
-    });
+    match request.network {
+        Network::None => a.push("--private-network".into()),
+        Network::Nat => {
+            a.push("--network-veth".into());
+            // The appliance's own resolv.conf names its local stub resolver, which the sandbox cannot reach; the
+            // uplink's name servers (systemd-resolved's list) are reachable through the NAT.
+            a.push("--resolv-conf=copy-uplink".into());
+        }
+    }
     match &request.root.source {
         RootSource::Directory(p) => a.push(format!("--directory={}", p.display())),
         RootSource::Image(p) => a.push(format!("--image={}", p.display())),
@@ -1394,6 +1399,7 @@ mod tests {
                 "--setenv=CACHEOS_RUNNER=/run/cacheos/sandbox-runner",
                 "--console=pipe",
                 "--network-veth",
+                "--resolv-conf=copy-uplink",
                 "--directory=/",
                 "--volatile=yes",
                 "--boot",
