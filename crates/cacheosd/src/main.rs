@@ -167,6 +167,62 @@ fn sandbox_templates(
     )
 }
 
+/// Templates on attached drives (`drive:NAME`, `drive:NAME/PATH`): `template list` shows `drive:NAME` for every
+/// attached drive whose first mounted file system is an OS tree; any `drive:NAME/PATH` below a drive's mount is made
+/// into a template when asked for (a tree, a squashfs/erofs image or a raw disk image). The drive stays read-only
+/// underneath: sandboxes write to their own overlay.
+struct DriveTemplates {
+    drives: Arc<DriveManager>,
+    probe_dir: PathBuf,
+}
+
+impl DriveTemplates {
+    fn mount_of(&self, drive: &str) -> Result<PathBuf, String> {
+        let info = self.drives.info(drive).map_err(|e| e.to_string())?;
+        info.partitions
+            .iter()
+            .find_map(|p| p.mount_point.clone())
+            .ok_or_else(|| format!("drive {drive} has no mounted file system"))
+    }
+}
+
+impl cacheos_core::sandbox::TemplateSource for DriveTemplates {
+    fn templates(&self) -> Vec<Template> {
+        let Ok(drives) = self.drives.list() else {
+            return Vec::new();
+        };
+        drives
+            .iter()
+            .filter_map(|d| {
+                let mount = d.partitions.iter().find_map(|p| p.mount_point.clone())?;
+                let name = format!("{}{}", cacheos_core::sandbox::DRIVE_TEMPLATE_PREFIX, d.name);
+                cacheos_sys::sandbox::templates::template_at(&name, &mount, None).ok()
+            })
+            .collect()
+    }
+
+    fn resolve(&self, name: &str) -> Option<Result<Template, String>> {
+        let rest = name.strip_prefix(cacheos_core::sandbox::DRIVE_TEMPLATE_PREFIX)?;
+        Some((|| {
+            let (drive, rel) = rest.split_once('/').unwrap_or((rest, ""));
+            let rel = Path::new(rel);
+            if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                return Err(format!("{} must be a plain path below the drive", rel.display()));
+            }
+            let mount = self.mount_of(drive)?;
+            let path = mount
+                .join(rel)
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", rel.display()))?;
+            let root = mount.canonicalize().map_err(|e| e.to_string())?;
+            if !path.starts_with(&root) {
+                return Err(format!("{} leads outside drive {drive}", rel.display()));
+            }
+            cacheos_sys::sandbox::templates::template_at(name, &path, Some(&self.probe_dir))
+        })())
+    }
+}
+
 /// The sandbox manager over the real side effects (overlay roots, nspawn as a transient unit when systemd is PID 1
 /// and spawned directly otherwise). In development mode every directory is below the state directory.
 fn sandbox_manager(
@@ -174,6 +230,7 @@ fn sandbox_manager(
     dev: bool,
     store: Arc<RedbStore>,
     clock: Arc<dyn Clock>,
+    drives: Option<Arc<DriveManager>>,
 ) -> anyhow::Result<SandboxManager> {
     use cacheos_sys::sandbox::{Mode, NspawnRunner, OverlayRoots};
     let or_state = |p: &Path, default: &str| {
@@ -219,6 +276,13 @@ fn sandbox_manager(
         },
     )
     .with_template_source(Arc::new(scanned));
+    let manager = match drives {
+        Some(drives) => manager.with_template_source(Arc::new(DriveTemplates {
+            drives,
+            probe_dir: run_dir.join("probe"),
+        })),
+        None => manager,
+    };
     tracing::info!(?mode, templates = manager.templates().len(), "sandboxes ready");
     Ok(manager)
 }
@@ -288,7 +352,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let sandboxes = if cfg.sandboxes.enabled {
-        Some(Arc::new(sandbox_manager(&cfg, dev, store.clone(), clock.clone())?))
+        Some(Arc::new(sandbox_manager(
+            &cfg,
+            dev,
+            store.clone(),
+            clock.clone(),
+            drives.clone(),
+        )?))
     } else {
         None
     };

@@ -517,3 +517,85 @@ fn sigkill_during_create_start_and_restart_then_restart_is_consistent() {
         drop(d);
     }
 }
+
+#[test]
+fn a_drive_with_an_os_tree_is_a_template_and_stays_unmodified() {
+    if !root_enabled("a_drive_with_an_os_tree_is_a_template_and_stays_unmodified") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    std::fs::create_dir_all(state.join("images")).unwrap();
+    // An ext4 image whose root is a busybox OS tree, plus a second tree in a subdirectory.
+    let tree = state.join("os.tree");
+    busybox_template(&tree);
+    busybox_template(&tree.join("srv/inner"));
+    std::fs::write(tree.join("srv/inner/etc/os-release"), "ID=inner\n").unwrap();
+    let image = state.join("images/os.img");
+    std::fs::File::create(&image).unwrap().set_len(32 << 20).unwrap();
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d", tree.to_str().unwrap(), image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d = Daemon::start(&bus.address, &state);
+
+    // Not attached: the error names the drive.
+    let o = d.ctl(&["sandbox", "create", "early", "--template", "drive:os"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("os"), "{o:?}");
+
+    ctl_json(&d, &["drive", "attach", "os.img", "--name", "os"]);
+    let names: Vec<String> = ctl_json(&d, &["template", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains(&"drive:os".to_owned()), "{names:?}");
+    ctl_json(&d, &["sandbox", "create", "fromdrive", "--template", "drive:os"]);
+    ctl_json(&d, &["sandbox", "start", "fromdrive"]);
+    let o = d.ctl(&["sandbox", "exec", "fromdrive", "--", "cat", "/etc/os-release"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ID=busybox"), "{o:?}");
+    // Writes go to the sandbox's own layer; the drive is never modified.
+    let o = d.ctl(&[
+        "sandbox",
+        "exec",
+        "fromdrive",
+        "--",
+        "sh",
+        "-c",
+        "echo x > /root/written",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files = ctl_json(&d, &["drive", "files", "os", "root"]);
+    assert!(!files.to_string().contains("written"), "{files}");
+    // The drive is in use while the sandbox runs.
+    let o = d.ctl(&["drive", "detach", "os"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fromdrive"), "{o:?}");
+
+    // A tree further down, by path; paths out of the drive are refused.
+    let o = d.ctl(&[
+        "sandbox",
+        "run",
+        "--template",
+        "drive:os/srv/inner",
+        "--",
+        "cat",
+        "/etc/os-release",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "ID=inner\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = d.ctl(&["sandbox", "create", "escape", "--template", "drive:os/../../.."]);
+    assert_eq!(o.status.code(), Some(6), "{}", String::from_utf8_lossy(&o.stderr));
+
+    ctl_json(&d, &["sandbox", "stop", "fromdrive"]);
+    let o = d.ctl(&["sandbox", "remove", "fromdrive", "--yes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ctl_json(&d, &["drive", "detach", "os"]);
+}

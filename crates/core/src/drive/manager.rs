@@ -281,10 +281,15 @@ fn export_kind(path: &Path) -> ExportKind {
     }
 }
 
+/// Whether a sandbox record binds `drive` or is made from a template on it (`drive:NAME…`).
 fn sandbox_binds(v: &serde_json::Value, drive: &str) -> bool {
     v.get("binds")
         .and_then(|b| b.as_array())
         .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
+        || v.get("template")
+            .and_then(|t| t.as_str())
+            .and_then(crate::sandbox::template_drive)
+            == Some(drive)
 }
 
 /// A name `drive.upload` may create: a plain file name (no `/`, no NUL or control characters), not hidden (no

@@ -76,8 +76,8 @@ impl SandboxRecord {
     }
 }
 
-/// Names of sandboxes whose container may be running (starting, running, stopping) with `drive` bound, read from
-/// the records alone. For the drive manager, which refuses to detach such a drive.
+/// Names of sandboxes whose container may be running (starting, running, stopping) with `drive` bound, or made from
+/// a template on it (`drive:NAME…`), read from the records alone. For the drive manager, which refuses to detach such a drive.
 pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     for (key, value) in store.list_records(RECORD_KIND)? {
@@ -88,7 +88,12 @@ pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Resul
         let binds_it = value
             .get("binds")
             .and_then(|b| b.as_array())
-            .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)));
+            .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
+            || value
+                .get("template")
+                .and_then(|t| t.as_str())
+                .and_then(super::template_drive)
+                == Some(drive);
         if active && binds_it {
             out.push(key);
         }
@@ -243,7 +248,7 @@ pub struct SandboxManager {
     runner: Arc<dyn ContainerRunner>,
     clock: Arc<dyn Clock>,
     templates: RwLock<Vec<Template>>,
-    source: Option<Arc<dyn super::TemplateSource>>,
+    sources: Vec<Arc<dyn super::TemplateSource>>,
     config: ManagerConfig,
     lifecycle: Mutex<()>,
 }
@@ -271,7 +276,7 @@ impl SandboxManager {
             runner,
             clock,
             templates: RwLock::new(templates),
-            source: None,
+            sources: Vec::new(),
             config,
             lifecycle: Mutex::new(()),
         }
@@ -281,16 +286,17 @@ impl SandboxManager {
         self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Also offers the templates of `source`, asked on every lookup (a fixed template of the same name wins).
+    /// Also offers the templates of `source`, asked on every lookup (a fixed template, or one of a source added
+    /// earlier, of the same name wins).
     pub fn with_template_source(mut self, source: Arc<dyn super::TemplateSource>) -> Self {
-        self.source = Some(source);
+        self.sources.push(source);
         self
     }
 
     /// The known templates, by name: the fixed ones, then those of the source.
     pub fn templates(&self) -> Vec<Template> {
         let mut t = self.templates.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(source) = &self.source {
+        for source in &self.sources {
             for s in source.templates() {
                 if !t.iter().any(|f| f.name == s.name) {
                     t.push(s);
@@ -301,14 +307,26 @@ impl SandboxManager {
         t
     }
 
-    /// One template.
+    /// One template: a listed one, or one a source makes from its name (`drive:NAME/PATH`).
     pub fn template(&self, name: &str) -> Result<Template, SandboxError> {
-        self.templates()
-            .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| SandboxError::TemplateNotFound {
-                template: name.to_owned(),
-            })
+        if let Some(t) = self.templates().into_iter().find(|t| t.name == name) {
+            return Ok(t);
+        }
+        for source in &self.sources {
+            match source.resolve(name) {
+                Some(Ok(t)) => return Ok(t),
+                Some(Err(reason)) => {
+                    return Err(SandboxError::InvalidArgument {
+                        field: "template",
+                        reason: format!("{name}: {reason}"),
+                    })
+                }
+                None => {}
+            }
+        }
+        Err(SandboxError::TemplateNotFound {
+            template: name.to_owned(),
+        })
     }
 
     /// Adds or replaces a template (for example a directory on a newly attached drive).

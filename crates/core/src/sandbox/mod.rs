@@ -471,6 +471,22 @@ pub struct ExecSpec {
 pub trait TemplateSource: Send + Sync {
     /// The templates it offers now.
     fn templates(&self) -> Vec<Template>;
+    /// A template that is not listed but can be made on demand from its name (for example `drive:NAME/PATH`, an OS
+    /// tree or image on an attached drive): `None` when the name is not this source's, else the template or why
+    /// it cannot be used.
+    fn resolve(&self, _name: &str) -> Option<Result<Template, String>> {
+        None
+    }
+}
+
+/// The prefix of templates on attached drives: `drive:NAME` (the drive's first mounted file system as an OS tree)
+/// or `drive:NAME/PATH` (a tree or image below it).
+pub const DRIVE_TEMPLATE_PREFIX: &str = "drive:";
+
+/// The drive a `drive:NAME[/PATH]` template name refers to.
+pub fn template_drive(template: &str) -> Option<&str> {
+    let rest = template.strip_prefix(DRIVE_TEMPLATE_PREFIX)?;
+    Some(rest.split('/').next().unwrap_or(rest))
 }
 
 /// Runs containers. Every method is keyed by sandbox name; the runner finds a running container by name alone (from

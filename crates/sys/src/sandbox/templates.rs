@@ -93,31 +93,75 @@ fn template_for(path: &Path, probe_dir: Option<&Path>) -> Result<Template, Strin
     if path.is_dir() {
         let name = file_name.to_owned();
         validate_name(&name).map_err(|e| e.to_string())?;
-        if !(path.join("usr").is_dir() || path.join("bin").exists()) {
-            return Err("no usr/ or bin/ in the tree".into());
-        }
-        let boots = has_init(path);
-        let command = (!boots).then(|| {
-            let sleep = if path.join("bin/sleep").exists() {
-                "/bin/sleep"
-            } else {
-                "/usr/bin/sleep"
-            };
-            vec![sleep.to_owned(), SLEEP_FOREVER.to_owned()]
-        });
-        return Ok(Template {
-            description: format!("directory tree {}", path.display()),
-            name,
-            kind: TemplateKind::Directory,
-            path: path.to_owned(),
-            command,
-        });
+        return tree_template(name, path);
     }
     let (stem, ext) = file_name.rsplit_once('.').ok_or("neither a tree nor an image")?;
     if !FS_IMAGE_EXTENSIONS.contains(&ext) {
         return Err("neither a tree nor an image".into());
     }
     validate_name(stem).map_err(|e| e.to_string())?;
+    fs_image_template(stem, path, probe_dir)
+}
+
+/// A template named `name` (for example `drive:work/rootfs`) made from whatever `path` holds: an OS tree, a
+/// squashfs/erofs image, or a raw disk image with an OS (booted by nspawn `--image`; ephemeral sandboxes only).
+/// Images in formats nspawn cannot open are refused with what to do instead.
+pub fn template_at(name: &str, path: &Path, probe_dir: Option<&Path>) -> Result<Template, String> {
+    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_dir() {
+        return tree_template(name.to_owned(), path);
+    }
+    if !meta.is_file() {
+        return Err(format!("{} is neither a directory nor a regular file", path.display()));
+    }
+    if fs_image_type(path).map_err(|e| e.to_string())?.is_some() {
+        return fs_image_template(name, path, probe_dir);
+    }
+    let mut head = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| e.to_string())?;
+    if n == 4 && (&head == b"QFI\xfb" || &head == b"KDMV" || &head == b"<<< " || &head == b"vhdx") {
+        return Err(format!(
+            "{} is a virtual disk (qcow2, vmdk, vdi or vhdx): attach it as a drive first and use drive:NAME, the \
+             root file system it mounts",
+            path.display()
+        ));
+    }
+    Ok(Template {
+        name: name.to_owned(),
+        kind: TemplateKind::Image,
+        description: format!("disk image {} ({})", path.display(), mib(meta.len())),
+        path: path.to_owned(),
+        command: None,
+    })
+}
+
+/// An OS tree as a template: booted when it has an init, else running `sleep`.
+fn tree_template(name: String, path: &Path) -> Result<Template, String> {
+    if !(path.join("usr").is_dir() || path.join("bin").exists()) {
+        return Err("no usr/ or bin/ in the tree".into());
+    }
+    let boots = has_init(path);
+    let command = (!boots).then(|| {
+        let sleep = if path.join("bin/sleep").exists() {
+            "/bin/sleep"
+        } else {
+            "/usr/bin/sleep"
+        };
+        vec![sleep.to_owned(), SLEEP_FOREVER.to_owned()]
+    });
+    Ok(Template {
+        description: format!("directory tree {}", path.display()),
+        name,
+        kind: TemplateKind::Directory,
+        path: path.to_owned(),
+        command,
+    })
+}
+
+/// A squashfs or erofs image as a template named `stem`, probed for an init below `probe_dir`.
+fn fs_image_template(stem: &str, path: &Path, probe_dir: Option<&Path>) -> Result<Template, String> {
     let meta = fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -125,7 +169,12 @@ fn template_for(path: &Path, probe_dir: Option<&Path>) -> Result<Template, Strin
     let kind = fs_image_type(path)
         .map_err(|e| e.to_string())?
         .ok_or("neither a squashfs nor an erofs image")?;
-    let boots = match probe_dir.map(|d| probe_boots(path, kind, d, stem)) {
+    // Probed below a directory named like the template, with the characters of `drive:NAME/PATH` names replaced.
+    let probe_name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let boots = match probe_dir.map(|d| probe_boots(path, kind, d, &probe_name)) {
         Some(Ok(b)) => b,
         Some(Err(e)) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot look into the template image; it will not be booted");
@@ -134,7 +183,8 @@ fn template_for(path: &Path, probe_dir: Option<&Path>) -> Result<Template, Strin
         None => false,
     };
     // `<name>.description` next to the image: one line shown by `template list`.
-    let text = fs::read_to_string(path.with_file_name(format!("{stem}.description")))
+    let file_stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or(stem);
+    let text = fs::read_to_string(path.with_file_name(format!("{file_stem}.description")))
         .ok()
         .and_then(|t| t.lines().next().map(str::trim).map(str::to_owned))
         .filter(|t| !t.is_empty())
