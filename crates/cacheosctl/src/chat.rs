@@ -352,6 +352,15 @@ pub async fn converse(
                 if opts.console && v["interpretation"]["chat"]["action"] == "help" {
                     println!("{}", console_help());
                 }
+                // "öffne eine Shell in box": the chat cannot carry a terminal, this conversation has one.
+                let i = &v["interpretation"];
+                if i["operation"] == "sandbox.shell" && !opts.explain && v["executed"].is_null() {
+                    if let Some(name) = i["args"]["name"].as_str() {
+                        if let Err(f) = crate::shell::sandbox_shell(p, name).await {
+                            eprintln!("{}", style.error(&f.message));
+                        }
+                    }
+                }
             }
             Err(f) if f.code == 3 => {
                 if !opts.console {

@@ -743,7 +743,7 @@ async fn sandbox_cmd(
             let m = proxy.remove_sandbox(&name, true).await.map_err(failure)?;
             emit(&serde_json::json!({ "message": m }), print_message);
         }
-        SandboxCmd::Shell { name } => sandbox_shell(proxy, &name).await?,
+        SandboxCmd::Shell { name } => cacheosctl::shell::sandbox_shell(proxy, &name).await?,
         SandboxCmd::CopyIn { name, source, dest } => {
             emit(&j(copy_in(proxy, &name, &source, &dest).await?)?, print_copied)
         }
@@ -866,93 +866,6 @@ async fn copy_out(
         }
         r
     }
-}
-
-/// Restores the terminal's settings when dropped.
-struct RawMode {
-    saved: Option<rustix::termios::Termios>,
-}
-
-impl RawMode {
-    fn enter() -> Self {
-        use rustix::termios::{isatty, tcgetattr, tcsetattr, OptionalActions};
-        let stdin = rustix::stdio::stdin();
-        if !isatty(stdin) {
-            return Self { saved: None };
-        }
-        let Ok(saved) = tcgetattr(stdin) else {
-            return Self { saved: None };
-        };
-        let mut raw = saved.clone();
-        raw.make_raw();
-        if tcsetattr(stdin, OptionalActions::Now, &raw).is_err() {
-            return Self { saved: None };
-        }
-        Self { saved: Some(saved) }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.saved {
-            let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, saved);
-        }
-    }
-}
-
-/// `sandbox shell`: relays between this terminal (in raw mode) and the shell's pseudo-terminal until the shell
-/// exits, keeping the window size in step.
-async fn sandbox_shell(proxy: &ManagerProxy<'_>, name: &str) -> Result<(), Failure> {
-    use std::io::{Read, Write};
-    let term = std::env::var("TERM")
-        .ok()
-        .filter(|t| !t.is_empty() && t != "dumb")
-        .unwrap_or_else(|| "vt220".into());
-    let (fd, _) = proxy.open_sandbox_shell(name, &term).await.map_err(failure)?;
-    let controller: std::os::fd::OwnedFd = fd.into();
-    let stdin = rustix::stdio::stdin();
-    let resize = {
-        let controller = controller.try_clone().map_err(|e| local(e.to_string()))?;
-        move || {
-            if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
-                let _ = rustix::termios::tcsetwinsize(&controller, ws);
-            }
-        }
-    };
-    if rustix::termios::isatty(stdin) {
-        resize();
-    }
-    eprintln!("cacheosctl: shell in sandbox {name}; `exit` or Ctrl-D ends it");
-    let raw = RawMode::enter();
-    if let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) {
-        tokio::spawn(async move {
-            while winch.recv().await.is_some() {
-                resize();
-            }
-        });
-    }
-    let mut to_shell = std::fs::File::from(controller.try_clone().map_err(|e| local(e.to_string()))?);
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_shell);
-        // Input ended (a pipe, not a terminal): end the shell's input too.
-        let _ = to_shell.write_all(&[4]);
-    });
-    let mut from_shell = std::fs::File::from(controller);
-    tokio::task::spawn_blocking(move || {
-        let mut out = std::io::stdout();
-        let mut buf = [0u8; 8192];
-        // The terminal reports EIO once the shell has exited.
-        while let Ok(n) = from_shell.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
-                break;
-            }
-        }
-    })
-    .await
-    .map_err(|e| local(e.to_string()))?;
-    drop(raw);
-    eprintln!("cacheosctl: shell in sandbox {name} ended");
-    Ok(())
 }
 
 #[derive(Debug, Subcommand)]

@@ -223,6 +223,15 @@ fn a_mixed_language_conversation_attaches_binds_runs_removes_after_yes_and_detac
     );
 
     // 5. Removal waits for the yes: the first request changes nothing.
+    // Asked for a shell, the console (which has a terminal, here a pipe) opens it in the sandbox itself: what
+    // follows goes to the shell; the chat service executes nothing itself.
+    let (_, out) = console(
+        &d.bus,
+        &[],
+        "öffne eine Shell in lab\necho in-$((6*7))-$CACHEOS_SANDBOX\nexit\n",
+    );
+    assert!(out.contains("in-42-lab"), "{out}");
+
     let s = say(&d, "lösche die Sandbox lab");
     assert!(s.executed.is_none(), "removal ran without a yes: {}", s.reply);
     assert_eq!(s.interpretation["operation"], "sandbox.remove");

@@ -8,6 +8,7 @@ use cacheos_core::drive::{
 };
 use cacheos_core::sandbox::ops::{
     BindArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs, SandboxRunArgs,
+    SandboxShellArgs,
 };
 use cacheos_core::sandbox::Network as Net;
 use cacheos_core::Operation;
@@ -83,6 +84,18 @@ fn clean_name(s: &str) -> String {
         .collect();
     s.trim_matches('-').chars().take(32).collect()
 }
+
+/// Words asking for an interactive shell in a sandbox.
+const SHELL_WORDS: &[&str] = &[
+    "shell",
+    "terminal",
+    "konsole",
+    "kommandozeile",
+    "einloggen",
+    "anmelden",
+    "login",
+    "log",
+];
 
 /// Names, paths and references found in an utterance.
 #[derive(Debug, Default)]
@@ -302,6 +315,10 @@ pub(crate) fn domain(p: &Parsed, r: &Refs, session: &Session) -> Option<Domain> 
     if r.exec.is_some() || has(Sandbox) || has(Template) || has(Python) {
         return Some(Domain::Sandbox);
     }
+    // "öffne eine Shell in box": a shell word and a sandbox named.
+    if r.sandbox.is_some() && p.toks.iter().any(|t| SHELL_WORDS.contains(&t.norm.as_str())) {
+        return Some(Domain::Sandbox);
+    }
     if [Attach, Detach, Hang, Snapshot, Discard, Commit, Files, Drive, Image]
         .into_iter()
         .any(has)
@@ -390,6 +407,17 @@ impl Engine {
                 known.sandboxes.clone(),
             )
         };
+        // "öffne eine Shell in box", "log me into py": an interactive shell, which a console opens itself.
+        if r.exec.is_none() && tok(SHELL_WORDS) && ![Create, Stop, Restart, Remove, Delete].into_iter().any(has) {
+            return match name {
+                Some(name) => self.operation(
+                    Operation::SandboxShell(SandboxShellArgs { name, term: None }),
+                    lang,
+                    session,
+                ),
+                None => which(session, "sandbox.shell"),
+            };
+        }
         if let Some((target, argv)) = r.exec.clone() {
             // "führe uname -a in einer Wegwerf-Sandbox aus", "run make in a fresh sandbox": no sandbox of that name,
             // but a new, throw-away one: sandbox.run makes one, runs the command and removes it. "new"/"fresh" count
@@ -715,6 +743,7 @@ pub(crate) fn sandbox_op(op: &str, name: String) -> Operation {
         "sandbox.restart" => Operation::SandboxRestart(SandboxRef { name }),
         "sandbox.remove" => Operation::SandboxRemove(SandboxRemoveArgs { name, confirm: false }),
         "sandbox.logs" => Operation::SandboxLogs(SandboxLogsArgs { name, lines: None }),
+        "sandbox.shell" => Operation::SandboxShell(SandboxShellArgs { name, term: None }),
         _ => Operation::SandboxInfo(SandboxRef { name }),
     }
 }

@@ -211,6 +211,16 @@ impl ChatService {
             utterance: Some(utterance),
         };
         let (executed, reply) = match &interp {
+            // A terminal or a byte stream cannot travel in a chat message: the interpretation names the operation
+            // (a console with a terminal opens the shell itself) and the explanation says how.
+            Interpretation::Operation {
+                operation:
+                    cacheos_core::Operation::SandboxShell(_)
+                    | cacheos_core::Operation::SandboxCopyIn(_)
+                    | cacheos_core::Operation::SandboxCopyOut(_),
+                explanation,
+                ..
+            } => (None, explanation.clone()),
             Interpretation::Operation {
                 operation,
                 needs_confirmation: false,
