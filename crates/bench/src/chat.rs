@@ -6,9 +6,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cacheos_chat::engine::Known;
+#[path = "../../chat/tests/fixture/mod.rs"]
+mod fixture;
 use cacheos_chat::{Engine, Session};
 use clap::Parser;
+use fixture::known;
 
 /// Interpretation latency of the chat engine.
 #[derive(Debug, Parser)]
@@ -19,23 +21,6 @@ struct Args {
 }
 
 const TABLE: &str = include_str!("../../chat/tests/utterances.tsv");
-
-/// What a running appliance would know: a few tasks, drives, images, sandboxes and templates (as in the table test).
-fn known() -> Known {
-    Known {
-        tasks: vec!["dbus".into(), "metrics".into(), "web".into()],
-        now_ms: 10_000_000_000,
-        drives: vec!["work".into(), "data".into()],
-        images: vec![
-            "debian.iso".into(),
-            "ubuntu.iso".into(),
-            "disk.vdi".into(),
-            "scratch.img".into(),
-        ],
-        sandboxes: vec!["py".into(), "build".into()],
-        templates: vec!["host".into(), "debian".into()],
-    }
-}
 
 /// (continues the previous line's session, text)
 fn utterances() -> Vec<(bool, &'static str)> {

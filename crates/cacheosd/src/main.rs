@@ -201,6 +201,12 @@ impl cacheos_core::sandbox::TemplateSource for DriveTemplates {
             .collect()
     }
 
+    /// None for the chat's context: drive templates are named `drive:…`, which is not how people talk, and telling
+    /// which drives hold an OS tree means reading every mount.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     fn resolve(&self, name: &str) -> Option<Result<Template, String>> {
         let rest = name.strip_prefix(cacheos_core::sandbox::DRIVE_TEMPLATE_PREFIX)?;
         Some((|| {
@@ -421,7 +427,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             sandboxes: sandboxes_for_known.as_ref().map(|s| s.names()).unwrap_or_default(),
             templates: sandboxes_for_known
                 .as_ref()
-                .map(|s| s.templates().into_iter().map(|t| t.name).collect())
+                .map(|s| s.template_names())
                 .unwrap_or_default(),
         }),
     ));

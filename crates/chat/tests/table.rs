@@ -1,9 +1,11 @@
 //! Data-driven test of the language engine: every line of `utterances.tsv` is an utterance with its expected
 //! interpretation. Prints the accuracy and fails below 97 %.
 
+mod fixture;
 use cacheos_chat::engine::Known;
 use cacheos_chat::{ChatAction, Engine, Interpretation, Session};
 use cacheos_core::Operation;
+use fixture::known;
 
 fn label(i: &Interpretation) -> (String, serde_json::Value) {
     match i {
@@ -45,22 +47,6 @@ fn args_match(op: &str, want: &serde_json::Value, got: &serde_json::Value) -> bo
     }) && got
         .as_object()
         .is_none_or(|g| g.keys().all(|k| w.contains_key(k) || at_default(k)))
-}
-
-fn known() -> Known {
-    Known {
-        tasks: vec!["dbus".into(), "metrics".into(), "web".into()],
-        now_ms: 10_000_000_000,
-        drives: vec!["work".into(), "data".into()],
-        images: vec![
-            "debian.iso".into(),
-            "ubuntu.iso".into(),
-            "disk.vdi".into(),
-            "scratch.img".into(),
-        ],
-        sandboxes: vec!["py".into(), "build".into()],
-        templates: vec!["host".into(), "debian".into()],
-    }
 }
 
 #[test]

@@ -126,6 +126,49 @@ enum Streams<'a> {
     Terminal(&'a mut Option<std::os::fd::OwnedFd>),
 }
 
+impl<'a> Streams<'a> {
+    /// The one stream given, in its slot: (sink, input, output, terminal).
+    #[allow(clippy::type_complexity)]
+    fn split(
+        self,
+    ) -> (
+        Option<OutputSink<'a>>,
+        Option<&'a mut (dyn std::io::Read + Send)>,
+        Option<&'a mut (dyn std::io::Write + Send)>,
+        Option<&'a mut Option<std::os::fd::OwnedFd>>,
+    ) {
+        match self {
+            Streams::None => (None, None, None, None),
+            Streams::Sink(s) => (Some(s), None, None, None),
+            Streams::Input(i) => (None, Some(i), None, None),
+            Streams::Output(o) => (None, None, Some(o), None),
+            Streams::Terminal(t) => (None, None, None, Some(t)),
+        }
+    }
+}
+
+/// Runs an exec-like call with a sink that streams to `sink` when there is one and otherwise collects the output
+/// into the returned [`ExecResult`].
+fn exec_result(
+    sink: Option<OutputSink<'_>>,
+    call: impl FnOnce(&mut dyn FnMut(OutputChunk)) -> Result<crate::sandbox::ExecOutcome, crate::sandbox::SandboxError>,
+) -> Result<ExecResult, crate::sandbox::SandboxError> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = match sink {
+        Some(sink) => call(&mut |c| sink(c))?,
+        None => call(&mut |c| match c {
+            OutputChunk::Stdout(b) => out.extend_from_slice(&b),
+            OutputChunk::Stderr(b) => err.extend_from_slice(&b),
+        })?,
+    };
+    Ok(ExecResult {
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
+}
+
 /// The core. Cheap to share behind an `Arc`; `execute` is synchronous and may block on I/O, so async front ends
 /// call it from a blocking thread.
 pub struct Core {
@@ -341,6 +384,10 @@ impl Core {
     }
 
     /// Resolves a drive bind to the drive's first mounted file system.
+    fn resolve_binds(&self, binds: &[BindArgs]) -> Result<Vec<Bind>, CoreError> {
+        binds.iter().map(|b| self.resolve_bind(b)).collect()
+    }
+
     fn resolve_bind(&self, b: &BindArgs) -> Result<Bind, CoreError> {
         let drives = self.deps.drives.as_deref().ok_or_else(|| {
             CoreError::FailedPrecondition(format!(
@@ -389,11 +436,7 @@ impl Core {
             Operation::SandboxInfo(a) => Output::Sandbox(m.info(&a.name)?),
             Operation::SandboxTemplates => Output::Templates(m.templates()),
             Operation::SandboxCreate(a) => {
-                let binds = a
-                    .binds
-                    .iter()
-                    .map(|b| self.resolve_bind(b))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let binds = self.resolve_binds(&a.binds)?;
                 let spec = SandboxSpec {
                     name: a.name.clone(),
                     template: a.template.clone(),
@@ -430,11 +473,7 @@ impl Core {
                 })
             }
             Operation::SandboxRun(a) => {
-                let binds = a
-                    .binds
-                    .iter()
-                    .map(|b| self.resolve_bind(b))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let binds = self.resolve_binds(&a.binds)?;
                 let name = match &a.name {
                     Some(n) => n.clone(),
                     None => m.unused_name("run")?,
@@ -454,23 +493,10 @@ impl Core {
                     cwd: None,
                     time_limit: a.timeout_secs.map(std::time::Duration::from_secs),
                 };
-                let (mut out, mut err) = (Vec::new(), Vec::new());
                 self.sandbox_event(&name, SandboxAction::Created, Some("run".into()));
-                let outcome = match sink {
-                    Some(sink) => m.run(spec, by, &exec, &mut |c| sink(c)),
-                    None => m.run(spec, by, &exec, &mut |c| match c {
-                        OutputChunk::Stdout(b) => out.extend_from_slice(&b),
-                        OutputChunk::Stderr(b) => err.extend_from_slice(&b),
-                    }),
-                };
+                let result = exec_result(sink, |sink| m.run(spec, by, &exec, sink));
                 self.sandbox_event(&name, SandboxAction::Removed, None);
-                let outcome = outcome?;
-                Output::Exec(ExecResult {
-                    exit_code: outcome.exit_code,
-                    timed_out: outcome.timed_out,
-                    stdout: String::from_utf8_lossy(&out).into_owned(),
-                    stderr: String::from_utf8_lossy(&err).into_owned(),
-                })
+                Output::Exec(result?)
             }
             Operation::SandboxExec(a) => {
                 let spec = ExecSpec {
@@ -479,20 +505,7 @@ impl Core {
                     cwd: None,
                     time_limit: a.timeout_secs.map(std::time::Duration::from_secs),
                 };
-                let (mut out, mut err) = (Vec::new(), Vec::new());
-                let outcome = match sink {
-                    Some(sink) => m.exec(&a.name, &spec, &mut |c| sink(c))?,
-                    None => m.exec(&a.name, &spec, &mut |c| match c {
-                        OutputChunk::Stdout(b) => out.extend_from_slice(&b),
-                        OutputChunk::Stderr(b) => err.extend_from_slice(&b),
-                    })?,
-                };
-                Output::Exec(ExecResult {
-                    exit_code: outcome.exit_code,
-                    timed_out: outcome.timed_out,
-                    stdout: String::from_utf8_lossy(&out).into_owned(),
-                    stderr: String::from_utf8_lossy(&err).into_owned(),
-                })
+                Output::Exec(exec_result(sink, |sink| m.exec(&a.name, &spec, sink))?)
             }
             Operation::SandboxLogs(a) => Output::SandboxLogs(SandboxLogs {
                 name: a.name.clone(),
@@ -537,23 +550,7 @@ impl Core {
 
     fn run(&self, caller: &Caller, op: &Operation, streams: Streams<'_>) -> Result<Output, CoreError> {
         let by = caller.principal.to_string();
-        let (sink, mut input, mut output, mut terminal) = (None, None, None, None);
-        let sink = match streams {
-            Streams::None => sink,
-            Streams::Sink(s) => Some(s),
-            Streams::Input(i) => {
-                input = Some(i);
-                None
-            }
-            Streams::Output(o) => {
-                output = Some(o);
-                None
-            }
-            Streams::Terminal(t) => {
-                terminal = Some(t);
-                None
-            }
-        };
+        let (sink, input, output, terminal) = streams.split();
         Ok(match op {
             Operation::SandboxList
             | Operation::SandboxInfo(_)
@@ -568,7 +565,7 @@ impl Core {
             | Operation::SandboxRun(_)
             | Operation::SandboxReconcile => return self.run_sandbox(&by, op, sink),
             Operation::SandboxShell(a) => {
-                let Some(slot) = terminal.take() else {
+                let Some(slot) = terminal else {
                     return Err(CoreError::InvalidArgument {
                         field: "terminal",
                         reason: "sandbox.shell needs a front end that hands over a terminal (D-Bus OpenSandboxShell, \
@@ -584,7 +581,7 @@ impl Core {
                 })
             }
             Operation::SandboxCopyIn(a) => {
-                let Some(input) = input.take() else {
+                let Some(input) = input else {
                     return Err(CoreError::InvalidArgument {
                         field: "input",
                         reason: "sandbox.copy-in needs the bytes to write (D-Bus CopyIntoSandbox, cacheosctl)".into(),
@@ -606,7 +603,7 @@ impl Core {
                 })
             }
             Operation::SandboxCopyOut(a) => {
-                let Some(output) = output.take() else {
+                let Some(output) = output else {
                     return Err(CoreError::InvalidArgument {
                         field: "output",
                         reason: "sandbox.copy-out needs somewhere to write (D-Bus CopyFromSandbox, cacheosctl)".into(),

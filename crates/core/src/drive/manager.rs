@@ -281,17 +281,6 @@ fn export_kind(path: &Path) -> ExportKind {
     }
 }
 
-/// Whether a sandbox record binds `drive` or is made from a template on it (`drive:NAME…`).
-fn sandbox_binds(v: &serde_json::Value, drive: &str) -> bool {
-    v.get("binds")
-        .and_then(|b| b.as_array())
-        .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
-        || v.get("template")
-            .and_then(|t| t.as_str())
-            .and_then(crate::sandbox::template_drive)
-            == Some(drive)
-}
-
 /// A name `drive.upload` may create: a plain file name (no `/`, no NUL or control characters), not hidden (no
 /// leading `.`), at most [`UPLOAD_NAME_MAX`] bytes.
 fn validate_upload_name(name: &str) -> Result<(), DriveError> {
@@ -444,7 +433,10 @@ impl DriveManager {
     fn sandboxes_using(name: &str, sandboxes: &[(String, serde_json::Value)]) -> (Vec<String>, Vec<String>) {
         let mut all = Vec::new();
         let mut active = Vec::new();
-        for (key, v) in sandboxes.iter().filter(|(_, v)| sandbox_binds(v, name)) {
+        for (key, v) in sandboxes
+            .iter()
+            .filter(|(_, v)| crate::sandbox::record_uses_drive(v, name))
+        {
             if sandbox_active(v) {
                 active.push(key.clone());
             }

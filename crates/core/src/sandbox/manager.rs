@@ -76,6 +76,19 @@ impl SandboxRecord {
     }
 }
 
+/// Whether a sandbox record (as stored) binds `drive` or is made from a template on it (`drive:NAME…`).
+pub fn record_uses_drive(record: &serde_json::Value, drive: &str) -> bool {
+    record
+        .get("binds")
+        .and_then(|b| b.as_array())
+        .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
+        || record
+            .get("template")
+            .and_then(|t| t.as_str())
+            .and_then(super::template_drive)
+            == Some(drive)
+}
+
 /// Names of sandboxes whose container may be running (starting, running, stopping) with `drive` bound, or made from
 /// a template on it (`drive:NAME…`), read from the records alone. For the drive manager, which refuses to detach such a drive.
 pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Result<Vec<String>, StoreError> {
@@ -85,16 +98,7 @@ pub fn drives_bound_by_active_sandboxes(store: &dyn Store, drive: &str) -> Resul
             .get("state")
             .and_then(|s| serde_json::from_value::<SandboxState>(s.clone()).ok())
             .is_none_or(SandboxState::is_active);
-        let binds_it = value
-            .get("binds")
-            .and_then(|b| b.as_array())
-            .is_some_and(|b| b.iter().any(|b| b.get("drive").and_then(|d| d.as_str()) == Some(drive)))
-            || value
-                .get("template")
-                .and_then(|t| t.as_str())
-                .and_then(super::template_drive)
-                == Some(drive);
-        if active && binds_it {
+        if active && record_uses_drive(&value, drive) {
             out.push(key);
         }
     }
@@ -305,6 +309,24 @@ impl SandboxManager {
         }
         t.sort_by(|a, b| a.name.cmp(&b.name));
         t
+    }
+
+    /// The names of the known templates, without asking sources for more than names (see
+    /// [`super::TemplateSource::names`]).
+    pub fn template_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .templates
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        for source in &self.sources {
+            names.extend(source.names());
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// One template: a listed one, or one a source makes from its name (`drive:NAME/PATH`).

@@ -22,8 +22,8 @@ pub mod fake;
 pub mod ops;
 
 pub use manager::{
-    drives_bound_by_active_sandboxes, ManagerConfig, ReconcileReport, SandboxError, SandboxErrorKind, SandboxManager,
-    SandboxRecord, RECORD_KIND,
+    drives_bound_by_active_sandboxes, record_uses_drive, ManagerConfig, ReconcileReport, SandboxError,
+    SandboxErrorKind, SandboxManager, SandboxRecord, RECORD_KIND,
 };
 
 /// Longest sandbox name (it becomes a machine name, a unit name and a directory name).
@@ -471,6 +471,11 @@ pub struct ExecSpec {
 pub trait TemplateSource: Send + Sync {
     /// The templates it offers now.
     fn templates(&self) -> Vec<Template>;
+    /// The names of those templates, as cheaply as the source can tell them (for the chat's context, asked for every
+    /// message); by default those of [`TemplateSource::templates`].
+    fn names(&self) -> Vec<String> {
+        self.templates().into_iter().map(|t| t.name).collect()
+    }
     /// A template that is not listed but can be made on demand from its name (for example `drive:NAME/PATH`, an OS
     /// tree or image on an attached drive): `None` when the name is not this source's, else the template or why
     /// it cannot be used.

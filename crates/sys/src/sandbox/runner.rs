@@ -761,13 +761,10 @@ impl NspawnRunner {
                 "host0".into(),
             ],
         );
-        s.ip = ip.ok().and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .skip_while(|w| *w != "inet")
-                .nth(1)
-                .map(|a| a.split('/').next().unwrap_or(a).to_owned())
-        });
+        s.ip = ip
+            .ok()
+            .and_then(|o| first_inet(&String::from_utf8_lossy(&o.stdout)))
+            .map(|(a, _)| a.to_string());
         s
     }
 
@@ -859,9 +856,9 @@ pub fn container_address(host: std::net::Ipv4Addr, prefix: u8) -> Option<std::ne
 }
 
 /// Configures the container side (`host0`) of a `--network-veth` sandbox that runs no network manager of its own:
-/// brings it up, waits for the host side to be given an address (systemd-networkd's `80-container-ve.network` assigns a /28 from
-/// its pool, serves DHCP and masquerades), then gives `host0` the next address and a default route through the
-/// host side. Every command is a fixed argv run in the container's network namespace only.
+/// brings it up, waits for the host side to be given an address (systemd-networkd's `79-cacheos-sandbox.network`
+/// assigns a /28 from its pool and serves DHCP; the appliance's `cacheos-nat.service` masquerades), then gives
+/// `host0` the next address and a default route through the host side. Every command is a fixed argv run in the container's network namespace only.
 fn configure_nat(leader: u32, wait: Duration) -> io::Result<()> {
     let in_net = |args: &[&str]| -> io::Result<String> {
         let mut a = vec![format!("--target={leader}"), "--net".into(), "ip".into()];
@@ -902,7 +899,7 @@ fn configure_nat(leader: u32, wait: Duration) -> io::Result<()> {
         }
         if Instant::now() >= end {
             return Err(io::Error::other(format!(
-                "{host_if} got no IPv4 address (is systemd-networkd running with 80-container-ve.network?)"
+                "{host_if} got no IPv4 address (is systemd-networkd running with 79-cacheos-sandbox.network?)"
             )));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -1236,14 +1233,13 @@ impl ContainerRunner for NspawnRunner {
                 .map_err(err)?
         };
         // bash where the sandbox has it, else the POSIX shell; both as login shells.
-        let bash = self
-            .open_inside(leader, Path::new("/bin/bash"), OFlags::PATH, 0)
-            .or_else(|_| self.open_inside(leader, Path::new("/usr/bin/bash"), OFlags::PATH, 0))
-            .is_ok();
-        let argv: &[&str] = if bash {
-            &["/bin/bash", "--login"]
-        } else {
-            &["/bin/sh", "-l"]
+        let argv: &[&str] = match ["/bin/bash", "/usr/bin/bash"]
+            .into_iter()
+            .find(|b| self.open_inside(leader, Path::new(b), OFlags::PATH, 0).is_ok())
+        {
+            Some("/usr/bin/bash") => &["/usr/bin/bash", "--login"],
+            Some(_) => &["/bin/bash", "--login"],
+            None => &["/bin/sh", "-l"],
         };
         let home = Path::new("/root");
         let cwd = if self
