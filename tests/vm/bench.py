@@ -47,7 +47,8 @@ def one_boot(args, iso, name, workdir, want_healthz):
         poller = threading.Thread(target=poll, daemon=True)
         if want_healthz:
             poller.start()
-        serial.expect(rb"login: ", args.timeout, what="login prompt")
+        serial.expect(rb"login: ", args.timeout, what="login prompt", silence=60.0 if args.accel == "kvm" else 240.0,
+                      accel=args.accel)
         res["login"] = time.monotonic() - t0
         if want_healthz:
             poller.join(max(1.0, args.timeout - res["login"]))

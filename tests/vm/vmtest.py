@@ -47,6 +47,7 @@ class Serial:
 
     def __init__(self, path, log, deadline):
         self.buf = b""
+        self.last_data = time.monotonic()
         self.lock = threading.Condition()
         self.closed = False
         while True:
@@ -76,10 +77,14 @@ class Serial:
                 self.log.write(data)
                 self.log.flush()
                 self.buf += data
+                self.last_data = time.monotonic()
                 self.lock.notify_all()
 
-    def expect(self, pattern, timeout, start=0, what=None):
-        """Waits until `pattern` (bytes regex) matches the output after offset `start`; returns the match."""
+    def expect(self, pattern, timeout, start=0, what=None, silence=None, accel=None):
+        """Waits until `pattern` (bytes regex) matches the output after offset `start`; returns the match.
+
+        `silence`: fail early, saying so, when the console prints nothing at all for that many seconds (a guest
+        that hangs, typically under a KVM that half works), instead of waiting for the whole timeout."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self.lock:
@@ -89,6 +94,13 @@ class Serial:
                     return m
                 if self.closed:
                     raise Failure(f"console closed while waiting for {what or pattern!r}")
+                quiet = time.monotonic() - self.last_data
+                if silence and quiet > silence:
+                    tail = ANSI.sub(b"", self.buf[-600:]).decode(errors="replace")
+                    hint = (" under KVM: the guest hangs (nested virtualisation?); CACHEOS_ACCEL=tcg boots it with "
+                            "software emulation" if accel == "kvm" else ": the guest hangs")
+                    raise Failure(f"no output on the serial console for {quiet:.0f} s while waiting for "
+                                  f"{what or pattern!r}{hint}; console tail:\n{tail}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     tail = ANSI.sub(b"", self.buf[-1500:]).decode(errors="replace")
@@ -395,7 +407,8 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
     try:
         serial = Serial(sock, console_log, t0 + 30)
         poller.start()
-        serial.expect(rb"cacheos login: ", args.boot_timeout, what="login prompt")
+        serial.expect(rb"cacheos login: ", args.boot_timeout, what="login prompt", silence=args.silence,
+                      accel=args.accel)
         result["login_s"] = time.monotonic() - t0
         print(f"[{name}] login prompt after {result['login_s']:.1f} s", flush=True)
 
@@ -515,9 +528,14 @@ def main():
     ap.add_argument("--run", required=True, help="path of qemu/run")
     ap.add_argument("--accel", default="tcg")
     ap.add_argument("--boot-timeout", type=float, default=420)
+    ap.add_argument("--silence", type=float, default=None,
+                    help="seconds without any serial output before a boot counts as hung (default 60 under KVM, "
+                         "240 under TCG)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--only", action="append", help="run only these boots (iso-bios-cd, iso-uefi-usb, disk: UEFI then BIOS)")
     args = ap.parse_args()
+    if args.silence is None:
+        args.silence = 60.0 if args.accel == "kvm" else 240.0
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="cacheos-vmtest-")
     os.makedirs(workdir, exist_ok=True)
