@@ -40,10 +40,12 @@ _accel_probe() {
     : > "${d}/serial"
     # The same machine, CPU model and CPU count as qemu/run uses for real boots. No initrd, no root: the kernel ends
     # in a panic and, with -no-reboot, QEMU exits; the probe normally stops it earlier, on the first matching line.
-    "${qemu}" -accel kvm -cpu host -machine q35 -m 256 -smp "${CACHEOS_CPUS:-2}" -nodefaults -no-user-config \
+    # A subshell owns QEMU, so that an aborting QEMU is reported into qemu.out and not onto the terminal.
+    ( "${qemu}" -accel kvm -cpu host -machine q35 -m 256 -smp "${CACHEOS_CPUS:-2}" -nodefaults -no-user-config \
         -display none -no-reboot -serial "file:${d}/serial" -kernel "${kernel}" \
-        -append "console=ttyS0 earlyprintk=serial,ttyS0 ignore_loglevel panic=-1 nokaslr" \
-        >"${d}/qemu.out" 2>&1 </dev/null &
+        -append "console=ttyS0 earlyprintk=serial,ttyS0 ignore_loglevel panic=-1 nokaslr" </dev/null &
+      echo $! > "${d}/pid"
+      wait $! ) >"${d}/qemu.out" 2>&1 &
     pid=$!
     t0=${SECONDS}
     while (( SECONDS - t0 < deadline )); do
@@ -61,10 +63,10 @@ _accel_probe() {
         if grep -aqE 'Kernel panic - not syncing|Unpacking initramfs|Freeing unused kernel' "${d}/serial"; then
             ok=0
         else
-            status=$(tr '\n' ' ' < "${d}/qemu.out" | cut -c1-160)
+            status=$(grep -v -m1 '^[[:space:]]*$' "${d}/qemu.out" | cut -c1-160)
         fi
     fi
-    kill -9 "${pid}" 2>/dev/null || true
+    [[ -s "${d}/pid" ]] && kill -9 "$(cat "${d}/pid")" 2>/dev/null
     wait "${pid}" 2>/dev/null || true
     if (( ok != 0 )); then
         if [[ -n "${status}" ]]; then
