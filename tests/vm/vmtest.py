@@ -336,6 +336,31 @@ def make_test_images(workdir):
     return disk
 
 
+def make_ventoy_stick(workdir, iso):
+    """A disk laid out like a stick made with Ventoy: MBR, partition 1 FAT32 labelled "Ventoy" holding the ISO and
+    CACHEOS-DATA.img (an empty ext4 file), partition 2 the small VTOYEFI partition. Built without mounting (mkfs
+    with an offset, mtools), since the host kernel has no vfat."""
+    d = os.path.join(workdir, "ventoy")
+    os.makedirs(d, exist_ok=True)
+    run = lambda *c, **kw: subprocess.run(c, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    stick = os.path.join(workdir, "ventoy-stick.img")
+    data_mib, vtoy_mib = 400, 32
+    with open(stick, "wb") as f:
+        f.truncate((1 + data_mib + vtoy_mib) << 20)
+    layout = f"label: dos\nstart=2048, size={data_mib * 2048}, type=7\nstart={(1 + data_mib) * 2048}, size={vtoy_mib * 2048}, type=ef\n"
+    run("sfdisk", "-q", stick, input=layout.encode())
+    run("mkfs.vfat", "-F", "32", "-n", "Ventoy", "--offset", "2048", stick, str(data_mib * 1024))
+    run("mkfs.vfat", "-F", "16", "-n", "VTOYEFI", "--offset", str((1 + data_mib) * 2048), stick, str(vtoy_mib * 1024))
+    data = os.path.join(d, "CACHEOS-DATA.img")
+    with open(data, "wb") as f:
+        f.truncate(96 << 20)
+    run("mkfs.ext4", "-q", "-F", "-L", "cacheos-state", data)
+    part = f"{stick}@@{2048 * 512}"
+    run("mcopy", "-i", part, iso, "::cacheos.iso")
+    run("mcopy", "-i", part, data, "::CACHEOS-DATA.img")
+    return stick
+
+
 class NatProbe:
     """A TCP listener on the host's loopback that a sandbox inside the guest reaches through the appliance's NAT and
     QEMU's user network (guest address 10.0.2.2); it records what it receives."""
@@ -368,7 +393,7 @@ class NatProbe:
         self.sock.close()
 
 
-def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
+def boot(args, name, image, firmware, media, workdir, persist=None, extra=(), flags=(), want_storage=None, testimg=False):
     """One boot; returns a dict of results. `persist` carries state between the two disk boots."""
     sock = os.path.join(workdir, f"{name}.sock")
     console_log = os.path.join(workdir, f"{name}.console.log")
@@ -376,12 +401,13 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
     port = free_port()
     nat_probe = NatProbe()
     env = dict(os.environ, CACHEOS_WEB_PORT=str(port), CACHEOS_ACCEL=args.accel)
-    cmd = [args.run, f"--{firmware}", f"--{media}", "--serial-socket", sock, image, "--",
+    cmd = [args.run, f"--{firmware}", f"--{media}", *flags, "--serial-socket", sock, image, "--",
            "-serial", f"file:{report_log}",
            "-smbios", "type=3,asset=cacheos-selftest",
            "-smbios", f"type=11,value=cacheos-nat-probe={nat_probe.port}",
            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x01", *extra]
-    print(f"[{name}] booting {os.path.basename(image)} ({firmware}, {media}, {args.accel}), web port {port}", flush=True)
+    print(f"[{name}] booting {os.path.basename(image)} ({firmware}, {media}{''.join(' ' + f for f in flags)}, "
+          f"{args.accel}), web port {port}", flush=True)
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=open(os.path.join(workdir, f"{name}.qemu.log"), "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -434,7 +460,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
         result["security"] = m.group(1).strip() if m else "unknown"
         for line in re.findall(r"^(?:drive|sandbox)-.*$", report, re.M):
             print(f"[{name}] {line}", flush=True)
-        if extra and "drive-test: done" not in report:
+        if testimg and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
         if "reached the test host" in report:
             if not any(b"nat-ok from" in r for r in nat_probe.received):
@@ -449,7 +475,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
         sh = Shell(serial)
         # The boot with the test image disk also chats (the self-test put chattest.qcow2 into the images dir).
         chat = chat_in_german(name) if "chat-image:" in report else None
-        if extra and chat is None:
+        if testimg and chat is None:
             raise Failure("the self-test did not put chattest.qcow2 into the images directory")
         sh.login("cacheos", 120, chat)
         rc, out = sh.run("id -nG", 60)
@@ -467,7 +493,7 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=()):
         rc, out = sh.run("cat /run/cacheos/storage", 30)
         storage = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
         result["storage"] = storage.get("STORAGE")
-        expect_storage = "disk" if media == "disk" else "ram"
+        expect_storage = want_storage or ("disk" if media == "disk" else "ram")
         if storage.get("STORAGE") != expect_storage:
             raise Failure(f"storage is {storage}, expected STORAGE={expect_storage}")
         if persist is not None:
@@ -532,7 +558,9 @@ def main():
                     help="seconds without any serial output before a boot counts as hung (default 60 under KVM, "
                          "240 under TCG)")
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--only", action="append", help="run only these boots (iso-bios-cd, iso-uefi-usb, disk: UEFI then BIOS)")
+    ap.add_argument("--only", action="append", help="run only these boots (iso-bios-cd, iso-uefi-usb, disk: UEFI then "
+                    "BIOS, vdi: cacheos.vdi on VirtualBox's default hardware under BIOS and UEFI, ventoy: the ISO with a "
+                    "Ventoy-like stick holding CACHEOS-DATA.img, two boots)")
     args = ap.parse_args()
     if args.silence is None:
         args.silence = 60.0 if args.accel == "kvm" else 240.0
@@ -549,7 +577,7 @@ def main():
         # This boot also carries a disk of test images for the in-guest virtual drive test.
         disk = make_test_images(workdir)
         extra = ["-drive", f"file={disk},format=raw,if=virtio,readonly=on"]
-        results.append(boot(args, "iso-bios-cd", iso, "bios", "cd", workdir, extra=extra))
+        results.append(boot(args, "iso-bios-cd", iso, "bios", "cd", workdir, extra=extra, testimg=True))
     if want("iso-uefi-usb"):
         results.append(boot(args, "iso-uefi-usb", iso, "uefi", "usb", workdir))
     if want("disk"):
@@ -564,6 +592,23 @@ def main():
         results.append(boot(args, "disk-uefi-1", overlay, "uefi", "disk", workdir, persist))
         if results[-1]["ok"]:
             results.append(boot(args, "disk-bios-2", overlay, "bios", "disk", workdir, persist))
+
+    if want("ventoy"):
+        # A Ventoy stick has no CACHEOS-DATA partition: the state lives in CACHEOS-DATA.img on its data partition
+        # and must survive a reboot (BIOS, then UEFI), like the disk's data partition.
+        stick = make_ventoy_stick(workdir, iso)
+        extra = ["-drive", f"file={stick},format=raw,if=virtio"]
+        persist = {}
+        results.append(boot(args, "ventoy-bios-1", iso, "bios", "cd", workdir, persist, extra=extra, want_storage="ventoy"))
+        if results[-1]["ok"]:
+            results.append(boot(args, "ventoy-uefi-2", iso, "uefi", "cd", workdir, persist, extra=extra,
+                                want_storage="ventoy"))
+    if want("vdi"):
+        # VirtualBox cannot be installed here: boot cacheos.vdi on the hardware VirtualBox offers by default (PIIX3,
+        # AHCI SATA disk, e1000 network card), under BIOS and UEFI, without writing to the image.
+        vdi = os.path.join(out, "cacheos.vdi")
+        for fw in ("bios", "uefi"):
+            results.append(boot(args, f"vdi-ahci-{fw}", vdi, fw, "disk", workdir, flags=("--vbox", "--snapshot")))
 
     print("\nboot                 result  login(s)  healthz(s)  storage  security exposure")
     for r in results:
