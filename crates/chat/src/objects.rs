@@ -308,6 +308,83 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
     (!argv.is_empty()).then_some((target, argv))
 }
 
+/// The command of an utterance that runs one ("run X inside Y", "führe X in Y aus", "was sagt X in Y", "what does
+/// X say in Y", a quoted string after such a verb): its argv, never a shell string.
+pub(crate) fn command_argv(text: &str, known: &Known, session: &Session) -> Option<Vec<String>> {
+    let not_a_command = |argv: &[String]| {
+        let first = argv.first().map(|w| fold(w)).unwrap_or_default();
+        matches!(
+            first.as_str(),
+            "a" | "an"
+                | "ein"
+                | "eine"
+                | "einen"
+                | "the"
+                | "die"
+                | "das"
+                | "den"
+                | "sandbox"
+                | "container"
+                | "it"
+                | "es"
+                | "sie"
+                | "mal"
+                | "bitte"
+                | "please"
+                | "uns"
+                | "mir"
+                | "me"
+                | "up"
+                | "hoch"
+        ) || argv
+            .iter()
+            .any(|w| matches!(fold(w).as_str(), "sandbox" | "container" | "sandboxen" | "vorlage"))
+    };
+    if let Some((_, argv)) = exec_parts(text, known, session) {
+        return (!not_a_command(&argv)).then_some(argv);
+    }
+    let words = shell_words(text);
+    let folded: Vec<String> = words
+        .iter()
+        .map(|(w, q)| {
+            if *q {
+                String::new()
+            } else {
+                fold(w).trim_end_matches(['?', '!', '.', ',']).to_string()
+            }
+        })
+        .collect();
+    let verb = folded.iter().enumerate().position(|(i, w)| {
+        matches!(w.as_str(), "sagt" | "liefert" | "ergibt" | "meldet")
+            || (w == "does" && i > 0 && folded[i - 1] == "what")
+            || (w == "gibt" && i > 0 && folded[i - 1] == "was")
+    })?;
+    let target = folded
+        .iter()
+        .rposition(|w| known.sandboxes.iter().any(|s| s.to_lowercase() == *w))
+        .filter(|&j| j > verb + 1)?;
+    let mut cut = target;
+    if cut > 0 && EXEC_MARKERS.contains(&folded[cut - 1].as_str()) {
+        cut -= 1;
+    } else if cut > 1 && FILLERS.contains(&folded[cut - 1].as_str()) && EXEC_MARKERS.contains(&folded[cut - 2].as_str())
+    {
+        cut -= 2;
+    }
+    let mut argv: Vec<String> = words[verb + 1..cut].iter().map(|(w, _)| w.clone()).collect();
+    if argv.len() == 1 && words[verb + 1].1 {
+        argv = shell_words(&argv[0]).into_iter().map(|(w, _)| w).collect();
+    }
+    while argv.last().is_some_and(|w| {
+        matches!(
+            fold(w).as_str(),
+            "say" | "print" | "output" | "return" | "show" | "zurueck" | "aus" | "so" | "da" | "dazu"
+        )
+    }) {
+        argv.pop();
+    }
+    (!argv.is_empty() && !not_a_command(&argv)).then_some(argv)
+}
+
 /// Decides whether the utterance is about drives or sandboxes.
 pub(crate) fn domain(p: &Parsed, r: &Refs, session: &Session) -> Option<Domain> {
     use Concept::*;
