@@ -168,6 +168,8 @@ pub struct Known {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) clf: Option<std::sync::Arc<crate::classifier::Model>>,
+    /// The confidence thresholds of the pipeline.
+    pub thresholds: crate::pipeline::Thresholds,
 }
 
 impl Default for Engine {
@@ -235,18 +237,23 @@ impl Engine {
     pub fn new() -> Self {
         Self {
             clf: crate::pipeline::shipped_model(),
+            thresholds: crate::pipeline::THRESHOLDS,
         }
     }
 
     /// The deterministic parser alone (no classifier): the engine as it was before the classifier.
     pub fn rules_only() -> Self {
-        Self { clf: None }
+        Self {
+            clf: None,
+            thresholds: crate::pipeline::THRESHOLDS,
+        }
     }
 
     /// An engine with a given intent model (training, cross-validation).
     pub fn with_model(model: crate::classifier::Model) -> Self {
         Self {
             clf: Some(std::sync::Arc::new(model)),
+            thresholds: crate::pipeline::THRESHOLDS,
         }
     }
 

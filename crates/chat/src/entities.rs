@@ -66,8 +66,100 @@ const PRONOUNS: &[&str] = &[
     "sie", "es", "ihn", "ihm", "it", "them", "diese", "dieses", "diesen", "dieser", "this", "that",
 ];
 const NEGATIONS: &[&str] = &[
-    "ohne", "without", "no", "kein", "keine", "keinem", "keinen", "nicht", "not", "never", "nie", "mehr", "longer",
+    "ohne",
+    "without",
+    "no",
+    "kein",
+    "keine",
+    "keinem",
+    "keinen",
+    "nicht",
+    "not",
+    "never",
+    "nie",
+    "mehr",
+    "longer",
     "offline",
+    "ausschalten",
+    "abschalten",
+    "deaktivieren",
+    "deaktiviere",
+    "stop",
+    "stoppe",
+    "shouldn't",
+    "shouldnt",
+    "anymore",
+    "dont",
+    "don't",
+    "nimmer",
+    "aufhoeren",
+    "disable",
+    "turn-off",
+    "beenden",
+    "beende",
+];
+/// Words that are not a new object's name even when unknown to the lexicon.
+const NOT_NAMES: &[&str] = &[
+    "up",
+    "hoch",
+    "auf",
+    "mit",
+    "with",
+    "for",
+    "fuer",
+    "from",
+    "aus",
+    "von",
+    "called",
+    "named",
+    "namens",
+    "an",
+    "der",
+    "die",
+    "das",
+    "und",
+    "and",
+    "that",
+    "which",
+    "die",
+    "bitte",
+    "please",
+    "mal",
+    "quickly",
+    "schnell",
+    "fresh",
+    "frische",
+    "temporary",
+    "temporaere",
+    "debian",
+    "host",
+    "vorlage",
+    "template",
+    "basis",
+    "base",
+    "image",
+    "me",
+    "mir",
+    "uns",
+    "instance",
+    "instanz",
+    "based",
+    "gleich",
+    "sofort",
+    "now",
+    "jetzt",
+    "zum",
+    "zur",
+    "for",
+    "a",
+    "an",
+    "eine",
+    "einen",
+    "ein",
+    "einer",
+    "sandboxen",
+    "sandboxes",
+    "containers",
 ];
 /// Words that never are a typo of an object name.
 const NOT_TYPOS: &[&str] = &[
@@ -251,6 +343,18 @@ impl Entities {
         let lookup = |i: usize| &hits[i];
         let mut list: Vec<Entity> = Vec::new();
         let mut corrected = text.to_string();
+        // Names made in this conversation count as existing ones (the appliance may not list them yet).
+        let with = |names: &[String], extra: &Option<String>| {
+            let mut v = names.to_vec();
+            if let Some(x) = extra {
+                if !v.contains(x) {
+                    v.push(x.clone());
+                }
+            }
+            v
+        };
+        let sandboxes = with(&known.sandboxes, &session.last_sandbox);
+        let drives = with(&known.drives, &session.last_drive);
         let mut covered = vec![false; toks.len()];
         let ent = |kind: &'static str, value: Value, start: usize, end: usize| Entity {
             kind,
@@ -276,12 +380,25 @@ impl Entities {
             let n0 = list.len();
             let eq = |names: &[String]| names.iter().find(|n| n.to_lowercase() == w).cloned();
             // A new name after "namens", "called", "named": never vocabulary.
-            if NAME_MARKERS.contains(&prev) && !tk.quoted && lookup(i).is_empty() && fs_word(w).is_none() {
+            let prev2 = i.checked_sub(2).map(|j| toks[j].norm.as_str()).unwrap_or("");
+            let marked = NAME_MARKERS.contains(&prev)
+                || (matches!(prev, "it" | "es" | "sie" | "ihn")
+                    && matches!(prev2, "call" | "name" | "nenn" | "nenne" | "label" | "taufe"));
+            let label_marked = matches!(
+                prev,
+                "label" | "labelled" | "labeled" | "bezeichnung" | "beschriftung" | "etikett"
+            ) || (prev == "it" && prev2 == "label");
+            if label_marked && !tk.quoted && !file_like(w) && !matches!(w, "it" | "es" | "als" | "as") {
+                list.push(ent("label", json!(tk.raw), i, i + 1));
+                i += 1;
+                continue;
+            }
+            if marked && !tk.quoted && !file_like(w) && lookup(i).is_empty() && fs_word(w).is_none() {
                 let n = clean_name(&tk.raw);
                 if !n.is_empty() {
                     list.push(ent("name", json!(n), i, i + 1));
                     // "attach it as data", "called web": the name may also be an existing object.
-                    if let Some(d) = eq(&known.drives) {
+                    if let Some(d) = eq(&drives) {
                         list.push(Entity {
                             weak: true,
                             ..ent("drive", json!(d), i, i + 1)
@@ -301,8 +418,8 @@ impl Entities {
             }
             // Object names, exact.
             for (kind, names) in [
-                ("sandbox", &known.sandboxes),
-                ("drive", &known.drives),
+                ("sandbox", &sandboxes),
+                ("drive", &drives),
                 ("template", &known.templates),
                 ("task", &known.tasks),
                 ("image", &known.images),
@@ -312,7 +429,8 @@ impl Entities {
                 }
             }
             if list.len() == n0 {
-                if file_like(&tk.raw) {
+                let dotted = w.contains('.') && w.len() >= 5 && !w.starts_with('.') && !w.contains('/');
+                if file_like(&tk.raw) || (dotted && closest(w, known.images.iter(), 1).is_some()) {
                     let tol = if w.len() >= 8 { 2 } else { 1 };
                     match closest(w, known.images.iter(), tol) {
                         Some(img) => {
@@ -327,24 +445,24 @@ impl Entities {
                     list.push(ent("unit", json!(tk.raw), i, i + 1));
                 } else if tk.raw.contains('/') && tk.raw.len() > 1 {
                     list.push(ent("path", json!(tk.raw), i, i + 1));
-                } else if w.len() >= 5
+                } else if w.len() >= 3
                     && !NOT_TYPOS.contains(&w)
+                    && !crate::lang::function_word(w)
                     && !w.chars().any(|c| c.is_ascii_digit())
                     && lookup(i).iter().all(|h| h.distance > 0)
                 {
                     // A typo of an object name: exactly one name one edit away.
-                    let names = known
-                        .sandboxes
+                    let names = sandboxes
                         .iter()
-                        .chain(&known.drives)
+                        .chain(&drives)
                         .chain(&known.templates)
-                        .filter(|n| n.len() >= 4);
+                        .filter(|n| n.len() >= 3 && n.len().abs_diff(w.len()) <= 1);
                     if let Some(n) = closest(w, names, 1) {
                         let n = n.clone();
                         corrected = corrected.replacen(&tk.raw, &n, 1);
                         for (kind, names) in [
-                            ("sandbox", &known.sandboxes),
-                            ("drive", &known.drives),
+                            ("sandbox", &sandboxes),
+                            ("drive", &drives),
                             ("template", &known.templates),
                         ] {
                             if names.contains(&n) {
@@ -399,6 +517,34 @@ impl Entities {
                 i += used;
                 continue;
             }
+            // "max 64 processes", "höchstens 64 Prozesse", "tasks max 200", "max 200 tasks".
+            if let Some(n) = slots::number(w).filter(|n| n.fract() == 0.0) {
+                let next = toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
+                let before: Vec<&str> = toks[i.saturating_sub(2)..i].iter().map(|t| t.norm.as_str()).collect();
+                let proc = |x: &str| {
+                    matches!(
+                        x,
+                        "prozesse"
+                            | "prozessen"
+                            | "processes"
+                            | "tasks"
+                            | "tasks_max"
+                            | "pids"
+                            | "threads"
+                            | "aufgaben"
+                    )
+                };
+                if proc(next)
+                    || (before.iter().any(|b| proc(b))
+                        && before
+                            .iter()
+                            .any(|b| matches!(*b, "max" | "maximal" | "hoechstens" | "limit" | "bis")))
+                {
+                    list.push(ent("tasks", json!(n as u64), i, i + if proc(next) { 2 } else { 1 }));
+                    i += if proc(next) { 2 } else { 1 };
+                    continue;
+                }
+            }
             if let Some((bytes, used)) = slots::size(&toks, i) {
                 list.push(ent("size", json!(bytes), i, i + used));
                 i += used;
@@ -419,6 +565,65 @@ impl Entities {
                 list.push(ent("format", json!("qcow2"), i, i + 1));
             }
             i += 1;
+        }
+        // An operation named by its dotted name ("audit entries for drive.attach").
+        for (i, t) in toks.iter().enumerate() {
+            if let Some(info) = cacheos_core::OPERATIONS.iter().find(|o| o.name == t.norm) {
+                list.retain(|e| !(e.start == i && e.end == i + 1));
+                list.push(ent("operation", json!(info.name), i, i + 1));
+            }
+        }
+        // A new object's name without a marker: an unknown word right after "sandbox"/"container" or a creating
+        // verb, or right before "anlegen"/"erstellen" ("erstell eine debian sandbox spielplatz", "create tiny: …",
+        // "mini anlegen"). Weak: it fills a name, the classifier still sees the word.
+        let taken = |i: usize, list: &[Entity]| list.iter().any(|e| e.start <= i && i < e.end && e.end > 0);
+        for i in 0..toks.len() {
+            let w = toks[i].norm.as_str();
+            let prev = i.checked_sub(1).map(|j| toks[j].norm.as_str()).unwrap_or("");
+            let next = toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
+            let noun = |x: &str| {
+                matches!(
+                    x,
+                    "sandbox" | "container" | "box" | "umgebung" | "sandkasten" | "debian-sandbox" | "debian-container"
+                )
+            };
+            let verb = |x: &str| {
+                matches!(
+                    x,
+                    "create"
+                        | "make"
+                        | "erstelle"
+                        | "erstell"
+                        | "erzeuge"
+                        | "bau"
+                        | "baue"
+                        | "new"
+                        | "neue"
+                        | "neuen"
+                        | "neues"
+                )
+            };
+            let after_verb = matches!(
+                next,
+                "anlegen" | "erstellen" | "erzeugen" | "einrichten" | "bauen" | "aufsetzen"
+            );
+            if !(noun(prev) || verb(prev) || after_verb) || toks[i].quoted || taken(i, &list) {
+                continue;
+            }
+            let plain = w.len() >= 2
+                && w.len() <= 32
+                && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && hits[i].is_empty()
+                && !crate::lang::function_word(w)
+                && !NOT_NAMES.contains(&w)
+                && !noun(w);
+            if plain {
+                list.push(Entity {
+                    weak: true,
+                    ..ent("newname", json!(clean_name(&toks[i].raw)), i, i + 1)
+                });
+            }
         }
         let words: Vec<&str> = toks.iter().map(|t| t.norm.as_str()).collect();
         let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));

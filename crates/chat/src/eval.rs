@@ -36,6 +36,10 @@ pub fn args_match(op: &str, want: &serde_json::Value, got: &serde_json::Value, s
     }
     let w = &w;
     let listed = w.iter().all(|(k, v)| match got.get(k) {
+        // A sub directory of a drive may be written with a leading "/" (relative to the drive's root).
+        Some(serde_json::Value::String(g)) if k == "path" && op == "drive.files" => {
+            v == "*" || v.as_str().map(|v| v.trim_start_matches('/')) == Some(g.trim_start_matches('/'))
+        }
         Some(g) => value_match(v, g),
         None => false,
     });

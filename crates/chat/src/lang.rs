@@ -135,6 +135,11 @@ const EN: &[&str] = &[
     "currently",
 ];
 
+/// Whether a folded word is a German or English function word (never a name or a typo of one).
+pub fn function_word(w: &str) -> bool {
+    DE.contains(&w) || EN.contains(&w)
+}
+
 /// The language `tokens` are written in, `None` when nothing tells.
 pub fn detect(tokens: &[Token]) -> Option<Lang> {
     let (mut de, mut en) = (0i32, 0i32);

@@ -33,7 +33,7 @@ pub fn shipped_model() -> Option<Arc<Model>> {
 }
 
 /// Confidence thresholds (probabilities of the calibrated classifier), chosen on the cross-validated tuning set.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// The classifier overrides the parser from this probability on.
     pub sure: f32,
@@ -47,11 +47,15 @@ pub struct Thresholds {
 
 /// The thresholds in use.
 pub const THRESHOLDS: Thresholds = Thresholds {
-    sure: 0.55,
-    none: 0.5,
-    keep: 0.05,
-    offer: 0.12,
+    sure: 0.4,
+    none: 0.45,
+    keep: 0.1,
+    offer: 0.15,
 };
+
+/// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
+/// model backend is not asked).
+pub const CONFIDENT_NONE: f32 = 0.6;
 
 const YES_NO: &[&str] = &[
     "ja",
@@ -161,8 +165,45 @@ pub fn essentially_yes_or_no(toks: &[Token]) -> bool {
 }
 
 impl Engine {
+    /// What the pipeline sees of `text`: the entities, the placeholder tokens and the classifier's best classes.
+    pub fn explain(&self, text: &str, session: &Session, known: &Known) -> String {
+        let ents = Entities::find(text, known, session);
+        let mut out = format!(
+            "corrected: {}\nplaceholders: {:?}\n",
+            ents.corrected,
+            ents.placeholders()
+        );
+        for e in &ents.list {
+            out += &format!(
+                "  {} {} [{}..{}]{}\n",
+                e.kind,
+                e.value,
+                e.start,
+                e.end,
+                if e.weak { " weak" } else { "" }
+            );
+        }
+        if let Some(m) = &self.clf {
+            for (i, p) in m.predict(&features(&ents.placeholders())).into_iter().take(4) {
+                out += &format!("  {:.3} {}\n", p, m.classes[i]);
+            }
+        }
+        let mut s = session.clone();
+        out += &format!(
+            "rules: {:?}\n",
+            crate::eval::label(&self.rules(&ents.corrected, &mut s, known))
+        );
+        out
+    }
+
     /// Interprets one utterance in the context of `session`, updating the context. Nothing is executed.
     pub fn interpret(&self, text: &str, session: &mut Session, known: &Known) -> Interpretation {
+        self.understand(text, session, known).0
+    }
+
+    /// [`Engine::interpret`], and whether the pipeline is confident: `false` when it asks back between readings or
+    /// does not understand without being sure it is out of scope. Only then is an optional model backend asked.
+    pub fn understand(&self, text: &str, session: &mut Session, known: &Known) -> (Interpretation, bool) {
         let ents = Entities::find(text, known, session);
         let lang = crate::lang::detect(&ents.toks).or(session.lang).unwrap_or(Lang::En);
         // "ja" to "did you mean …?" with one reading takes it.
@@ -180,20 +221,21 @@ impl Engine {
             session.readings.clear();
             session.lang = Some(lang);
             if let Some(Ok(op)) = first.map(|(n, a)| crate::model::parse_proposal(&n, &a)) {
-                return self.operation(op, lang, session);
+                return (self.operation(op, lang, session), true);
             }
         }
         let mut rs = session.clone();
         let r = self.rules(&ents.corrected, &mut rs, known);
         let Some(model) = &self.clf else {
             *session = rs;
-            return r;
+            let sure = !matches!(r, Interpretation::NotUnderstood { .. });
+            return (r, sure);
         };
         let answered = session.asked.is_some() && rs.asked.is_none() && matches!(r, Interpretation::Operation { .. });
         let session_business = matches!(&r, Interpretation::Chat { action, .. } if !matches!(action, ChatAction::Help));
         if answered || session_business {
             *session = rs;
-            return r;
+            return (r, true);
         }
         let pred = model.predict(&features(&ents.placeholders()));
         let name = |i: usize| model.classes[i].as_str();
@@ -212,11 +254,23 @@ impl Engine {
             } => Some("chat:help".into()),
             _ => None,
         };
-        let th = THRESHOLDS;
+        let th = self.thresholds;
+        // The parser asks for something the entities answer: take the filled reading.
+        if matches!(r, Interpretation::Question { .. })
+            && top.contains('.')
+            && (r_op.as_deref() == Some(top) || p >= th.sure)
+        {
+            let mut s = session.clone();
+            s.lang = Some(lang);
+            if let Some(i @ Interpretation::Operation { .. }) = self.reading(top, &ents, known, &mut s, lang) {
+                *session = s;
+                return (i, true);
+            }
+        }
         if let Some(rop) = &r_op {
             if rop == top || (p < th.sure && prob(rop) >= th.keep) {
                 *session = rs;
-                return self.complete(r, &ents, known, session, lang);
+                return (self.complete(r, &ents, known, session, lang), true);
             }
         }
         session.lang = Some(lang);
@@ -227,15 +281,18 @@ impl Engine {
                 Interpretation::Question { .. } | Interpretation::NotUnderstood { .. }
             ) {
                 *session = rs;
-                return r;
+                return (r, p >= CONFIDENT_NONE);
             }
-            return self.not_understood(text, lang);
+            return (self.not_understood(text, lang), p >= CONFIDENT_NONE);
         }
         if p >= th.sure {
             let mut s = session.clone();
             if let Some(i) = self.reading(top, &ents, known, &mut s, lang) {
                 *session = s;
-                return i;
+                // A question for a missing argument of a reading that is only likely: not confident.
+                let sure =
+                    matches!(i, Interpretation::Operation { .. } | Interpretation::Chat { .. }) || p >= CONFIDENT_NONE;
+                return (i, sure);
             }
         }
         // Not sure: offer the best readings.
@@ -266,14 +323,14 @@ impl Engine {
         if readings.is_empty() {
             if matches!(r, Interpretation::Question { .. }) {
                 *session = rs;
-                return r;
+                return (r, true);
             }
-            return self.not_understood(text, lang);
+            return (self.not_understood(text, lang), false);
         }
         session.asked = Some("reading".into());
         session.options = readings.iter().map(|r| r.2.clone()).collect();
         session.readings = readings.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
-        Interpretation::Question {
+        let q = Interpretation::Question {
             text: if readings.len() == 1 {
                 t(
                     lang,
@@ -288,7 +345,8 @@ impl Engine {
                 )
             },
             options: session.options.clone(),
-        }
+        };
+        (q, false)
     }
 
     /// The interpretation of `op` with its arguments from the entities: the operation, or a question for a
@@ -422,8 +480,12 @@ impl Engine {
                 Some(Value::Array(a)) => a.is_empty(),
                 _ => false,
             };
-            let named = k == "name" && op == "sandbox.create" && ents.first("name").is_some() && m.get(k) != Some(v);
-            if (empty || named) && !v.is_null() && m.get(k) != Some(v) && !(v == &Value::Bool(false)) {
+            let named = k == "name"
+                && op == "sandbox.create"
+                && (ents.first("name").is_some() || ents.first("quoted").is_some() || ents.first("newname").is_some())
+                && m.get(k) != Some(v);
+            let over = slotfill::overrides(op, k);
+            if (over || ((empty || named) && !v.is_null() && v != &Value::Bool(false))) && m.get(k) != Some(v) {
                 m.insert(k.clone(), v.clone());
                 changed = true;
             }

@@ -83,6 +83,14 @@ fn text_remainder(e: &Entities) -> Option<Value> {
     (!words.is_empty()).then(|| json!(words.join(" ")))
 }
 
+/// Whether the entities' value of `op`'s `arg` overrides the deterministic parser's (spec with a leading `^`).
+pub fn overrides(op: &str, arg: &str) -> bool {
+    slots()
+        .get(op)
+        .and_then(|d| d.get(arg))
+        .is_some_and(|s| s.starts_with('^'))
+}
+
 /// Fills the arguments of `op` from the entities. `None`: no definitions for `op` (the operation takes none or is
 /// not known to the chat).
 pub fn fill(op: &str, e: &Entities, known: &Known, session: &Session) -> Option<Filled> {
@@ -96,9 +104,10 @@ pub fn fill_with(defs: &Slots, op: &str, e: &Entities, known: &Known, session: &
     let object = op.split('.').next().unwrap_or("x");
     let negated = e.first("negation").is_some();
     for (arg, spec) in def {
+        let spec = spec.trim_start_matches('^');
         let (spec, required) = match spec.strip_suffix('!') {
             Some(s) => (s, true),
-            None => (spec.as_str(), false),
+            None => (spec, false),
         };
         let mut value: Option<Value> = None;
         let mut wanted = String::new();

@@ -29,6 +29,34 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = Corpus::load(dir).expect("reading crates/chat/data and tests/utterances.tsv");
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+    if let Some(text) = args.iter().position(|a| a == "--explain").and_then(|i| args.get(i + 1)) {
+        let engine = Engine::new();
+        let known = appliance_known();
+        print!("{}", engine.explain(text, &cacheos_chat::Session::default(), &known));
+        let i = engine.interpret(text, &mut cacheos_chat::Session::default(), &known);
+        println!("final: {:?}", cacheos_chat::eval::label(&i));
+        return;
+    }
+    let grid: Vec<cacheos_chat::pipeline::Thresholds> = if args.iter().any(|a| a == "--grid") {
+        let mut g = Vec::new();
+        for sure in [0.4f32, 0.5, 0.6, 0.7] {
+            for none in [0.35f32, 0.5, 0.65] {
+                for keep in [0.02f32, 0.05, 0.1, 0.2] {
+                    for offer in [0.1f32, 0.2] {
+                        g.push(cacheos_chat::pipeline::Thresholds {
+                            sure,
+                            none,
+                            keep,
+                            offer,
+                        });
+                    }
+                }
+            }
+        }
+        g
+    } else {
+        vec![cacheos_chat::pipeline::THRESHOLDS]
+    };
     if let Some(k) = args
         .iter()
         .position(|a| a == "--cv")
@@ -39,22 +67,48 @@ fn main() {
             .filter(|&i| corpus.sources[i].name.starts_with("data/tuning"))
             .collect();
         let group: Vec<Vec<usize>> = corpus.sources.iter().map(|s| groups(&s.examples)).collect();
-        let mut per: Vec<Report> = vec![Report::default(); corpus.sources.len()];
+        let mut per: Vec<Vec<Report>> = vec![vec![Report::default(); corpus.sources.len()]; grid.len()];
         for fold in 0..k {
             let skip = |si: usize, ri: usize| tuning.contains(&si) && group[si][ri] % k == fold;
             let (model, _) = corpus.train(&skip);
-            let engine = Engine::with_model(model);
-            for &si in &tuning {
-                let ex: Vec<_> = corpus.sources[si]
-                    .examples
-                    .iter()
-                    .enumerate()
-                    .filter(|(ri, _)| skip(si, *ri))
-                    .map(|(_, e)| e.clone())
-                    .collect();
-                per[si].add(&evaluate(&engine, &ex, &appliance_known(), false));
+            let mut engine = Engine::with_model(model);
+            for (gi, th) in grid.iter().enumerate() {
+                engine.thresholds = *th;
+                for &si in &tuning {
+                    let ex: Vec<_> = corpus.sources[si]
+                        .examples
+                        .iter()
+                        .enumerate()
+                        .filter(|(ri, _)| skip(si, *ri))
+                        .map(|(_, e)| e.clone())
+                        .collect();
+                    per[gi][si].add(&evaluate(&engine, &ex, &appliance_known(), false));
+                }
             }
         }
+        if grid.len() > 1 {
+            let mut rows: Vec<(f64, String)> = grid
+                .iter()
+                .zip(&per)
+                .map(|(th, p)| {
+                    let mut all = Report::default();
+                    for &si in &tuning {
+                        all.add(&p[si]);
+                    }
+                    // Right minus twice the wrong operations: a wrong action costs more than a question.
+                    (
+                        all.pct(all.correct) - 2.0 * all.pct(all.wrong_op),
+                        format!("{th:?}: {}", all.summary()),
+                    )
+                })
+                .collect();
+            rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (score, r) in rows.iter().take(12) {
+                println!("{score:.1} {r}");
+            }
+            return;
+        }
+        let per = &per[0];
         let mut all = Report::default();
         for &si in &tuning {
             println!("cv{k} {}: {}", corpus.sources[si].name, per[si].summary());
