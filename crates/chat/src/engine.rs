@@ -51,6 +51,13 @@ pub struct Session {
     /// Which of the two was talked about last: `drive` or `sandbox`.
     #[serde(default)]
     pub last_kind: Option<String>,
+    /// The readings offered by the last question when the chat was not sure (operation name, arguments), in the
+    /// order of `options`.
+    #[serde(default)]
+    pub readings: Vec<(String, serde_json::Value)>,
+    /// The arguments found so far of an operation whose missing argument was asked for (`asked` = `slot:OP:ARG`).
+    #[serde(default)]
+    pub asked_args: Option<serde_json::Value>,
 }
 
 /// The chat's own actions (they are not core operations).
@@ -156,9 +163,28 @@ pub struct Known {
     pub templates: Vec<String>,
 }
 
-/// The language engine. Stateless; the [`Session`] carries context.
-#[derive(Debug, Default, Clone)]
-pub struct Engine;
+/// The language engine. Stateless; the [`Session`] carries context. It holds the trained intent classifier (see
+/// [`crate::pipeline`]); [`Engine::rules_only`] is the deterministic parser alone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) clf: Option<std::sync::Arc<crate::classifier::Model>>,
+    /// The confidence thresholds of the pipeline.
+    pub thresholds: crate::pipeline::Thresholds,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("classes", &self.clf.as_ref().map(|m| m.classes.len()))
+            .finish()
+    }
+}
 
 pub(crate) struct Parsed<'a> {
     pub(crate) toks: Vec<Token>,
@@ -207,9 +233,28 @@ fn ordinal(toks: &[Token]) -> Option<usize> {
 }
 
 impl Engine {
-    /// A new engine.
+    /// A new engine with the committed intent model.
     pub fn new() -> Self {
-        Self
+        Self {
+            clf: crate::pipeline::shipped_model(),
+            thresholds: crate::pipeline::THRESHOLDS,
+        }
+    }
+
+    /// The deterministic parser alone (no classifier): the engine as it was before the classifier.
+    pub fn rules_only() -> Self {
+        Self {
+            clf: None,
+            thresholds: crate::pipeline::THRESHOLDS,
+        }
+    }
+
+    /// An engine with a given intent model (training, cross-validation).
+    pub fn with_model(model: crate::classifier::Model) -> Self {
+        Self {
+            clf: Some(std::sync::Arc::new(model)),
+            thresholds: crate::pipeline::THRESHOLDS,
+        }
     }
 
     fn parse<'a>(&self, text: &'a str, session: &Session) -> Parsed<'a> {
@@ -230,13 +275,8 @@ impl Engine {
                 de += 2;
             }
         }
-        let lang = if de > en {
-            Lang::De
-        } else if en > de {
-            Lang::En
-        } else {
-            session.lang.unwrap_or(Lang::En)
-        };
+        let _ = (de, en);
+        let lang = crate::lang::detect(&toks).or(session.lang).unwrap_or(Lang::En);
         Parsed {
             toks,
             concepts,
@@ -245,8 +285,8 @@ impl Engine {
         }
     }
 
-    /// Interprets one utterance in the context of `session`, updating the context.
-    pub fn interpret(&self, text: &str, session: &mut Session, known: &Known) -> Interpretation {
+    /// The deterministic parser: interprets one utterance in the context of `session`, updating the context.
+    pub fn rules(&self, text: &str, session: &mut Session, known: &Known) -> Interpretation {
         let p = self.parse(text, session);
         let lang = p.lang;
         session.lang = Some(lang);
@@ -286,8 +326,27 @@ impl Engine {
                         .map(|t| t.norm.clone())
                 });
             if let Some(choice) = pick {
+                let readings = std::mem::take(&mut session.readings);
+                let at = session.options.iter().position(|o| *o == choice);
                 session.asked = None;
                 session.options.clear();
+                if asked == "reading" {
+                    if let Some(Ok(op)) = at
+                        .and_then(|i| readings.get(i))
+                        .map(|(name, args)| crate::model::parse_proposal(name, args))
+                    {
+                        return self.operation(op, lang, session);
+                    }
+                }
+                if let Some((op, arg)) = asked.strip_prefix("slot:").and_then(|r| r.split_once(':')) {
+                    let mut args = session.asked_args.take().unwrap_or_else(|| serde_json::json!({}));
+                    if let Some(m) = args.as_object_mut() {
+                        m.insert(arg.to_string(), serde_json::json!(choice));
+                    }
+                    if let Ok(op) = crate::model::parse_proposal(op, &args) {
+                        return self.operation(op, lang, session);
+                    }
+                }
                 if asked == "kill-task" {
                     return self.operation(
                         Operation::SupervisorKillTask(KillTaskArgs { task: choice }),
@@ -324,7 +383,8 @@ impl Engine {
                 reply: t(lang, "Ich lösche deinen Chatverlauf.", "Deleting your chat history."),
             };
         }
-        if !topic && has(Concept::Yes) && !has(Concept::No) {
+        let bare = crate::pipeline::essentially_yes_or_no(&p.toks);
+        if !topic && bare && has(Concept::Yes) && !has(Concept::No) {
             return match session.pending.take() {
                 Some(operation) => Interpretation::Chat {
                     reply: t(
@@ -342,7 +402,7 @@ impl Engine {
                 },
             };
         }
-        if !topic && (has(Concept::No) || has(Concept::Kill)) {
+        if !topic && bare && (has(Concept::No) || has(Concept::Kill)) {
             return match session.pending.take() {
                 Some(op) => Interpretation::Chat {
                     action: ChatAction::Cancel,
@@ -576,7 +636,7 @@ impl Engine {
         }
     }
 
-    fn help(&self, lang: Lang) -> String {
+    pub(crate) fn help(&self, lang: Lang) -> String {
         let ex = match lang {
             Lang::De => EXAMPLES_DE,
             Lang::En => EXAMPLES_EN,
@@ -590,7 +650,7 @@ impl Engine {
         s
     }
 
-    fn not_understood(&self, text: &str, lang: Lang) -> Interpretation {
+    pub(crate) fn not_understood(&self, text: &str, lang: Lang) -> Interpretation {
         let ex = match lang {
             Lang::De => EXAMPLES_DE,
             Lang::En => EXAMPLES_EN,

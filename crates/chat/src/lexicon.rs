@@ -650,9 +650,29 @@ fn near(part: &str) -> Vec<Hit> {
         .collect()
 }
 
+thread_local! {
+    static CACHE: std::cell::RefCell<std::collections::HashMap<String, Vec<Hit>>> = Default::default();
+}
+
 /// The concepts a folded word stands for: exact matches first; otherwise a German compound of two known words;
-/// otherwise the closest words within the typo tolerance.
+/// otherwise the closest words within the typo tolerance. Answers are remembered per thread (a few thousand
+/// words), as every stage of the pipeline asks about the same words.
 pub fn lookup(word: &str) -> Vec<Hit> {
+    if let Some(h) = CACHE.with(|c| c.borrow().get(word).cloned()) {
+        return h;
+    }
+    let h = lookup_uncached(word);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 8192 {
+            c.clear();
+        }
+        c.insert(word.to_string(), h.clone());
+    });
+    h
+}
+
+fn lookup_uncached(word: &str) -> Vec<Hit> {
     let hits = exact(word);
     if !hits.is_empty()
         || word.len() < 3

@@ -6,14 +6,22 @@
 //! (words to concepts, with synonyms, typo tolerance and German compound splitting) → [`slots`] (sizes, CPU,
 //! time windows, names) → [`engine`] (intent choice, session context, confirmation of destructive operations).
 
+pub mod classifier;
+pub mod dataset;
 pub mod engine;
+pub mod entities;
+pub mod eval;
+pub mod lang;
 pub mod lexicon;
 pub mod model;
 pub mod normalize;
 mod objects;
+pub mod pipeline;
 pub mod render;
 pub mod service;
+pub mod slotfill;
 pub mod slots;
+pub mod train;
 
 pub use engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
 pub use model::{ModelBackend, ModelError, Proposal};

@@ -308,6 +308,205 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
     (!argv.is_empty()).then_some((target, argv))
 }
 
+/// The command of an utterance that runs one ("run X inside Y", "führe X in Y aus", "was sagt X in Y", "what does
+/// X say in Y", a quoted string after such a verb): its argv, never a shell string.
+pub(crate) fn command_argv(text: &str, known: &Known, session: &Session) -> Option<Vec<String>> {
+    let argv = command_argv_raw(text, known, session)?;
+    let argv = tidy_argv(argv);
+    (!argv.is_empty()).then_some(argv)
+}
+
+/// Drops exec verbs in front and trailing clauses ("and then delete it", "für mich", "aus") from a command.
+fn tidy_argv(mut argv: Vec<String>) -> Vec<String> {
+    while argv.first().is_some_and(|w| {
+        matches!(
+            fold(w).trim_end_matches([',', ':']),
+            "run"
+                | "execute"
+                | "exec"
+                | "fuehre"
+                | "fuehr"
+                | "ausfuehren"
+                | "mal"
+                | "bitte"
+                | "please"
+                | "den"
+                | "the"
+                | "befehl"
+                | "command"
+        )
+    }) {
+        argv.remove(0);
+    }
+    let stop = argv.iter().enumerate().position(|(i, w)| {
+        let f = fold(w);
+        let next = argv.get(i + 1).map(|x| fold(x)).unwrap_or_default();
+        (matches!(f.as_str(), "and" | "und" | "then" | "dann")
+            && matches!(
+                next.as_str(),
+                "then" | "dann" | "danach" | "delete" | "remove" | "loesche" | "entferne" | "tear" | "wirf" | "throw"
+            ))
+            || matches!(f.as_str(), "afterwards" | "danach")
+    });
+    if let Some(at) = stop {
+        argv.truncate(at);
+    }
+    while argv.last().is_some_and(|w| {
+        matches!(
+            fold(w).trim_end_matches(['?', '!', '.', ',']),
+            "aus"
+                | "ausfuehren"
+                | "laufen"
+                | "lassen"
+                | "bitte"
+                | "please"
+                | "nach"
+                | "for"
+                | "me"
+                | "fuer"
+                | "mich"
+                | "say"
+                | "print"
+                | "output"
+                | "return"
+                | "zurueck"
+                | "so"
+                | "da"
+                | "dazu"
+                | "and"
+                | "und"
+                | ""
+        )
+    }) {
+        argv.pop();
+    }
+    if let Some(last) = argv.last_mut() {
+        let t = last.trim_end_matches(['?', '!', ',']).to_string();
+        *last = t;
+    }
+    argv.retain(|w| !w.is_empty());
+    argv
+}
+
+fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<String>> {
+    let not_a_command = |argv: &[String]| {
+        let first = argv.first().map(|w| fold(w)).unwrap_or_default();
+        matches!(
+            first.as_str(),
+            "a" | "an"
+                | "ein"
+                | "eine"
+                | "einen"
+                | "the"
+                | "die"
+                | "das"
+                | "den"
+                | "sandbox"
+                | "container"
+                | "it"
+                | "es"
+                | "sie"
+                | "uns"
+                | "mir"
+                | "me"
+                | "up"
+                | "hoch"
+        ) || argv
+            .iter()
+            .any(|w| matches!(fold(w).as_str(), "sandbox" | "container" | "sandboxen" | "vorlage"))
+    };
+    let words = shell_words(text);
+    let folded: Vec<String> = words
+        .iter()
+        .map(|(w, q)| {
+            if *q {
+                String::new()
+            } else {
+                fold(w).trim_end_matches(['?', '!', '.', ',', ':']).to_string()
+            }
+        })
+        .collect();
+    let is_sandbox =
+        |w: &str| known.sandboxes.iter().any(|s| s.to_lowercase() == w) || session.last_sandbox.as_deref() == Some(w);
+    // A quoted string after a known sandbox or an exec verb is the command.
+    if let Some((q, _)) = words.iter().find(|(_, q)| *q) {
+        if folded
+            .iter()
+            .any(|w| is_sandbox(w) || matches!(w.as_str(), "run" | "exec" | "execute" | "fuehre" | "ausfuehren"))
+        {
+            return Some(shell_words(q).into_iter().map(|(w, _)| w).collect());
+        }
+    }
+    if let Some((_, argv)) = exec_parts(text, known, session) {
+        if !not_a_command(&argv) {
+            return Some(argv);
+        }
+    }
+    let target = folded.iter().rposition(|w| is_sandbox(w));
+    // "was sagt X in Y", "what does X say in Y".
+    let verb = folded.iter().enumerate().position(|(i, w)| {
+        matches!(w.as_str(), "sagt" | "liefert" | "ergibt" | "meldet")
+            || (w == "does" && i > 0 && folded[i - 1] == "what")
+            || (w == "gibt" && i > 0 && folded[i - 1] == "was")
+    });
+    if let (Some(verb), Some(target)) = (verb, target.filter(|&j| verb.is_some_and(|v| j > v + 1))) {
+        let mut cut = target;
+        if cut > 0 && EXEC_MARKERS.contains(&folded[cut - 1].as_str()) {
+            cut -= 1;
+        } else if cut > 1
+            && FILLERS.contains(&folded[cut - 1].as_str())
+            && EXEC_MARKERS.contains(&folded[cut - 2].as_str())
+        {
+            cut -= 2;
+        }
+        let argv: Vec<String> = words[verb + 1..cut].iter().map(|(w, _)| w.clone()).collect();
+        return (!argv.is_empty() && !not_a_command(&argv)).then_some(argv);
+    }
+    let target = target?;
+    let rest = |from: usize| -> Vec<String> { words[from..].iter().map(|(w, _)| w.clone()).collect() };
+    // "web: cat /etc/os-release", "in build, make -j4".
+    if words[target].0.ends_with(':') || words[target].0.ends_with(',') {
+        let argv = rest(target + 1);
+        if !argv.is_empty() && !not_a_command(&argv) {
+            return Some(argv);
+        }
+    }
+    // "check nginx in web with systemctl status nginx", "zeig die Prozesse in web mit ps aux".
+    if let Some(m) = folded
+        .iter()
+        .enumerate()
+        .position(|(i, w)| i > target && matches!(w.as_str(), "with" | "mit" | "using" | "via" | "per"))
+    {
+        let argv = rest(m + 1);
+        if !argv.is_empty() && !not_a_command(&argv) {
+            return Some(argv);
+        }
+    }
+    // "whoami in web", "free -m in build": a command word first, then the sandbox.
+    if target >= 2 && EXEC_MARKERS.contains(&folded[target - 1].as_str()) && target <= 5 {
+        let first = folded[0].as_str();
+        let known_word = crate::lang::function_word(first)
+            || crate::lexicon::lookup(first)
+                .iter()
+                .any(|h| h.distance == 0 && h.concept != crate::lexicon::Concept::Resource);
+        let plain = folded[..target - 1].iter().all(|w| {
+            w.starts_with('-')
+                || w.contains('/')
+                || (!crate::lang::function_word(w)
+                    && crate::lexicon::lookup(w)
+                        .iter()
+                        .all(|h| h.distance > 0 || h.concept == crate::lexicon::Concept::Resource))
+        });
+        if !known_word && plain {
+            let argv: Vec<String> = words[..target - 1].iter().map(|(w, _)| w.clone()).collect();
+            if !not_a_command(&argv) {
+                return Some(argv);
+            }
+        }
+    }
+    None
+}
+
 /// Decides whether the utterance is about drives or sandboxes.
 pub(crate) fn domain(p: &Parsed, r: &Refs, session: &Session) -> Option<Domain> {
     use Concept::*;

@@ -115,18 +115,30 @@ impl ChatService {
         self
     }
 
-    /// The rule engine first; for what it did not understand, the model backend's proposal, treated exactly like
+    /// The understanding pipeline first; only where it is not confident (it would ask back between readings or does
+    /// not understand), the model backend's proposal, treated exactly like
     /// the engine's own result. An unusable proposal (unknown operation, bad arguments, backend error) leaves the
     /// answer at "not understood": nothing is guessed.
     fn understand(&self, text: &str, state: &mut Session, known: &Known) -> Interpretation {
-        let interp = self.engine.interpret(text, state, known);
-        let (Interpretation::NotUnderstood { .. }, Some(model)) = (&interp, &self.model) else {
+        let before = state.clone();
+        let (interp, confident) = self.engine.understand(text, state, known);
+        let Some(model) = &self.model else {
             return interp;
         };
+        if confident {
+            return interp;
+        }
         let lang = state.lang.unwrap_or(Lang::En);
         match model.propose(text, lang, cacheos_core::OPERATIONS) {
             Ok(Some(Proposal::Operation { name, args })) => match parse_proposal(&name, &args) {
-                Ok(op) => self.engine.operation(op, lang, state),
+                Ok(op) => {
+                    // The backend's reading replaces the ask-back: the session forgets the offered readings.
+                    *state = Session {
+                        lang: state.lang,
+                        ..before
+                    };
+                    self.engine.operation(op, lang, state)
+                }
                 Err(_) => interp,
             },
             Ok(Some(Proposal::Question(text))) => Interpretation::Question { text, options: vec![] },

@@ -71,6 +71,9 @@ pub fn cpu(tokens: &[Token], i: usize) -> Option<(f64, usize)> {
     {
         return Some((0.5, 3));
     }
+    if matches!(t, "anderthalb" | "eineinhalb") && is_core(next) {
+        return Some((1.5, 2));
+    }
     let n = match t {
         "ein" | "einen" | "one" | "a" => Some(1.0),
         "zwei" | "two" => Some(2.0),

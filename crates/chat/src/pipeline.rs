@@ -1,0 +1,501 @@
+//! The understanding pipeline: entities first ([`crate::entities`]), then the deterministic parser
+//! ([`Engine::rules`], on the text with object-name typos corrected) and the intent classifier
+//! ([`crate::classifier`], on the text with entities replaced by typed placeholders), combined by calibrated
+//! confidence:
+//!
+//! - session business (confirmations, cancellations, answers to the chat's own questions, clearing the history)
+//!   is the parser's;
+//! - parser and classifier agree → the parser's reading, with arguments it missed filled from the entities;
+//! - the classifier is sure of another operation → that operation, its arguments from the entities
+//!   ([`crate::slotfill`]); sure it is no operation (out of scope) → not understood;
+//! - nobody is sure → the chat asks back, offering the two or three best readings in the user's language.
+//!
+//! A yes or no confirms or cancels only when the utterance is essentially a yes or a no.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+
+use crate::classifier::{features, Model};
+use crate::engine::{t, ChatAction, Engine, Interpretation, Known, Lang, Session};
+use crate::entities::Entities;
+use crate::normalize::Token;
+use crate::slotfill::{self, Filled};
+
+/// The committed model (`cargo run -p cacheos-chat --bin cacheos-chat-train` makes it).
+pub const MODEL_BYTES: &[u8] = include_bytes!("../model/intent.bin");
+
+/// The committed intent model, read once (`None` when the file is empty or unreadable: the parser alone).
+pub fn shipped_model() -> Option<Arc<Model>> {
+    static M: OnceLock<Option<Arc<Model>>> = OnceLock::new();
+    M.get_or_init(|| Model::from_bytes(MODEL_BYTES).ok().map(Arc::new))
+        .clone()
+}
+
+/// Confidence thresholds (probabilities of the calibrated classifier), chosen on the cross-validated tuning set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// The classifier overrides the parser from this probability on.
+    pub sure: f32,
+    /// "No operation" is believed from this probability on.
+    pub none: f32,
+    /// The parser's reading is kept while the classifier gives it at least this.
+    pub keep: f32,
+    /// A reading is offered in an ask-back from this probability on.
+    pub offer: f32,
+}
+
+/// The thresholds in use.
+pub const THRESHOLDS: Thresholds = Thresholds {
+    sure: 0.4,
+    none: 0.45,
+    keep: 0.1,
+    offer: 0.15,
+};
+
+/// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
+/// model backend is not asked).
+pub const CONFIDENT_NONE: f32 = 0.6;
+
+const YES_NO: &[&str] = &[
+    "ja",
+    "jawohl",
+    "jo",
+    "jep",
+    "jup",
+    "klar",
+    "sicher",
+    "bestaetige",
+    "bestaetigt",
+    "genau",
+    "mach",
+    "machs",
+    "los",
+    "yes",
+    "yep",
+    "yeah",
+    "yup",
+    "sure",
+    "confirm",
+    "confirmed",
+    "proceed",
+    "go",
+    "y",
+    "ok",
+    "okay",
+    "nein",
+    "nee",
+    "ne",
+    "abbruch",
+    "abbrechen",
+    "stopp",
+    "lass",
+    "lieber",
+    "nicht",
+    "no",
+    "nope",
+    "cancel",
+    "stop",
+    "dont",
+    "never",
+    "n",
+    "doch",
+    "gerne",
+    "gern",
+    "natuerlich",
+    "korrekt",
+    "richtig",
+    "absolutely",
+    "definitely",
+    "correct",
+    "right",
+    "abort",
+    "vergiss",
+    "forget",
+    "mal",
+    "es",
+    "das",
+    "it",
+    "that",
+    "do",
+    "ahead",
+    "bitte",
+    "please",
+    "danke",
+    "thanks",
+    "weiter",
+    "ausfuehren",
+    "run",
+    "tu",
+    "tun",
+    "jetzt",
+    "now",
+    "sein",
+    "bleiben",
+    "lassen",
+    "mind",
+    "never",
+    "auf",
+    "keinen",
+    "fall",
+    "way",
+    "thank",
+    "you",
+    "alles",
+    "gut",
+    "fine",
+    "good",
+    "einverstanden",
+    "agreed",
+    "bin",
+    "i",
+    "am",
+    "so",
+    "sofort",
+    "immediately",
+    "lieber",
+    "doch",
+    "not",
+];
+
+/// Whether the utterance is essentially a yes or a no ("ja", "ja bitte, mach das", "no, cancel it"), not a
+/// question or a request that happens to contain such a word ("welche Datenkanäle gibt es").
+pub fn essentially_yes_or_no(toks: &[Token]) -> bool {
+    !toks.is_empty() && toks.len() <= 8 && toks.iter().all(|t| !t.quoted && YES_NO.contains(&t.norm.as_str()))
+}
+
+impl Engine {
+    /// What the pipeline sees of `text`: the entities, the placeholder tokens and the classifier's best classes.
+    pub fn explain(&self, text: &str, session: &Session, known: &Known) -> String {
+        let ents = Entities::find(text, known, session);
+        let mut out = format!(
+            "corrected: {}\nplaceholders: {:?}\n",
+            ents.corrected,
+            ents.placeholders()
+        );
+        for e in &ents.list {
+            out += &format!(
+                "  {} {} [{}..{}]{}\n",
+                e.kind,
+                e.value,
+                e.start,
+                e.end,
+                if e.weak { " weak" } else { "" }
+            );
+        }
+        if let Some(m) = &self.clf {
+            for (i, p) in m.predict(&features(&ents.placeholders())).into_iter().take(4) {
+                out += &format!("  {:.3} {}\n", p, m.classes[i]);
+            }
+        }
+        let mut s = session.clone();
+        out += &format!(
+            "rules: {:?}\n",
+            crate::eval::label(&self.rules(&ents.corrected, &mut s, known))
+        );
+        out
+    }
+
+    /// Interprets one utterance in the context of `session`, updating the context. Nothing is executed.
+    pub fn interpret(&self, text: &str, session: &mut Session, known: &Known) -> Interpretation {
+        self.understand(text, session, known).0
+    }
+
+    /// [`Engine::interpret`], and whether the pipeline is confident: `false` when it asks back between readings or
+    /// does not understand without being sure it is out of scope. Only then is an optional model backend asked.
+    pub fn understand(&self, text: &str, session: &mut Session, known: &Known) -> (Interpretation, bool) {
+        let ents = Entities::find(text, known, session);
+        let lang = crate::lang::detect(&ents.toks).or(session.lang).unwrap_or(Lang::En);
+        // "ja" to "did you mean …?" with one reading takes it.
+        if session.asked.as_deref() == Some("reading")
+            && essentially_yes_or_no(&ents.toks)
+            && ents.toks.iter().any(|t| {
+                crate::lexicon::lookup(&t.norm)
+                    .iter()
+                    .any(|h| h.concept == crate::lexicon::Concept::Yes && h.distance == 0)
+            })
+        {
+            let first = session.readings.first().cloned();
+            session.asked = None;
+            session.options.clear();
+            session.readings.clear();
+            session.lang = Some(lang);
+            if let Some(Ok(op)) = first.map(|(n, a)| crate::model::parse_proposal(&n, &a)) {
+                return (self.operation(op, lang, session), true);
+            }
+        }
+        let mut rs = session.clone();
+        let r = self.rules(&ents.corrected, &mut rs, known);
+        let Some(model) = &self.clf else {
+            *session = rs;
+            let sure = !matches!(r, Interpretation::NotUnderstood { .. });
+            return (r, sure);
+        };
+        let answered = session.asked.is_some() && rs.asked.is_none() && matches!(r, Interpretation::Operation { .. });
+        let session_business = matches!(&r, Interpretation::Chat { action, .. } if !matches!(action, ChatAction::Help));
+        if answered || session_business {
+            *session = rs;
+            return (r, true);
+        }
+        let pred = model.predict(&features(&ents.placeholders()));
+        let name = |i: usize| model.classes[i].as_str();
+        let (top, p) = (name(pred[0].0), pred[0].1);
+        let prob = |n: &str| pred.iter().find(|(i, _)| name(*i) == n).map(|x| x.1).unwrap_or(0.0);
+        let r_op: Option<String> = match &r {
+            Interpretation::Operation { operation, .. } => Some(operation.name().to_string()),
+            Interpretation::Question { .. } => match rs.asked.as_deref() {
+                Some("kill-task") => Some("supervisor.kill-task".into()),
+                Some(a) if cacheos_core::Operation::lookup(a).is_some() => Some(a.to_string()),
+                _ => None,
+            },
+            Interpretation::Chat {
+                action: ChatAction::Help,
+                ..
+            } => Some("chat:help".into()),
+            _ => None,
+        };
+        let th = self.thresholds;
+        // The parser asks for something the entities answer: take the filled reading.
+        if matches!(r, Interpretation::Question { .. })
+            && top.contains('.')
+            && (r_op.as_deref() == Some(top) || p >= th.sure)
+        {
+            let mut s = session.clone();
+            s.lang = Some(lang);
+            if let Some(i @ Interpretation::Operation { .. }) = self.reading(top, &ents, known, &mut s, lang) {
+                *session = s;
+                return (i, true);
+            }
+        }
+        if let Some(rop) = &r_op {
+            if rop == top || (p < th.sure && prob(rop) >= th.keep) {
+                *session = rs;
+                return (self.complete(r, &ents, known, session, lang), true);
+            }
+        }
+        session.lang = Some(lang);
+        if top == "none" && p >= th.none {
+            // Out of scope, or no operation: never a guess. A question the parser asked stays.
+            if matches!(
+                r,
+                Interpretation::Question { .. } | Interpretation::NotUnderstood { .. }
+            ) {
+                *session = rs;
+                return (r, p >= CONFIDENT_NONE);
+            }
+            return (self.not_understood(text, lang), p >= CONFIDENT_NONE);
+        }
+        if p >= th.sure {
+            let mut s = session.clone();
+            if let Some(i) = self.reading(top, &ents, known, &mut s, lang) {
+                *session = s;
+                // A question for a missing argument of a reading that is only likely: not confident.
+                let sure =
+                    matches!(i, Interpretation::Operation { .. } | Interpretation::Chat { .. }) || p >= CONFIDENT_NONE;
+                return (i, sure);
+            }
+        }
+        // Not sure: offer the best readings.
+        let mut readings: Vec<(String, Value, String)> = Vec::new();
+        for (i, q) in pred.iter().take(4) {
+            let n = name(*i);
+            if *q < th.offer || n == "none" || !n.contains('.') {
+                continue;
+            }
+            let mut s = session.clone();
+            if let Some(Interpretation::Operation {
+                operation, explanation, ..
+            }) = self.reading(n, &ents, known, &mut s, lang)
+            {
+                let label = explanation.split(" Antworte").next().unwrap_or(&explanation);
+                let label = label
+                    .split(" Answer \"yes\"")
+                    .next()
+                    .unwrap_or(label)
+                    .trim()
+                    .to_string();
+                readings.push((n.to_string(), operation.args_json(), label));
+            }
+            if readings.len() == 3 {
+                break;
+            }
+        }
+        if readings.is_empty() {
+            if matches!(r, Interpretation::Question { .. }) {
+                *session = rs;
+                return (r, true);
+            }
+            return (self.not_understood(text, lang), false);
+        }
+        session.asked = Some("reading".into());
+        session.options = readings.iter().map(|r| r.2.clone()).collect();
+        session.readings = readings.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
+        let q = Interpretation::Question {
+            text: if readings.len() == 1 {
+                t(
+                    lang,
+                    "Ich bin nicht sicher. Meintest du das?",
+                    "I am not sure. Did you mean this?",
+                )
+            } else {
+                t(
+                    lang,
+                    "Ich bin nicht sicher, was du meinst. Meintest du eines davon?",
+                    "I am not sure what you mean. Did you mean one of these?",
+                )
+            },
+            options: session.options.clone(),
+        };
+        (q, false)
+    }
+
+    /// The interpretation of `op` with its arguments from the entities: the operation, or a question for a
+    /// missing required argument. `None` when the arguments do not make a valid operation.
+    fn reading(
+        &self,
+        op: &str,
+        ents: &Entities,
+        known: &Known,
+        session: &mut Session,
+        lang: Lang,
+    ) -> Option<Interpretation> {
+        match op {
+            "chat:help" => {
+                return Some(Interpretation::Chat {
+                    action: ChatAction::Help,
+                    reply: self.help(lang),
+                })
+            }
+            "chat:clear-history" => {
+                return Some(Interpretation::Chat {
+                    action: ChatAction::ClearHistory,
+                    reply: t(lang, "Ich lösche deinen Chatverlauf.", "Deleting your chat history."),
+                })
+            }
+            _ => {}
+        }
+        cacheos_core::Operation::lookup(op)?;
+        let args = match slotfill::fill(op, ents, known, session) {
+            None => Value::Null,
+            Some(Filled::Args(a)) => a,
+            Some(Filled::Missing { arg, kind, partial }) => {
+                return Some(self.ask_slot(op, &arg, &kind, partial, known, session, lang))
+            }
+        };
+        let operation = crate::model::parse_proposal(op, &args)
+            .or_else(|_| crate::model::parse_proposal(op, &Value::Null))
+            .ok()?;
+        Some(self.operation(operation, lang, session))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ask_slot(
+        &self,
+        op: &str,
+        arg: &str,
+        kind: &str,
+        partial: Value,
+        known: &Known,
+        session: &mut Session,
+        lang: Lang,
+    ) -> Interpretation {
+        let (de, en, options): (String, String, Vec<String>) = match kind {
+            "sandbox" => (
+                "Welche Sandbox meinst du?".into(),
+                "Which sandbox do you mean?".into(),
+                known.sandboxes.clone(),
+            ),
+            "drive" => (
+                "Welches Laufwerk meinst du?".into(),
+                "Which drive do you mean?".into(),
+                known.drives.clone(),
+            ),
+            "image" => (
+                "Welches Abbild meinst du?".into(),
+                "Which image do you mean?".into(),
+                known.images.clone(),
+            ),
+            "task" => (
+                "Welche interne Aufgabe meinst du?".into(),
+                "Which internal task do you mean?".into(),
+                known.tasks.clone(),
+            ),
+            "template" => (
+                "Welche Vorlage?".into(),
+                "Which template?".into(),
+                known.templates.clone(),
+            ),
+            "command" => (
+                "Welchen Befehl soll ich ausführen?".into(),
+                "Which command should I run?".into(),
+                vec![],
+            ),
+            "size" => (
+                "Wie groß soll es werden?".into(),
+                "How large should it be?".into(),
+                vec!["1 GB".into(), "10 GB".into()],
+            ),
+            _ => (
+                format!("Mir fehlt noch: {arg}."),
+                format!("I still need: {arg}."),
+                vec![],
+            ),
+        };
+        session.asked = Some(format!("slot:{op}:{arg}"));
+        session.asked_args = Some(partial);
+        session.options = options.clone();
+        Interpretation::Question {
+            text: t(lang, &de, &en),
+            options,
+        }
+    }
+
+    /// The parser's operation with arguments it left empty filled from the entities (a name after "namens", a
+    /// file system, network, a time window …).
+    fn complete(
+        &self,
+        r: Interpretation,
+        ents: &Entities,
+        known: &Known,
+        session: &mut Session,
+        lang: Lang,
+    ) -> Interpretation {
+        let Interpretation::Operation { operation, .. } = &r else {
+            return r;
+        };
+        let op = operation.name();
+        let Some(Filled::Args(filled)) = slotfill::fill(op, ents, known, session) else {
+            return r;
+        };
+        let mut args = operation.args_json();
+        let Some(m) = args.as_object_mut() else {
+            return r;
+        };
+        let mut changed = false;
+        for (k, v) in filled.as_object().into_iter().flatten() {
+            let empty = match m.get(k) {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(false)) => v == &Value::Bool(true),
+                Some(Value::String(s)) => s.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            };
+            let named = k == "name"
+                && op == "sandbox.create"
+                && (ents.first("name").is_some() || ents.first("quoted").is_some() || ents.first("newname").is_some())
+                && m.get(k) != Some(v);
+            let over = slotfill::overrides(op, k);
+            if (over || ((empty || named) && !v.is_null() && v != &Value::Bool(false))) && m.get(k) != Some(v) {
+                m.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return r;
+        }
+        match crate::model::parse_proposal(op, &args) {
+            Ok(o) => self.operation(o, lang, session),
+            Err(_) => r,
+        }
+    }
+}
