@@ -1548,11 +1548,17 @@ impl DriveManager {
                 });
             }
         }
-        for backing in [rec.image.clone(), export_path] {
-            for l in self.loops_of(&backing) {
-                if !rec.loops.contains(&l.device) {
-                    rec.loops.push(l.device);
-                }
+        // Only devices still backed by this drive's files are released: after a reboot or a crash the recorded
+        // /dev/loopN may have been freed and taken by someone else, who must keep it.
+        let ours: Vec<PathBuf> = [rec.image.clone(), export_path]
+            .iter()
+            .flat_map(|backing| self.loops_of(backing))
+            .map(|l| l.device)
+            .collect();
+        rec.loops.retain(|d| ours.contains(d));
+        for d in ours {
+            if !rec.loops.contains(&d) {
+                rec.loops.push(d);
             }
         }
         let recorded: Vec<PathBuf> = rec.volumes.iter().filter_map(|v| v.mount_point.clone()).collect();

@@ -1059,9 +1059,10 @@ pub mod fake {
             self.with(|s| s.holders.insert(target.into(), holders));
         }
 
-        /// Forgets every loop device, mount and export, as a reboot would.
+        /// Forgets every loop device, mount and export, as a reboot would; device numbers start again at 0.
         pub fn reboot(&self) {
             self.with(|s| {
+                s.next_loop = 0;
                 s.loops.clear();
                 s.mounts.clear();
                 s.exports.clear();

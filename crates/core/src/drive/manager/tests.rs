@@ -648,6 +648,28 @@ fn reconcile_cleans_half_attached_keeps_intact_and_reattaches_persistent_drives(
 }
 
 #[test]
+fn reconcile_after_a_reboot_leaves_a_reused_loop_device_to_its_new_owner() {
+    let r = rig();
+    attach_ext4(&r, "old", false);
+    let recorded = r.mgr.info("old").unwrap();
+    let before: Vec<String> = r.fake.leftovers();
+    assert!(!before.is_empty());
+    // A reboot frees every device; someone else then takes the same device number for an unrelated file.
+    r.fake.reboot();
+    let other = r.image("someone-else.img", 8 << 20);
+    let img = OpenImage::open(&other, false).unwrap();
+    let dev = r.fake.loops().attach(&img, &LoopOptions::read_only()).unwrap();
+    assert!(
+        before.iter().any(|l| l.contains(&dev.display().to_string())),
+        "the fake reuses the device number: {before:?} vs {}",
+        dev.display()
+    );
+    let report = r.mgr.reconcile().unwrap();
+    assert_eq!(report.removed, vec!["old".to_string()], "{recorded:?}");
+    assert_eq!(r.fake.leftovers(), vec![format!("loop {}", dev.display())]);
+}
+
+#[test]
 fn files_lists_below_the_mount_point_only() {
     let r = rig();
     attach_ext4(&r, "f", false);
