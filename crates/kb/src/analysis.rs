@@ -281,24 +281,38 @@ impl Analyzers {
         QueryWords { words }
     }
 
-    /// The share of the query's content words that `text` contains (in either language's analysis). A
-    /// compound word counts as found when the word itself is, or all of its parts are.
+    /// The share of the query's content words that `text` contains (in either language's analysis), each word
+    /// weighted by `weights[i]` (its rarity; all 1 when empty). A compound word counts as found when the word
+    /// itself is, or all of its parts are.
     pub fn coverage(&self, q: &QueryWords, text: &str) -> f32 {
+        self.weighted_coverage(q, &[], text)
+    }
+
+    /// [`Analyzers::coverage`] with per-word weights.
+    pub fn weighted_coverage(&self, q: &QueryWords, weights: &[f32], text: &str) -> f32 {
         if q.words.is_empty() {
             return 0.0;
         }
         let de: HashSet<String> = self.de(text).into_iter().collect();
         let en: HashSet<String> = self.en(text).into_iter().collect();
-        let found = q
+        let weight = |i: usize| weights.get(i).copied().unwrap_or(1.0);
+        let total: f32 = (0..q.words.len()).map(weight).sum();
+        let found: f32 = q
             .words
             .iter()
-            .filter(|(d, e)| {
+            .enumerate()
+            .filter(|(_, (d, e))| {
                 d.first().is_some_and(|t| de.contains(t))
                     || (d.len() > 1 && d[1..].iter().all(|t| de.contains(t)))
                     || e.iter().any(|t| en.contains(t))
             })
-            .count();
-        found as f32 / q.words.len() as f32
+            .map(|(i, _)| weight(i))
+            .sum();
+        if total <= 0.0 {
+            0.0
+        } else {
+            found / total
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod chunk;
+pub mod eval;
 pub mod read;
 pub mod walk;
 
@@ -488,6 +489,20 @@ impl KnowledgeBase for TantivyKb {
             .search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())
             .map_err(ix)?;
         let words = self.analyzers.query_words(query);
+        // Rarer words weigh more in the coverage: a question whose rare word occurs nowhere is not answered by
+        // a passage that only shares its common words.
+        let n = searcher.num_docs().max(1) as f32;
+        let f = self.fields;
+        let df = |field: Field, t: &str| searcher.doc_freq(&Term::from_field_text(field, t)).unwrap_or(0);
+        let weights: Vec<f32> = words
+            .words
+            .iter()
+            .map(|(de, en)| {
+                let d = de.first().map(|t| df(f.body_de, t)).unwrap_or(0);
+                let e = en.iter().map(|t| df(f.body_en, t)).max().unwrap_or(0);
+                (1.0 + n / (d.max(e) as f32 + 1.0)).ln()
+            })
+            .collect();
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let d: TantivyDocument = searcher.doc(addr).map_err(ix)?;
@@ -498,7 +513,7 @@ impl KnowledgeBase for TantivyKb {
                 p.citation.heading.as_deref().unwrap_or(""),
                 p.text
             );
-            p.coverage = self.analyzers.coverage(&words, &head);
+            p.coverage = self.analyzers.weighted_coverage(&words, &weights, &head);
             out.push(p);
         }
         Ok(out)
