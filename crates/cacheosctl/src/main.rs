@@ -5,6 +5,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod kb;
+
 use cacheos_dbus::client::ManagerProxy;
 use cacheos_dbus::Bus;
 use cacheosctl::{chat, connect, default_session, failure, parse_json, Failure};
@@ -108,6 +110,11 @@ enum Command {
         session: Option<String>,
         /// The message.
         text: Vec<String>,
+    },
+    /// Knowledge base: index drives and the documentation, search, and ask with cited answers.
+    Kb {
+        #[command(subcommand)]
+        action: kb::KbCmd,
     },
     /// Print a shell completion script.
     Completions {
@@ -1115,6 +1122,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             chat::chat_once(&proxy, &opts, &chat::Style::detect(), &text.join(" ")).await?;
         }
+        Command::Kb { action } => kb::run(&proxy, action, emit).await?,
         Command::Completions { .. } | Command::Manpage => unreachable!("handled before connecting"),
     }
     Ok(())

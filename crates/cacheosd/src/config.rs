@@ -35,6 +35,33 @@ pub struct Config {
     pub drives: DrivesConfig,
     /// Sandboxes.
     pub sandboxes: SandboxesConfig,
+    /// Knowledge base (issue 17).
+    pub kb: KbConfig,
+}
+
+/// `[kb]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KbConfig {
+    /// Offer the knowledge base at all.
+    pub enabled: bool,
+    /// The index; empty means `<state_dir>/kb` (on the data partition).
+    pub dir: PathBuf,
+    /// The appliance's own documentation, indexed at every start as source `docs` (unchanged files are skipped).
+    pub docs_dir: PathBuf,
+    /// Files larger than this many bytes are indexed only up to it.
+    pub max_file_bytes: u64,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::new(),
+            docs_dir: "/usr/share/cacheos/doc".into(),
+            max_file_bytes: 64 << 20,
+        }
+    }
 }
 
 /// `[sandboxes]`.
@@ -171,6 +198,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             drives: DrivesConfig::default(),
             sandboxes: SandboxesConfig::default(),
+            kb: KbConfig::default(),
         }
     }
 }

@@ -385,6 +385,45 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     }));
 
+    // issue 17 (kb): the knowledge base, on the data partition; the docs are (re)indexed in the background.
+    if cfg.kb.enabled {
+        let dir = if cfg.kb.dir.as_os_str().is_empty() {
+            cfg.state_dir.join("kb")
+        } else {
+            cfg.kb.dir.clone()
+        };
+        let docs_dir = if dev && cfg.kb.docs_dir == config::KbConfig::default().docs_dir {
+            cfg.state_dir.join("doc")
+        } else {
+            cfg.kb.docs_dir.clone()
+        };
+        let kb_config = cacheos_kb::KbConfig {
+            max_file_bytes: cfg.kb.max_file_bytes,
+            ..Default::default()
+        };
+        match cacheos_kb::TantivyKb::open(&dir, kb_config) {
+            Ok(kb) => {
+                let jobs = cacheos_core::kb::KbJobs::new(Arc::new(kb), core.events().clone());
+                core.set_kb(cacheos_core::executor::KbDeps {
+                    jobs,
+                    docs_dir: docs_dir.clone(),
+                });
+                if docs_dir.is_dir() {
+                    let op = Operation::KbIndex(cacheos_core::kb::KbIndexArgs {
+                        source: cacheos_core::kb::DOCS_SOURCE.into(),
+                        path: None,
+                    });
+                    if let Err(e) = core.execute(&Caller::new(Frontend::Internal, Principal::Internal), op) {
+                        tracing::warn!(error = %e.full_message(), "indexing the documentation did not start");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %cacheos_core::error::chain(&e), dir = %dir.display(), "knowledge base unavailable")
+            }
+        }
+    }
+
     // Make drive records and the kernel agree before any front end can touch drives, then sandbox records and the
     // running containers (sandboxes bind drives, so drives come first).
     let reconciles = [

@@ -618,6 +618,13 @@ impl Engine {
                     a.task
                 ),
             ),
+            // issue 17 (kb)
+            op @ (Operation::KbIndex(_)
+            | Operation::KbSources
+            | Operation::KbSearch(_)
+            | Operation::KbAsk(_)
+            | Operation::KbRemove(_)
+            | Operation::KbCancel(_)) => crate::render_kb::explain(op, lang),
         };
         objects::remember(&operation, session);
         if needs_confirmation {

@@ -324,6 +324,10 @@ pub fn output(o: &Output, lang: Lang) -> String {
             }
         }
         Output::Done(d) => s += &d.message,
+        // issue 17 (kb)
+        o @ (Output::KbJob(_) | Output::KbSources(_) | Output::KbSearch(_) | Output::KbAnswer(_)) => {
+            s += &crate::render_kb::output(o, lang).unwrap_or_default()
+        }
     }
     s.trim_end().to_string()
 }

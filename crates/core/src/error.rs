@@ -54,6 +54,9 @@ pub enum CoreError {
     /// The system could not be read.
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    /// The knowledge base's index failed (the cause chain says why).
+    #[error(transparent)]
+    Kb(crate::kb::KbError),
 }
 
 impl CoreError {
@@ -70,6 +73,7 @@ impl CoreError {
             CoreError::Sandbox(_) => "sandbox-failed",
             CoreError::Store(_) => "store-failed",
             CoreError::Probe(_) => "system-unreadable",
+            CoreError::Kb(_) => "kb-failed",
         }
     }
 
@@ -83,6 +87,30 @@ impl CoreError {
             src = e.source();
         }
         s
+    }
+}
+
+/// An error's message with its whole cause chain.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+impl From<crate::kb::KbError> for CoreError {
+    fn from(e: crate::kb::KbError) -> Self {
+        match e {
+            crate::kb::KbError::UnknownSource(name) => CoreError::NotFound {
+                kind: "knowledge base source",
+                name,
+            },
+            e => CoreError::Kb(e),
+        }
     }
 }
 

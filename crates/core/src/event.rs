@@ -65,6 +65,17 @@ pub enum EventKind {
         /// The new state or a reason, when there is something to say.
         detail: Option<String>,
     },
+    /// A knowledge base indexing job started, progressed or ended.
+    KbIndex {
+        /// Source name.
+        source: String,
+        /// Started, progress, finished, cancelled or failed.
+        phase: crate::kb::KbPhase,
+        /// Files and bytes so far.
+        progress: crate::kb::IndexProgress,
+        /// The root (started), the counts (finished) or the error (failed).
+        detail: Option<String>,
+    },
 }
 
 /// What happened to a sandbox.
@@ -103,6 +114,7 @@ impl EventKind {
             EventKind::Drive { .. } => "drive",
             EventKind::Sandbox { .. } => "sandbox",
             EventKind::MetricsSampled { .. } => "metrics-sampled",
+            EventKind::KbIndex { .. } => "kb-index",
         }
     }
 }

@@ -70,6 +70,15 @@ pub enum Output {
     SystemHistory(Vec<crate::system::MetricSample>),
     /// Operations that return nothing but success.
     Done(Done),
+    // issue 17 (kb)
+    /// `kb.index`.
+    KbJob(crate::kb::KbJob),
+    /// `kb.sources`.
+    KbSources(Vec<crate::kb::KbSource>),
+    /// `kb.search`.
+    KbSearch(crate::kb::KbSearchResult),
+    /// `kb.ask`.
+    KbAnswer(crate::kb::KbAnswer),
 }
 
 /// The web token.
@@ -173,12 +182,30 @@ fn exec_result(
 /// call it from a blocking thread.
 pub struct Core {
     deps: CoreDeps,
+    kb: std::sync::OnceLock<KbDeps>,
+}
+
+/// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
+pub struct KbDeps {
+    /// Indexing jobs over the index.
+    pub jobs: crate::kb::KbJobs,
+    /// The directory of the `docs` source (`/usr/share/cacheos/doc` in the appliance).
+    pub docs_dir: std::path::PathBuf,
 }
 
 impl Core {
     /// A core over these dependencies.
     pub fn new(deps: CoreDeps) -> Self {
-        Self { deps }
+        Self {
+            deps,
+            kb: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Gives the core its knowledge base (once; later calls are ignored). Without one, `kb.*` operations fail
+    /// with a precondition error.
+    pub fn set_kb(&self, kb: KbDeps) {
+        let _ = self.kb.set(kb);
     }
 
     /// The event bus, for front ends that subscribe.
@@ -660,6 +687,13 @@ impl Core {
                 };
                 Output::Uploaded(self.drive_manager()?.upload(&by, a, input)?)
             }
+            // issue 17 (kb)
+            Operation::KbIndex(_)
+            | Operation::KbSources
+            | Operation::KbSearch(_)
+            | Operation::KbAsk(_)
+            | Operation::KbRemove(_)
+            | Operation::KbCancel(_) => return self.run_kb(caller, op),
         })
     }
 }
@@ -849,5 +883,6 @@ mod tests {
     }
 }
 
+mod kb;
 #[cfg(test)]
 mod sandbox_tests;

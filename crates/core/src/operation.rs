@@ -256,6 +256,43 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    // issue 17 (kb)
+    OpInfo {
+        name: "kb.index",
+        summary: "index a drive (or a path below it) or the appliance's documentation for search, as a background job",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "kb.sources",
+        summary: "the indexed sources with documents, passages, size, last update and state",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "kb.search",
+        summary: "ranked passages for a query, each with its citation (file, heading or page, line range)",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "kb.ask",
+        summary: "answer a question from the indexed documents: the best passages quoted with numbered citations",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "kb.remove",
+        summary: "forget an indexed source and its passages (the files themselves stay)",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "kb.cancel",
+        summary: "stop a running indexing job; what was indexed until then stays searchable",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -392,6 +429,28 @@ pub enum Operation {
     /// Output streams like `sandbox.exec`.
     #[serde(rename = "sandbox.run")]
     SandboxRun(SandboxRunArgs),
+    // issue 17 (kb)
+    /// `kb.index`: the source is `docs` or an attached drive with a mounted file system, the path relative and
+    /// below it, and no job for the source running; operators. Returns at once; progress comes as `kb-index`
+    /// events.
+    #[serde(rename = "kb.index")]
+    KbIndex(crate::kb::KbIndexArgs),
+    /// `kb.sources`: always valid; anyone (drive sources are listed to operators only).
+    #[serde(rename = "kb.sources")]
+    KbSources,
+    /// `kb.search`: the query must have a word, limit 1..=50; anyone (passages from drives go to operators only,
+    /// as `drive.files` does).
+    #[serde(rename = "kb.search")]
+    KbSearch(crate::kb::KbSearchArgs),
+    /// `kb.ask`: the question must have a word; anyone (drive passages as for `kb.search`).
+    #[serde(rename = "kb.ask")]
+    KbAsk(crate::kb::KbAskArgs),
+    /// `kb.remove`: the source must be indexed and no job for it running; operators.
+    #[serde(rename = "kb.remove")]
+    KbRemove(crate::kb::KbSourceRef),
+    /// `kb.cancel`: a job for the source must be running; operators.
+    #[serde(rename = "kb.cancel")]
+    KbCancel(crate::kb::KbSourceRef),
 }
 
 impl Operation {
@@ -432,6 +491,13 @@ impl Operation {
             Operation::SandboxCopyIn(_) => 31,
             Operation::SandboxCopyOut(_) => 32,
             Operation::SandboxRun(_) => 33,
+            // issue 17 (kb)
+            Operation::KbIndex(_) => 34,
+            Operation::KbSources => 35,
+            Operation::KbSearch(_) => 36,
+            Operation::KbAsk(_) => 37,
+            Operation::KbRemove(_) => 38,
+            Operation::KbCancel(_) => 39,
         };
         &OPERATIONS[i]
     }
@@ -559,6 +625,21 @@ mod tests {
                 env: vec![],
                 timeout_secs: Some(5),
             }),
+            // issue 17 (kb)
+            Operation::KbIndex(crate::kb::KbIndexArgs {
+                source: "data".into(),
+                path: Some("docs".into()),
+            }),
+            Operation::KbSources,
+            Operation::KbSearch(crate::kb::KbSearchArgs {
+                query: "iso".into(),
+                limit: Some(3),
+            }),
+            Operation::KbAsk(crate::kb::KbAskArgs {
+                question: "wie?".into(),
+            }),
+            Operation::KbRemove(crate::kb::KbSourceRef { source: "data".into() }),
+            Operation::KbCancel(crate::kb::KbSourceRef { source: "data".into() }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

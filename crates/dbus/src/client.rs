@@ -84,6 +84,19 @@ pub trait Manager {
     fn get_sandbox_logs(&self, name: &str, lines: u32) -> zbus::Result<String>;
     /// `sandbox.reconcile`.
     fn reconcile_sandboxes(&self) -> zbus::Result<String>;
+    // issue 17 (kb)
+    /// `kb.index`; `path` "" means the whole drive.
+    fn kb_index(&self, source: &str, path: &str) -> zbus::Result<String>;
+    /// `kb.sources`.
+    fn kb_sources(&self) -> zbus::Result<String>;
+    /// `kb.search`; `limit` 0 means the default.
+    fn kb_search(&self, query: &str, limit: u32) -> zbus::Result<String>;
+    /// `kb.ask`.
+    fn kb_ask(&self, question: &str) -> zbus::Result<String>;
+    /// `kb.remove`.
+    fn kb_remove(&self, source: &str) -> zbus::Result<String>;
+    /// `kb.cancel`.
+    fn kb_cancel(&self, source: &str) -> zbus::Result<String>;
     /// `sandbox.run` with the REST body as JSON.
     fn run_in_sandbox(&self, args: &str) -> zbus::Result<String>;
     /// `sandbox.shell`: the terminal's controller side and JSON.

@@ -31,6 +31,8 @@ pub enum Error {
     SystemUnreadable(String),
     /// An internal failure of the daemon.
     Internal(String),
+    /// The knowledge base's index failed; the message has the cause chain.
+    KbFailed(String),
 }
 
 impl From<CoreError> for Error {
@@ -47,6 +49,7 @@ impl From<CoreError> for Error {
             CoreError::Sandbox(_) => Error::SandboxFailed(msg),
             CoreError::Store(_) => Error::StoreFailed(msg),
             CoreError::Probe(_) => Error::SystemUnreadable(msg),
+            CoreError::Kb(_) => Error::KbFailed(msg),
         }
     }
 }

@@ -743,6 +743,90 @@ impl Manager {
         self.run_json(&hdr, conn, Operation::SandboxReconcile).await
     }
 
+    // issue 17 (kb)
+    /// Operation kb.index: starts indexing a source in the background and returns at once with a JSON object
+    /// (schema KbJob); progress comes as Event signals of kind kb-index. `source` is "docs" or an attached drive,
+    /// `path` a relative path below the drive ("" for all of it). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn kb_index(
+        &self,
+        source: String,
+        path: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::kb::KbIndexArgs {
+            source,
+            path: (!path.is_empty()).then_some(path),
+        };
+        self.run_json(&hdr, conn, Operation::KbIndex(args)).await
+    }
+
+    /// Operation kb.sources: the indexed sources as a JSON array (schema KbSource). Anyone may call it; drive
+    /// sources are listed to root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn kb_sources(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::KbSources).await
+    }
+
+    /// Operation kb.search: ranked passages with citations as a JSON object (schema KbSearchResult); `limit` 0
+    /// means the default (5). Anyone may call it; passages from drives go to root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn kb_search(
+        &self,
+        query: String,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::kb::KbSearchArgs {
+            query,
+            limit: (limit > 0).then_some(limit as usize),
+        };
+        self.run_json(&hdr, conn, Operation::KbSearch(args)).await
+    }
+
+    /// Operation kb.ask: an extractive answer with numbered citations as a JSON object (schema KbAnswer; `found`
+    /// is false when nothing relevant was found). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn kb_ask(
+        &self,
+        question: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::kb::KbAskArgs { question };
+        self.run_json(&hdr, conn, Operation::KbAsk(args)).await
+    }
+
+    /// Operation kb.remove: forgets a source and its passages; returns a message. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn kb_remove(
+        &self,
+        source: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::kb::KbSourceRef { source };
+        self.run_json(&hdr, conn, Operation::KbRemove(args)).await
+    }
+
+    /// Operation kb.cancel: stops a running indexing job; returns a message. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn kb_cancel(
+        &self,
+        source: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let args = cacheos_core::kb::KbSourceRef { source };
+        self.run_json(&hdr, conn, Operation::KbCancel(args)).await
+    }
+
     /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive, sandbox), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]

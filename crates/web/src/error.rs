@@ -70,6 +70,7 @@ impl From<CoreError> for ApiError {
             CoreError::Store(_) | CoreError::Probe(_) | CoreError::Drive(_) | CoreError::Sandbox(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            CoreError::Kb(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.full_message())
     }

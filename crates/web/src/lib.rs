@@ -9,6 +9,7 @@ mod auth;
 mod chat;
 mod drives;
 mod error;
+mod kb;
 mod sandboxes;
 mod session;
 mod ui;
@@ -128,6 +129,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(utoipa_axum::routes!(sandboxes::templates))
         .routes(utoipa_axum::routes!(sandboxes::reconcile))
+        // issue 17 (kb)
+        .routes(utoipa_axum::routes!(kb::index, kb::sources))
+        .routes(utoipa_axum::routes!(kb::remove))
+        .routes(utoipa_axum::routes!(kb::cancel))
+        .routes(utoipa_axum::routes!(kb::search))
+        .routes(utoipa_axum::routes!(kb::ask))
 }
 
 #[cfg(test)]
