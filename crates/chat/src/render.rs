@@ -324,6 +324,13 @@ pub fn output(o: &Output, lang: Lang) -> String {
             }
         }
         Output::Done(d) => s += &d.message,
+        // issue 18 (licences)
+        o @ (Output::LicenseScan(_)
+        | Output::Sbom(_)
+        | Output::Notice(_)
+        | Output::Proof(_)
+        | Output::ProofVerified(_)
+        | Output::Disclosure(_)) => s += &crate::render_license::output(o, lang).unwrap_or_default(),
     }
     s.trim_end().to_string()
 }
@@ -724,6 +731,7 @@ pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
             format!("Weiter: „häng {} ein“.", imgs[0].name),
             format!("Next: \"attach {}\".", imgs[0].name),
         ),
-        _ => None,
+        // issue 18 (licences)
+        (op, o) => crate::render_license::next_step(op, o, lang),
     }
 }

@@ -65,6 +65,20 @@ pub enum EventKind {
         /// The new state or a reason, when there is something to say.
         detail: Option<String>,
     },
+    // issue 18 (licences)
+    /// A licence scan, SBOM or proof job started, made progress or ended.
+    LicenseJob {
+        /// The job's name (for `license.cancel`).
+        job: String,
+        /// The operation running it.
+        operation: String,
+        /// Files visited so far.
+        files: u64,
+        /// Bytes read so far (scans).
+        bytes: u64,
+        /// `started`, `running`, `done`, `cancelled` or `failed`.
+        state: String,
+    },
 }
 
 /// What happened to a sandbox.
@@ -103,6 +117,7 @@ impl EventKind {
             EventKind::Drive { .. } => "drive",
             EventKind::Sandbox { .. } => "sandbox",
             EventKind::MetricsSampled { .. } => "metrics-sampled",
+            EventKind::LicenseJob { .. } => "license-job",
         }
     }
 }

@@ -70,6 +70,19 @@ pub enum Output {
     SystemHistory(Vec<crate::system::MetricSample>),
     /// Operations that return nothing but success.
     Done(Done),
+    // issue 18 (licences)
+    /// `license.scan`.
+    LicenseScan(Box<cacheos_license::ScanReport>),
+    /// `sbom.create`.
+    Sbom(Box<cacheos_license::SbomDocuments>),
+    /// `notice.create`.
+    Notice(cacheos_license::Notice),
+    /// `proof.create`.
+    Proof(Box<cacheos_license::ProofManifest>),
+    /// `proof.verify`.
+    ProofVerified(cacheos_license::Verification),
+    /// `disclosure.draft`.
+    Disclosure(cacheos_license::Disclosure),
 }
 
 /// The web token.
@@ -173,12 +186,30 @@ fn exec_result(
 /// call it from a blocking thread.
 pub struct Core {
     deps: CoreDeps,
+    /// The licence tools (issue 18), set once by the daemon.
+    licensing: std::sync::OnceLock<Arc<crate::license::Licensing>>,
 }
+
+mod license;
 
 impl Core {
     /// A core over these dependencies.
     pub fn new(deps: CoreDeps) -> Self {
-        Self { deps }
+        Self {
+            deps,
+            licensing: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Gives the core its licence tools (signing key, sandbox roots); without them the licence operations fail
+    /// with a precondition error. Only the first call counts.
+    pub fn set_licensing(&self, l: Arc<crate::license::Licensing>) {
+        let _ = self.licensing.set(l);
+    }
+
+    /// The licence tools, when set (for front ends that show the public key).
+    pub fn licensing_tools(&self) -> Option<&Arc<crate::license::Licensing>> {
+        self.licensing.get()
     }
 
     /// The event bus, for front ends that subscribe.
@@ -660,6 +691,14 @@ impl Core {
                 };
                 Output::Uploaded(self.drive_manager()?.upload(&by, a, input)?)
             }
+            // issue 18 (licences)
+            Operation::LicenseScan(_)
+            | Operation::LicenseCancel(_)
+            | Operation::SbomCreate(_)
+            | Operation::NoticeCreate(_)
+            | Operation::ProofCreate(_)
+            | Operation::ProofVerify(_)
+            | Operation::DisclosureDraft(_) => return self.run_license(op),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod drive;
 pub mod error;
 pub mod event;
 pub mod executor;
+pub mod license;
 pub mod operation;
 pub mod sandbox;
 pub mod store;

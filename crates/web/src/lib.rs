@@ -9,6 +9,7 @@ mod auth;
 mod chat;
 mod drives;
 mod error;
+mod license;
 mod sandboxes;
 mod session;
 mod ui;
@@ -128,6 +129,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(utoipa_axum::routes!(sandboxes::templates))
         .routes(utoipa_axum::routes!(sandboxes::reconcile))
+        // issue 18 (licences)
+        .routes(utoipa_axum::routes!(license::scan))
+        .routes(utoipa_axum::routes!(license::cancel))
+        .routes(utoipa_axum::routes!(license::sbom))
+        .routes(utoipa_axum::routes!(license::notice))
+        .routes(utoipa_axum::routes!(license::proof_create))
+        .routes(utoipa_axum::routes!(license::proof_verify))
+        .routes(utoipa_axum::routes!(license::disclosure))
 }
 
 #[cfg(test)]
