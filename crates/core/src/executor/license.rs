@@ -250,6 +250,187 @@ fn parse_label(label: &str) -> Option<SourceArgs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Caller, Frontend, GroupPolicy, Principal, StaticAccounts};
+    use crate::clock::FakeClock;
+    use crate::event::EventBus;
+    use crate::sandbox::fake::FakeSandboxes;
+    use crate::sandbox::ops::{SandboxCreateArgs, SandboxRef};
+    use crate::sandbox::{ManagerConfig, SandboxManager, Template, TemplateKind};
+    use crate::store::MemoryStore;
+    use crate::system::FixedProbe;
+    use crate::testing::FakeSupervisor;
+    use crate::CoreDeps;
+    use std::sync::Arc;
+
+    /// A core with a running fake sandbox `web` whose root is a temporary directory laid out as `/proc/PID/root`.
+    fn rig() -> (tempfile::TempDir, Core, EventBus, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(FakeClock::at(1_796_219_314_000));
+        let events = EventBus::new(256, clock.clone());
+        let fakes = FakeSandboxes::new();
+        let sandboxes = Arc::new(SandboxManager::new(
+            store.clone(),
+            Arc::new(fakes.roots()),
+            Arc::new(fakes.runner()),
+            clock.clone(),
+            vec![Template {
+                name: "bb".into(),
+                kind: TemplateKind::Directory,
+                path: "/srv/templates/bb".into(),
+                description: "busybox".into(),
+                command: Some(vec!["/bin/sleep".into(), "1000".into()]),
+            }],
+            ManagerConfig::default(),
+        ));
+        let core = Core::new(CoreDeps {
+            store,
+            probe: Arc::new(FixedProbe(Default::default())),
+            supervisor: Arc::new(FakeSupervisor::default()),
+            authorizer: Arc::new(GroupPolicy::new(StaticAccounts(vec![]), "cacheos")),
+            events: events.clone(),
+            clock,
+            web_token: None,
+            drives: None,
+            sandboxes: Some(sandboxes),
+            metrics: Arc::new(crate::system::MetricsHistory::new(4)),
+        });
+        let proc_dir = dir.path().join("proc");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        core.set_licensing(Arc::new(Licensing::with_key(
+            key,
+            proc_dir.clone(),
+            dir.path().join("appliance"),
+        )));
+        core.execute(&root(), Operation::SandboxCreate(SandboxCreateArgs::new("web", "bb")))
+            .unwrap();
+        let Output::Sandbox(info) = core
+            .execute(&root(), Operation::SandboxStart(SandboxRef { name: "web".into() }))
+            .unwrap()
+        else {
+            panic!()
+        };
+        let sroot = proc_dir.join(info.main_pid.unwrap().to_string()).join("root");
+        std::fs::create_dir_all(sroot.join("srv/app")).unwrap();
+        std::fs::write(
+            sroot.join("srv/app/Cargo.lock"),
+            "version = 3\n[[package]]\nname = \"serde\"\nversion = \"1.0.0\"\n",
+        )
+        .unwrap();
+        std::fs::write(sroot.join("srv/app/main.rs"), "// SPDX-License-Identifier: MIT\n").unwrap();
+        (dir, core, events, sroot)
+    }
+
+    fn root() -> Caller {
+        Caller::new(Frontend::Cli, Principal::Uid { uid: 0 })
+    }
+
+    fn web(path: &str) -> SourceArgs {
+        SourceArgs {
+            drive: None,
+            sandbox: Some("web".into()),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn scan_sbom_proof_verify_and_disclosure_through_the_executor() {
+        let (_d, core, events, sroot) = rig();
+        let mut rx = events.subscribe();
+        let op = Operation::LicenseScan(crate::license::LicenseScanArgs {
+            source: web("srv"),
+            job: Some("j1".into()),
+        });
+        let Output::LicenseScan(r) = core.execute(&root(), op).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.findings[0].path, "app/main.rs");
+        let mut states = vec![];
+        while let Ok(e) = rx.try_recv() {
+            if let EventKind::LicenseJob { job, state, .. } = e.kind {
+                assert_eq!(job, "j1");
+                states.push(state);
+            }
+        }
+        assert_eq!(states, ["started", "done"]);
+
+        let sb = crate::license::SbomArgs {
+            source: web(""),
+            appliance: false,
+        };
+        let Output::Sbom(d) = core.execute(&root(), Operation::SbomCreate(sb)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(d.components[0].name, "serde");
+
+        let Output::Proof(m) = core.execute(&root(), Operation::ProofCreate(web("srv"))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.files.len(), 2);
+        let verify = |core: &Core| match core
+            .execute(&root(), Operation::ProofVerify(Default::default()))
+            .unwrap()
+        {
+            Output::ProofVerified(v) => v,
+            _ => panic!(),
+        };
+        assert!(verify(&core).intact);
+        std::fs::write(
+            sroot.join("srv/app/main.rs"),
+            "// SPDX-License-Identifier: GPL-3.0-only\n",
+        )
+        .unwrap();
+        let v = verify(&core);
+        assert!(!v.intact && v.files_checked);
+        assert_eq!(v.changes[0].path, "app/main.rs");
+
+        let a = crate::license::DisclosureArgs {
+            title: "X".into(),
+            text: "y".into(),
+            language: None,
+            proof: None,
+        };
+        let Output::Disclosure(d) = core.execute(&root(), Operation::DisclosureDraft(a)).unwrap() else {
+            panic!()
+        };
+        assert!(d.markdown.contains(&m.root));
+    }
+
+    #[test]
+    fn bad_sources_are_refused_with_the_field_named() {
+        let (_d, core, _e, sroot) = rig();
+        std::os::unix::fs::symlink("/etc", sroot.join("etc-link")).unwrap();
+        let scan = |s: SourceArgs| {
+            core.execute(
+                &root(),
+                Operation::LicenseScan(crate::license::LicenseScanArgs { source: s, job: None }),
+            )
+        };
+        assert!(matches!(
+            scan(web("../..")),
+            Err(CoreError::InvalidArgument { field: "path", .. })
+        ));
+        assert!(matches!(
+            scan(web("etc-link")),
+            Err(CoreError::InvalidArgument { field: "path", .. })
+        ));
+        assert!(matches!(
+            scan(SourceArgs::default()),
+            Err(CoreError::InvalidArgument { field: "drive", .. })
+        ));
+        let gone = SourceArgs {
+            sandbox: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(scan(gone).is_err());
+        assert!(matches!(
+            core.execute(
+                &root(),
+                Operation::LicenseCancel(crate::license::JobRef { job: "none".into() })
+            ),
+            Err(CoreError::NotFound { .. })
+        ));
+    }
 
     #[test]
     fn labels_round_trip() {
