@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use cacheos_license::proof::Change;
 use cacheos_license::proof::TimeStamp;
 pub use cacheos_license::Language;
 use cacheos_license::{BeneathTree, ProofManifest, SourceTree, TreeError};
