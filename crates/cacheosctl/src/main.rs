@@ -13,6 +13,8 @@ use cacheosctl::{chat, connect, default_session, failure, parse_json, Failure};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
+mod license_cmd;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -115,6 +117,32 @@ enum Command {
     Kb {
         #[command(subcommand)]
         action: kb::KbCmd,
+    },
+    // issue 18 (licences)
+    /// Licences of the code on a drive or in a sandbox.
+    License {
+        #[command(subcommand)]
+        action: license_cmd::LicenseCmd,
+    },
+    /// Software bills of materials (SPDX 2.3, CycloneDX 1.5).
+    Sbom {
+        #[command(subcommand)]
+        action: license_cmd::SbomCmd,
+    },
+    /// Third-party notices.
+    Notice {
+        #[command(subcommand)]
+        action: license_cmd::NoticeCmd,
+    },
+    /// Signed proofs of existence of files.
+    Proof {
+        #[command(subcommand)]
+        action: license_cmd::ProofCmd,
+    },
+    /// Invention-disclosure drafts (CacheOS files nothing).
+    Disclosure {
+        #[command(subcommand)]
+        action: license_cmd::DisclosureCmd,
     },
     /// Print a shell completion script.
     Completions {
@@ -1123,6 +1151,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             chat::chat_once(&proxy, &opts, &chat::Style::detect(), &text.join(" ")).await?;
         }
         Command::Kb { action } => kb::run(&proxy, action, emit).await?,
+        // issue 18 (licences)
+        Command::License { action } => license_cmd::license_cmd(&proxy, action, emit).await?,
+        Command::Sbom { action } => license_cmd::sbom_cmd(&proxy, action, json).await?,
+        Command::Notice { action } => license_cmd::notice_cmd(&proxy, action, emit).await?,
+        Command::Proof { action } => license_cmd::proof_cmd(&proxy, action, emit).await?,
+        Command::Disclosure { action } => license_cmd::disclosure_cmd(&proxy, action, emit).await?,
         Command::Completions { .. } | Command::Manpage => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -384,6 +384,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         sandboxes: sandboxes.clone(),
         metrics: metrics.clone(),
     }));
+    // issue 18 (licences): the proof-signing key is made on first start and kept in the state directory (0600).
+    let key_path = cfg.state_dir.join("proof-signing.key");
+    match cacheos_core::license::Licensing::new(&key_path, "/proc".into(), "/".into()) {
+        Ok(l) => {
+            tracing::info!(public_key = %l.public_key(), key = %key_path.display(), "proof signing key loaded");
+            core.set_licensing(Arc::new(l));
+        }
+        Err(e) => tracing::error!(error = %e, "licence tools disabled: the proof signing key is unusable"),
+    }
 
     // issue 17 (kb): the knowledge base, on the data partition; the docs are (re)indexed in the background.
     if cfg.kb.enabled {

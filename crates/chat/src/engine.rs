@@ -515,6 +515,17 @@ impl Engine {
 
     /// Wraps an operation with its risk class and explanation; destructive ones are parked in the session.
     pub fn operation(&self, operation: Operation, lang: Lang, session: &mut Session) -> Interpretation {
+        // issue 18 (licences): a disclosure is drafted in the language it was asked in.
+        let operation = match operation {
+            Operation::DisclosureDraft(mut a) if a.language.is_none() => {
+                a.language = Some(match lang {
+                    Lang::De => cacheos_core::license::Language::De,
+                    Lang::En => cacheos_core::license::Language::En,
+                });
+                Operation::DisclosureDraft(a)
+            }
+            op => op,
+        };
         let risk = operation.risk();
         let needs_confirmation = risk == Risk::Destructive;
         let mut explanation = match &operation {
@@ -625,6 +636,14 @@ impl Engine {
             | Operation::KbAsk(_)
             | Operation::KbRemove(_)
             | Operation::KbCancel(_)) => crate::render_kb::explain(op, lang),
+            // issue 18 (licences)
+            op @ (Operation::LicenseScan(_)
+            | Operation::LicenseCancel(_)
+            | Operation::SbomCreate(_)
+            | Operation::NoticeCreate(_)
+            | Operation::ProofCreate(_)
+            | Operation::ProofVerify(_)
+            | Operation::DisclosureDraft(_)) => crate::render_license::explain(op, lang),
         };
         objects::remember(&operation, session);
         if needs_confirmation {

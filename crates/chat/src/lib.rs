@@ -19,6 +19,7 @@ mod objects;
 pub mod pipeline;
 pub mod render;
 pub mod render_kb;
+pub mod render_license;
 pub mod service;
 pub mod slotfill;
 pub mod slots;

@@ -328,6 +328,13 @@ pub fn output(o: &Output, lang: Lang) -> String {
         o @ (Output::KbJob(_) | Output::KbSources(_) | Output::KbSearch(_) | Output::KbAnswer(_)) => {
             s += &crate::render_kb::output(o, lang).unwrap_or_default()
         }
+        // issue 18 (licences)
+        o @ (Output::LicenseScan(_)
+        | Output::Sbom(_)
+        | Output::Notice(_)
+        | Output::Proof(_)
+        | Output::ProofVerified(_)
+        | Output::Disclosure(_)) => s += &crate::render_license::output(o, lang).unwrap_or_default(),
     }
     s.trim_end().to_string()
 }
@@ -728,6 +735,7 @@ pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
             format!("Weiter: „häng {} ein“.", imgs[0].name),
             format!("Next: \"attach {}\".", imgs[0].name),
         ),
-        _ => None,
+        // issue 18 (licences)
+        (op, o) => crate::render_license::next_step(op, o, lang),
     }
 }

@@ -76,6 +76,20 @@ pub enum EventKind {
         /// The root (started), the counts (finished) or the error (failed).
         detail: Option<String>,
     },
+    // issue 18 (licences)
+    /// A licence scan, SBOM or proof job started, made progress or ended.
+    LicenseJob {
+        /// The job's name (for `license.cancel`).
+        job: String,
+        /// The operation running it.
+        operation: String,
+        /// Files visited so far.
+        files: u64,
+        /// Bytes read so far (scans).
+        bytes: u64,
+        /// `started`, `running`, `done`, `cancelled` or `failed`.
+        state: String,
+    },
 }
 
 /// What happened to a sandbox.
@@ -115,6 +129,7 @@ impl EventKind {
             EventKind::Sandbox { .. } => "sandbox",
             EventKind::MetricsSampled { .. } => "metrics-sampled",
             EventKind::KbIndex { .. } => "kb-index",
+            EventKind::LicenseJob { .. } => "license-job",
         }
     }
 }

@@ -79,6 +79,19 @@ pub enum Output {
     KbSearch(crate::kb::KbSearchResult),
     /// `kb.ask`.
     KbAnswer(crate::kb::KbAnswer),
+    // issue 18 (licences)
+    /// `license.scan`.
+    LicenseScan(Box<cacheos_license::ScanReport>),
+    /// `sbom.create`.
+    Sbom(Box<cacheos_license::SbomDocuments>),
+    /// `notice.create`.
+    Notice(cacheos_license::Notice),
+    /// `proof.create`.
+    Proof(Box<cacheos_license::ProofManifest>),
+    /// `proof.verify`.
+    ProofVerified(cacheos_license::Verification),
+    /// `disclosure.draft`.
+    Disclosure(cacheos_license::Disclosure),
 }
 
 /// The web token.
@@ -183,6 +196,8 @@ fn exec_result(
 pub struct Core {
     deps: CoreDeps,
     kb: std::sync::OnceLock<KbDeps>,
+    /// The licence tools (issue 18), set once by the daemon.
+    licensing: std::sync::OnceLock<Arc<crate::license::Licensing>>,
 }
 
 /// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
@@ -193,13 +208,27 @@ pub struct KbDeps {
     pub docs_dir: std::path::PathBuf,
 }
 
+mod license;
+
 impl Core {
     /// A core over these dependencies.
     pub fn new(deps: CoreDeps) -> Self {
         Self {
             deps,
             kb: std::sync::OnceLock::new(),
+            licensing: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Gives the core its licence tools (signing key, sandbox roots); without them the licence operations fail
+    /// with a precondition error. Only the first call counts.
+    pub fn set_licensing(&self, l: Arc<crate::license::Licensing>) {
+        let _ = self.licensing.set(l);
+    }
+
+    /// The licence tools, when set (for front ends that show the public key).
+    pub fn licensing_tools(&self) -> Option<&Arc<crate::license::Licensing>> {
+        self.licensing.get()
     }
 
     /// Gives the core its knowledge base (once; later calls are ignored). Without one, `kb.*` operations fail
@@ -694,6 +723,14 @@ impl Core {
             | Operation::KbAsk(_)
             | Operation::KbRemove(_)
             | Operation::KbCancel(_) => return self.run_kb(caller, op),
+            // issue 18 (licences)
+            Operation::LicenseScan(_)
+            | Operation::LicenseCancel(_)
+            | Operation::SbomCreate(_)
+            | Operation::NoticeCreate(_)
+            | Operation::ProofCreate(_)
+            | Operation::ProofVerify(_)
+            | Operation::DisclosureDraft(_) => return self.run_license(op),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod executor;
 pub mod kb;
+pub mod license;
 pub mod operation;
 pub mod sandbox;
 pub mod store;

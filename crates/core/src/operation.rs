@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
 use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs, UploadArgs};
+use crate::license::{DisclosureArgs, JobRef, LicenseScanArgs, ProofVerifyArgs, SbomArgs, SourceArgs};
 use crate::sandbox::ops::{
     SandboxCopyArgs, SandboxCreateArgs, SandboxExecArgs, SandboxLogsArgs, SandboxRef, SandboxRemoveArgs,
     SandboxRunArgs, SandboxShellArgs,
@@ -293,6 +294,49 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    // issue 18 (licences)
+    OpInfo {
+        name: "license.scan",
+        summary: "per file the SPDX licences of a drive's or sandbox's files and where each came from, a summary and compatibility notes (a job with progress events)",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "license.cancel",
+        summary: "stop a running licence scan, SBOM or proof job",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sbom.create",
+        summary: "an SPDX 2.3 and a CycloneDX 1.5 SBOM of a sandbox, a drive path or the appliance, with licences",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "notice.create",
+        summary: "a third-party notice: the components of a sandbox, drive path or the appliance with licence texts grouped by licence",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "proof.create",
+        summary: "a signed proof of existence: every file's size and SHA-256, their Merkle root and the time, signed with the appliance's ed25519 key",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "proof.verify",
+        summary: "check a proof: which files changed since, whether root, signature, key and time stamp hold",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "disclosure.draft",
+        summary: "draft an invention disclosure (Markdown, German or English) citing the newest proof, with the filing steps at DPMA, EPO and WIPO; CacheOS files nothing",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -451,6 +495,30 @@ pub enum Operation {
     /// `kb.cancel`: a job for the source must be running; operators.
     #[serde(rename = "kb.cancel")]
     KbCancel(crate::kb::KbSourceRef),
+    // issue 18 (licences)
+    /// `license.scan`: exactly one of drive (attached, with a mounted file system) or sandbox (running); the path
+    /// relative and below its root (symbolic links are never followed); operators. Runs as a job: progress in
+    /// `license-job` events, `license.cancel` stops it.
+    #[serde(rename = "license.scan")]
+    LicenseScan(LicenseScanArgs),
+    /// `license.cancel`: the job must be running; operators.
+    #[serde(rename = "license.cancel")]
+    LicenseCancel(JobRef),
+    /// `sbom.create`: a source as for `license.scan`, or `appliance`; operators.
+    #[serde(rename = "sbom.create")]
+    SbomCreate(SbomArgs),
+    /// `notice.create`: as `sbom.create`; operators.
+    #[serde(rename = "notice.create")]
+    NoticeCreate(SbomArgs),
+    /// `proof.create`: a source as for `license.scan`; operators. The manifest is kept (record kind `proof`).
+    #[serde(rename = "proof.create")]
+    ProofCreate(SourceArgs),
+    /// `proof.verify`: a manifest, or the root of a kept proof, or none for the newest; operators.
+    #[serde(rename = "proof.verify")]
+    ProofVerify(ProofVerifyArgs),
+    /// `disclosure.draft`: a title; operators. Never sends anything anywhere.
+    #[serde(rename = "disclosure.draft")]
+    DisclosureDraft(DisclosureArgs),
 }
 
 impl Operation {
@@ -498,6 +566,14 @@ impl Operation {
             Operation::KbAsk(_) => 37,
             Operation::KbRemove(_) => 38,
             Operation::KbCancel(_) => 39,
+            // issue 18 (licences)
+            Operation::LicenseScan(_) => 34,
+            Operation::LicenseCancel(_) => 35,
+            Operation::SbomCreate(_) => 36,
+            Operation::NoticeCreate(_) => 37,
+            Operation::ProofCreate(_) => 38,
+            Operation::ProofVerify(_) => 39,
+            Operation::DisclosureDraft(_) => 40,
         };
         &OPERATIONS[i]
     }
@@ -640,6 +716,40 @@ mod tests {
             }),
             Operation::KbRemove(crate::kb::KbSourceRef { source: "data".into() }),
             Operation::KbCancel(crate::kb::KbSourceRef { source: "data".into() }),
+            // issue 18 (licences)
+            Operation::LicenseScan(LicenseScanArgs {
+                source: SourceArgs {
+                    drive: Some("data".into()),
+                    sandbox: None,
+                    path: "src".into(),
+                },
+                job: None,
+            }),
+            Operation::LicenseCancel(JobRef { job: "scan-1".into() }),
+            Operation::SbomCreate(SbomArgs {
+                source: SourceArgs {
+                    drive: None,
+                    sandbox: Some("web".into()),
+                    path: String::new(),
+                },
+                appliance: false,
+            }),
+            Operation::NoticeCreate(SbomArgs {
+                source: SourceArgs::default(),
+                appliance: true,
+            }),
+            Operation::ProofCreate(SourceArgs {
+                drive: Some("data".into()),
+                sandbox: None,
+                path: String::new(),
+            }),
+            Operation::ProofVerify(ProofVerifyArgs::default()),
+            Operation::DisclosureDraft(DisclosureArgs {
+                title: "t".into(),
+                text: "x".into(),
+                language: None,
+                proof: None,
+            }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -117,6 +117,21 @@ pub trait Manager {
         archive: bool,
         data: zbus::zvariant::Fd<'_>,
     ) -> zbus::Result<String>;
+    // issue 18 (licences)
+    /// `license.scan` with the REST body as JSON.
+    fn scan_licenses(&self, args: &str) -> zbus::Result<String>;
+    /// `sbom.create` with the REST body as JSON.
+    fn create_sbom(&self, args: &str) -> zbus::Result<String>;
+    /// `notice.create` with the REST body as JSON.
+    fn create_notice(&self, args: &str) -> zbus::Result<String>;
+    /// `proof.create` with the REST body as JSON.
+    fn create_proof(&self, args: &str) -> zbus::Result<String>;
+    /// `proof.verify` with the REST body as JSON.
+    fn verify_proof(&self, args: &str) -> zbus::Result<String>;
+    /// `disclosure.draft` with the REST body as JSON.
+    fn draft_disclosure(&self, args: &str) -> zbus::Result<String>;
+    /// `license.cancel`.
+    fn cancel_license_job(&self, job: &str) -> zbus::Result<String>;
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;

@@ -832,6 +832,92 @@ impl Manager {
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, kind: &str, json: &str) -> zbus::Result<()>;
 
+    // issue 18 (licences)
+    /// Operation license.scan: args is the JSON body of POST /api/v1/license/scan ({"drive"|"sandbox", "path", "job"}). Returns JSON (schema ScanReport); progress arrives as Event("license-job", …) signals. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn scan_licenses(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::LicenseScan(parse_args(args)?))
+            .await
+    }
+
+    /// Operation sbom.create: args is the JSON body of POST /api/v1/sbom ({"drive"|"sandbox", "path"} or {"appliance": true}). Returns JSON (schema SbomDocuments: SPDX 2.3 and CycloneDX 1.5). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn create_sbom(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SbomCreate(parse_args(args)?))
+            .await
+    }
+
+    /// Operation notice.create: args is the JSON body of POST /api/v1/notice (as CreateSbom). Returns JSON (schema Notice). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn create_notice(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::NoticeCreate(parse_args(args)?))
+            .await
+    }
+
+    /// Operation proof.create: args is the JSON body of POST /api/v1/proofs ({"drive"|"sandbox", "path"}). Returns the signed manifest as JSON. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn create_proof(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ProofCreate(parse_args(args)?))
+            .await
+    }
+
+    /// Operation proof.verify: args is the JSON body of POST /api/v1/proofs/verify ({"manifest"} or {"root"} or {} for the newest). Returns JSON (schema Verification). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn verify_proof(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ProofVerify(parse_args(args)?))
+            .await
+    }
+
+    /// Operation disclosure.draft: args is the JSON body of POST /api/v1/disclosures ({"title", "text", "language", "proof"}). Returns JSON (schema Disclosure); nothing is filed anywhere. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn draft_disclosure(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::DisclosureDraft(parse_args(args)?))
+            .await
+    }
+
+    /// Operation license.cancel: stops the running licence job `job` (named in the license-job events). Root and
+    /// group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn cancel_license_job(
+        &self,
+        job: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::LicenseCancel(cacheos_core::license::JobRef { job: job.to_owned() });
+        self.run_json(&hdr, conn, op).await
+    }
+
     /// CacheOS version.
     #[zbus(property(emits_changed_signal = "const"))]
     fn version(&self) -> String {

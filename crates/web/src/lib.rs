@@ -10,6 +10,7 @@ mod chat;
 mod drives;
 mod error;
 mod kb;
+mod license;
 mod sandboxes;
 mod session;
 mod ui;
@@ -135,6 +136,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(kb::cancel))
         .routes(utoipa_axum::routes!(kb::search))
         .routes(utoipa_axum::routes!(kb::ask))
+        // issue 18 (licences)
+        .routes(utoipa_axum::routes!(license::scan))
+        .routes(utoipa_axum::routes!(license::cancel))
+        .routes(utoipa_axum::routes!(license::sbom))
+        .routes(utoipa_axum::routes!(license::notice))
+        .routes(utoipa_axum::routes!(license::proof_create))
+        .routes(utoipa_axum::routes!(license::proof_verify))
+        .routes(utoipa_axum::routes!(license::disclosure))
 }
 
 #[cfg(test)]
