@@ -618,6 +618,11 @@ impl Engine {
                     a.task
                 ),
             ),
+            // issue 16 (diagnose)
+            op @ (Operation::SystemDiagnose(_)
+            | Operation::JournalQuery(_)
+            | Operation::ServiceList
+            | Operation::ServiceRestart(_)) => crate::render_diagnose::explain(op, lang),
         };
         objects::remember(&operation, session);
         if needs_confirmation {

@@ -18,6 +18,7 @@ pub mod normalize;
 mod objects;
 pub mod pipeline;
 pub mod render;
+pub mod render_diagnose;
 pub mod service;
 pub mod slotfill;
 pub mod slots;

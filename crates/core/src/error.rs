@@ -1,5 +1,6 @@
 //! The core's error type, with a stable code per variant that front ends map to HTTP statuses and D-Bus names.
 
+use crate::diagnose::DiagnoseError;
 use crate::drive::{DriveError, ImageError, PathError};
 use crate::sandbox::{SandboxError, SandboxErrorKind};
 use crate::store::StoreError;
@@ -54,6 +55,9 @@ pub enum CoreError {
     /// The system could not be read.
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    /// systemd or the journal could not be asked, or a unit is unknown (the message names close ones).
+    #[error(transparent)]
+    Diagnose(#[from] DiagnoseError),
 }
 
 impl CoreError {
@@ -70,6 +74,9 @@ impl CoreError {
             CoreError::Sandbox(_) => "sandbox-failed",
             CoreError::Store(_) => "store-failed",
             CoreError::Probe(_) => "system-unreadable",
+            CoreError::Diagnose(DiagnoseError::UnknownUnit { .. }) => "not-found",
+            CoreError::Diagnose(DiagnoseError::NoSystemd) => "failed-precondition",
+            CoreError::Diagnose(_) => "system-unreadable",
         }
     }
 

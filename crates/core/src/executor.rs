@@ -70,6 +70,15 @@ pub enum Output {
     SystemHistory(Vec<crate::system::MetricSample>),
     /// Operations that return nothing but success.
     Done(Done),
+    // issue 16 (diagnose)
+    /// `system.diagnose`.
+    Diagnosis(crate::diagnose::Diagnosis),
+    /// `journal.query`.
+    Journal(crate::diagnose::JournalPage),
+    /// `service.list`.
+    Services(Vec<crate::diagnose::ServiceInfo>),
+    /// `service.restart`.
+    Service(crate::diagnose::ServiceInfo),
 }
 
 /// The web token.
@@ -173,12 +182,48 @@ fn exec_result(
 /// call it from a blocking thread.
 pub struct Core {
     deps: CoreDeps,
+    diagnostics: Option<Arc<crate::diagnose::Diagnostics>>,
+    stats: crate::diagnose::metrics::OperationStats,
 }
 
 impl Core {
     /// A core over these dependencies.
     pub fn new(deps: CoreDeps) -> Self {
-        Self { deps }
+        Self {
+            deps,
+            diagnostics: None,
+            stats: Default::default(),
+        }
+    }
+
+    /// Adds the diagnosis sources (systemd units and the journal) behind `system.diagnose`, `journal.query`,
+    /// `service.list` and `service.restart`; without them those operations fail as not available.
+    pub fn with_diagnostics(mut self, d: Arc<crate::diagnose::Diagnostics>) -> Self {
+        self.diagnostics = Some(d);
+        self
+    }
+
+    /// Counts and durations of the operations run so far, by name and outcome (for `/metrics`).
+    pub fn operation_stats(&self) -> &crate::diagnose::metrics::OperationStats {
+        &self.stats
+    }
+
+    /// The metrics history (for `/metrics`).
+    pub fn metrics_history(&self) -> &crate::system::MetricsHistory {
+        &self.deps.metrics
+    }
+
+    /// The store (for `/metrics`: audit store statistics).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.deps.store
+    }
+
+    fn diagnostics(&self) -> Result<&crate::diagnose::Diagnostics, CoreError> {
+        self.diagnostics.as_deref().ok_or_else(|| {
+            CoreError::FailedPrecondition(
+                "diagnosis (systemd units and the journal) is not available in this daemon".into(),
+            )
+        })
     }
 
     /// The event bus, for front ends that subscribe.
@@ -279,7 +324,11 @@ impl Core {
             outcome,
             error_code,
             error,
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us: {
+                let us = started.elapsed().as_micros() as u64;
+                self.stats.record(info.name, outcome, us);
+                us
+            },
             session: caller.session.clone(),
             utterance: caller.utterance.clone(),
         };
@@ -355,8 +404,109 @@ impl Core {
                 field: "timeout_secs",
                 reason: "must be at least 1".into(),
             }),
+            // issue 16 (diagnose)
+            Operation::SystemDiagnose(a) => {
+                let n = [&a.unit, &a.sandbox, &a.drive].iter().filter(|x| x.is_some()).count();
+                if n > 1 {
+                    return Err(CoreError::InvalidArgument {
+                        field: "unit",
+                        reason: "give at most one of unit, sandbox and drive".into(),
+                    });
+                }
+                Ok(())
+            }
+            Operation::JournalQuery(q) => {
+                if q.unit.is_some() && q.sandbox.is_some() {
+                    return Err(CoreError::InvalidArgument {
+                        field: "unit",
+                        reason: "give unit or sandbox, not both".into(),
+                    });
+                }
+                if let Some(l) = q.limit {
+                    if l == 0 || l > crate::diagnose::JournalQuery::MAX_LIMIT {
+                        return Err(CoreError::InvalidArgument {
+                            field: "limit",
+                            reason: format!("{l} is outside 1..={}", crate::diagnose::JournalQuery::MAX_LIMIT),
+                        });
+                    }
+                }
+                if q.priority.is_some_and(|p| p > 7) {
+                    return Err(CoreError::InvalidArgument {
+                        field: "priority",
+                        reason: "must be 0 (emerg) ..= 7 (debug)".into(),
+                    });
+                }
+                if let (Some(s), Some(u)) = (q.since_ms, q.until_ms) {
+                    if s >= u {
+                        return Err(CoreError::InvalidArgument {
+                            field: "since_ms",
+                            reason: format!("since ({s}) must be before until ({u})"),
+                        });
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// `system.diagnose`.
+    fn diagnose(&self, a: &crate::diagnose::DiagnoseArgs) -> Result<crate::diagnose::Diagnosis, CoreError> {
+        use crate::diagnose::{Diagnosis, SweepFacts};
+        let d = self.diagnostics()?;
+        if let Some(u) = &a.unit {
+            let f = d.unit(u)?;
+            return Ok(Diagnosis {
+                scope: format!("unit {}", f.target),
+                checked: vec![format!(
+                    "unit {} and its journal ({} entries)",
+                    f.target, f.entries_seen
+                )],
+                findings: vec![f],
+            });
+        }
+        if let Some(s) = &a.sandbox {
+            let info = self.sandbox_manager()?.info(s)?;
+            let f = d.sandbox(&info)?;
+            return Ok(Diagnosis {
+                scope: format!("sandbox {s}"),
+                checked: vec![format!("sandbox {s}, its unit, journal and memory.events")],
+                findings: vec![f],
+            });
+        }
+        if let Some(name) = &a.drive {
+            let info = self.drive_manager()?.info(name)?;
+            return Ok(Diagnosis {
+                scope: format!("drive {name}"),
+                checked: vec![format!("drive {name}: state and file system use")],
+                findings: vec![crate::diagnose::rules::diagnose_drive(&info)],
+            });
+        }
+        let facts = SweepFacts {
+            tasks: self.deps.supervisor.status().tasks,
+            status: self.deps.probe.status().ok(),
+            sandboxes: match self.deps.sandboxes.as_deref() {
+                Some(m) => m.list()?,
+                None => Vec::new(),
+            },
+        };
+        Ok(d.sweep(&facts)?)
+    }
+
+    /// `journal.query`.
+    fn journal(&self, q: &crate::diagnose::JournalQuery) -> Result<crate::diagnose::JournalPage, CoreError> {
+        let d = self.diagnostics()?;
+        let unit = match (&q.unit, &q.sandbox) {
+            (Some(u), _) => Some(d.resolve(u)?.id),
+            (_, Some(s)) => {
+                if let Some(m) = self.deps.sandboxes.as_deref() {
+                    m.info(s)?;
+                }
+                Some(crate::diagnose::sandbox_unit(s))
+            }
+            _ => None,
+        };
+        Ok(d.journal(unit.as_deref(), q)?)
     }
 
     /// The drive manager, for front ends that show drive objects (D-Bus).
@@ -660,6 +810,11 @@ impl Core {
                 };
                 Output::Uploaded(self.drive_manager()?.upload(&by, a, input)?)
             }
+            // issue 16 (diagnose)
+            Operation::SystemDiagnose(a) => Output::Diagnosis(self.diagnose(a)?),
+            Operation::JournalQuery(q) => Output::Journal(self.journal(q)?),
+            Operation::ServiceList => Output::Services(self.diagnostics()?.services()?),
+            Operation::ServiceRestart(a) => Output::Service(self.diagnostics()?.restart(&a.unit)?),
         })
     }
 }
