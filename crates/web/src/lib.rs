@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod chat;
+mod diagnose;
 mod drives;
 mod error;
 mod sandboxes;
@@ -128,8 +129,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(utoipa_axum::routes!(sandboxes::templates))
         .routes(utoipa_axum::routes!(sandboxes::reconcile))
+        // issue 16 (diagnose)
+        .routes(utoipa_axum::routes!(diagnose::diagnose))
+        .routes(utoipa_axum::routes!(diagnose::journal))
+        .routes(utoipa_axum::routes!(diagnose::services))
+        .routes(utoipa_axum::routes!(diagnose::restart))
 }
 
+#[cfg(test)]
+mod diagnose_tests;
 #[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]

@@ -360,6 +360,7 @@ pub struct Finding {
     /// How to fix it.
     pub fix: Fix,
     /// The finding of the unit that caused this one (a failed dependency), when the rules followed the chain.
+    #[schema(no_recursion)]
     pub because: Option<Box<Finding>>,
 }
 
