@@ -208,14 +208,51 @@ impl Core {
         &self.stats
     }
 
-    /// The metrics history (for `/metrics`).
-    pub fn metrics_history(&self) -> &crate::system::MetricsHistory {
-        &self.deps.metrics
-    }
-
-    /// The store (for `/metrics`: audit store statistics).
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.deps.store
+    /// What `/metrics` shows: the machine, operation counters, sandboxes, drives, the audit store and the
+    /// supervisor's tasks. Reads state directly (no operation, no audit record per scrape); the web front end puts
+    /// it behind the API's access rules.
+    pub fn scrape(&self) -> crate::diagnose::metrics::Scrape {
+        use crate::diagnose::metrics::{SandboxSeries, Scrape};
+        let sandboxes = self
+            .deps
+            .sandboxes
+            .as_deref()
+            .and_then(|m| m.list().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| SandboxSeries {
+                state: s.state.as_str(),
+                cpu_seconds: s.cpu_time_ns.map(|n| n as f64 / 1e9),
+                memory_bytes: s.memory_current,
+                memory_max_bytes: s.limits.memory_max,
+                name: s.name,
+            })
+            .collect();
+        let drives = self
+            .deps
+            .drives
+            .as_deref()
+            .and_then(|m| m.list().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.name, format!("{:?}", d.state).to_lowercase(), d.virtual_size))
+            .collect();
+        Scrape {
+            status: self.deps.probe.status().ok(),
+            cpus: self.deps.probe.cpu_times(),
+            operations: self.stats.snapshot(),
+            sandboxes,
+            drives,
+            audit_records: self.deps.store.audit_len().ok(),
+            tasks: self
+                .deps
+                .supervisor
+                .status()
+                .tasks
+                .into_iter()
+                .map(|t| (t.name, t.state == crate::supervisor::TaskState::Running, t.restarts))
+                .collect(),
+        }
     }
 
     fn diagnostics(&self) -> Result<&crate::diagnose::Diagnostics, CoreError> {

@@ -76,3 +76,22 @@ async fn diagnose_journal_services_and_restart_over_rest() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_need_the_token_from_other_machines() {
+    let (app, _) = app("192.0.2.7:5000");
+    let (st, _) = call(&app, "GET", "/metrics").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let req = Request::builder()
+        .uri("/metrics")
+        .header("authorization", "Bearer token")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(ct, crate::metrics::PROMETHEUS_TEXT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("# TYPE cacheos_audit_records gauge"), "{text}");
+}

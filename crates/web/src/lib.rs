@@ -10,6 +10,7 @@ mod chat;
 mod diagnose;
 mod drives;
 mod error;
+pub mod metrics;
 mod sandboxes;
 mod session;
 mod ui;
@@ -54,6 +55,8 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        // issue 16 (diagnose): the Prometheus exposition, behind the same access rules.
+        .route("/metrics", get(metrics::scrape))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_access,

@@ -90,3 +90,46 @@ mod tests {
         assert_eq!(slow.buckets.iter().sum::<u64>(), 0, "beyond the last bucket: only +Inf");
     }
 }
+
+/// Seconds one CPU spent in each mode since boot (`/proc/stat`), as node_exporter's `node_cpu_seconds_total`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuTimes {
+    /// CPU number.
+    pub cpu: u32,
+    /// (mode, seconds): user, nice, system, idle, iowait, irq, softirq, steal.
+    pub modes: Vec<(&'static str, f64)>,
+}
+
+/// One sandbox's series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxSeries {
+    /// Name.
+    pub name: String,
+    /// State (`running`, `stopped` …).
+    pub state: &'static str,
+    /// CPU time in seconds, while running.
+    pub cpu_seconds: Option<f64>,
+    /// Memory in use, while running.
+    pub memory_bytes: Option<u64>,
+    /// The memory limit, when set.
+    pub memory_max_bytes: Option<u64>,
+}
+
+/// Everything `/metrics` shows, read in one go without running (and auditing) an operation per scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// The machine (memory, disks, load, failed units), when readable.
+    pub status: Option<crate::system::SystemStatus>,
+    /// Per-CPU times.
+    pub cpus: Vec<CpuTimes>,
+    /// Operation counters.
+    pub operations: Vec<OperationStat>,
+    /// Sandboxes.
+    pub sandboxes: Vec<SandboxSeries>,
+    /// Drives: (name, state, image size in bytes).
+    pub drives: Vec<(String, String, u64)>,
+    /// Records in the audit store.
+    pub audit_records: Option<u64>,
+    /// The supervisor's tasks: (name, running, restarts).
+    pub tasks: Vec<(String, bool, u32)>,
+}
