@@ -144,6 +144,45 @@ enum Command {
         #[command(subcommand)]
         action: license_cmd::DisclosureCmd,
     },
+    // issue 16 (diagnose)
+    /// Why a unit, sandbox or drive failed, or (without a target) everything that is wrong (system.diagnose):
+    /// cause, evidence from the journal and a fix.
+    Diagnose {
+        /// A systemd unit (`nginx` means `nginx.service`).
+        unit: Option<String>,
+        /// A sandbox instead of a unit.
+        #[arg(long, conflicts_with = "unit")]
+        sandbox: Option<String>,
+        /// A virtual drive instead of a unit.
+        #[arg(long, conflicts_with_all = ["unit", "sandbox"])]
+        drive: Option<String>,
+    },
+    /// Journal entries of this boot (journal.query), repeats folded.
+    Journal {
+        /// Only entries about this unit.
+        #[arg(short, long)]
+        unit: Option<String>,
+        /// Only entries about this sandbox.
+        #[arg(long, conflicts_with = "unit")]
+        sandbox: Option<String>,
+        /// This priority or more urgent: 0..7 or emerg, alert, crit, err, warning, notice, info, debug.
+        #[arg(short, long)]
+        priority: Option<String>,
+        /// Since: a duration ago (`10m`, `2h`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only messages containing this text (case-insensitive).
+        #[arg(short, long)]
+        grep: Option<String>,
+        /// At most this many, the newest.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+    },
+    /// The appliance's services and mounts, failed first (service.list), or restart one (service.restart).
+    Service {
+        #[command(subcommand)]
+        action: Option<ServiceCmd>,
+    },
     /// Print a shell completion script.
     Completions {
         /// Shell.
@@ -151,6 +190,15 @@ enum Command {
     },
     /// Print the man page (roff).
     Manpage,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCmd {
+    /// Clear a unit's failed state and restart it (service.restart).
+    Restart {
+        /// Unit name (`nginx` means `nginx.service`).
+        unit: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -988,6 +1036,100 @@ fn print_status(s: &Value) {
     }
 }
 
+// issue 16 (diagnose)
+/// A syslog priority by number or name.
+fn parse_priority(p: &str) -> Result<u8, Failure> {
+    const NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+    p.parse::<u8>()
+        .ok()
+        .filter(|n| *n <= 7)
+        .or_else(|| NAMES.iter().position(|n| *n == p).map(|i| i as u8))
+        .ok_or_else(|| Failure {
+            code: 2,
+            message: format!("invalid --priority {p:?}: not 0..7 or a priority name"),
+        })
+}
+
+fn print_finding(f: &Value, depth: usize) {
+    let ind = "  ".repeat(depth);
+    println!(
+        "{ind}{} {}: {}",
+        f["cause"].as_str().unwrap_or("?"),
+        f["target"].as_str().unwrap_or(""),
+        f["summary"].as_str().unwrap_or("")
+    );
+    if let Some(st) = f["state"].as_str() {
+        println!("{ind}  state: {st}");
+    }
+    for e in f["evidence"].as_array().into_iter().flatten() {
+        let count = e["count"].as_u64().unwrap_or(1);
+        let msg = e["message"].as_str().unwrap_or("").lines().next().unwrap_or("");
+        let times = if count > 1 {
+            format!(" ({count}x)")
+        } else {
+            String::new()
+        };
+        println!("{ind}  {} {msg}{times}", fmt_time(e["time_ms"].as_u64().unwrap_or(0)));
+    }
+    if f["because"].is_object() {
+        print_finding(&f["because"], depth + 1);
+    }
+    if let Some(i) = f["fix"]["instruction"]
+        .as_str()
+        .filter(|i| !i.is_empty() && *i != "nothing to do")
+    {
+        println!("{ind}  fix: {i}");
+    }
+    if let Some(op) = f["fix"]["plan"]["op"].as_str() {
+        println!("{ind}  plan: {op} {}", f["fix"]["plan"]["args"]);
+    }
+}
+
+fn print_diagnosis(d: &Value) {
+    let findings = d["findings"].as_array().cloned().unwrap_or_default();
+    if findings.is_empty() {
+        let checked: Vec<&str> = d["checked"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str())
+            .collect();
+        println!("no problems found (checked {})", checked.join(", "));
+    }
+    for f in &findings {
+        print_finding(f, 0);
+    }
+}
+
+fn print_journal(p: &Value) {
+    for e in p["folded"].as_array().into_iter().flatten() {
+        let count = e["count"].as_u64().unwrap_or(1);
+        let times = if count > 1 {
+            format!(" ({count}x)")
+        } else {
+            String::new()
+        };
+        println!(
+            "{} {} {}{times}",
+            fmt_time(e["time_ms"].as_u64().unwrap_or(0)),
+            e["unit"].as_str().unwrap_or("-"),
+            e["message"].as_str().unwrap_or("").lines().next().unwrap_or("")
+        );
+    }
+}
+
+fn print_services(v: &Value) {
+    println!("{:<44} {:<12} SUB", "UNIT", "ACTIVE");
+    for s in v.as_array().into_iter().flatten() {
+        println!(
+            "{:<44} {:<12} {}",
+            s["name"].as_str().unwrap_or(""),
+            s["active_state"].as_str().unwrap_or(""),
+            s["sub_state"].as_str().unwrap_or("")
+        );
+    }
+}
+
 fn print_history(h: &Value) {
     println!(
         "{:<20} {:>6} {:>6} {:>6} {:>16}",
@@ -1157,6 +1299,55 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Notice { action } => license_cmd::notice_cmd(&proxy, action, emit).await?,
         Command::Proof { action } => license_cmd::proof_cmd(&proxy, action, emit).await?,
         Command::Disclosure { action } => license_cmd::disclosure_cmd(&proxy, action, emit).await?,
+        // issue 16 (diagnose)
+        Command::Diagnose { unit, sandbox, drive } => {
+            let d = |o: &Option<String>| o.clone().unwrap_or_default();
+            emit(
+                &parse_json(
+                    &proxy
+                        .diagnose(&d(&unit), &d(&sandbox), &d(&drive))
+                        .await
+                        .map_err(failure)?,
+                )?,
+                print_diagnosis,
+            )
+        }
+        Command::Journal {
+            unit,
+            sandbox,
+            priority,
+            since,
+            grep,
+            lines,
+        } => {
+            let priority = priority.map(|p| parse_priority(&p)).transpose()?;
+            let since_ms = since.map(|s| parse_time(&s, "--since")).transpose()?;
+            let q = serde_json::json!({
+                "unit": unit, "sandbox": sandbox, "priority": priority, "since_ms": since_ms, "grep": grep,
+                "limit": lines,
+            });
+            emit(
+                &parse_json(&proxy.query_journal(&q.to_string()).await.map_err(failure)?)?,
+                print_journal,
+            )
+        }
+        Command::Service { action: None } => emit(
+            &parse_json(&proxy.list_services().await.map_err(failure)?)?,
+            print_services,
+        ),
+        Command::Service {
+            action: Some(ServiceCmd::Restart { unit }),
+        } => emit(
+            &parse_json(&proxy.restart_service(&unit).await.map_err(failure)?)?,
+            |v| {
+                println!(
+                    "{}: {} ({})",
+                    v["name"].as_str().unwrap_or(""),
+                    v["active_state"].as_str().unwrap_or(""),
+                    v["sub_state"].as_str().unwrap_or("")
+                )
+            },
+        ),
         Command::Completions { .. } | Command::Manpage => unreachable!("handled before connecting"),
     }
     Ok(())

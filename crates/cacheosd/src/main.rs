@@ -372,18 +372,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(cacheos_core::MetricsHistory::new(
         (3600 / cfg.metrics.sample_interval_secs.max(1)) as usize + 1,
     ));
-    let core = Arc::new(Core::new(CoreDeps {
-        store: store.clone(),
-        probe: probe.clone(),
-        supervisor: sup.clone(),
-        authorizer: Arc::new(GroupPolicy::new(SystemAccounts, cfg.operator_group.clone())),
-        clock,
-        events,
-        web_token: token.clone(),
-        drives: drives.clone(),
-        sandboxes: sandboxes.clone(),
-        metrics: metrics.clone(),
-    }));
+    let core = Arc::new(
+        Core::new(CoreDeps {
+            store: store.clone(),
+            probe: probe.clone(),
+            supervisor: sup.clone(),
+            authorizer: Arc::new(GroupPolicy::new(SystemAccounts, cfg.operator_group.clone())),
+            clock,
+            events,
+            web_token: token.clone(),
+            drives: drives.clone(),
+            sandboxes: sandboxes.clone(),
+            metrics: metrics.clone(),
+        })
+        .with_diagnostics(diagnostics(dev).await),
+    );
     // issue 18 (licences): the proof-signing key is made on first start and kept in the state directory (0600).
     let key_path = cfg.state_dir.join("proof-signing.key");
     match cacheos_core::license::Licensing::new(&key_path, "/proc".into(), "/".into()) {
@@ -592,4 +595,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     store.flush()?;
     tracing::info!("cacheosd stopped");
     Ok(())
+}
+
+/// The diagnosis sources: systemd over the system bus and journalctl where systemd is PID 1; elsewhere (and when
+/// the system bus cannot be reached) every diagnosis operation answers that systemd is not running.
+async fn diagnostics(dev: bool) -> Arc<cacheos_core::diagnose::Diagnostics> {
+    use cacheos_core::diagnose::{Diagnostics, UnitSource};
+    let units: Arc<dyn UnitSource> = if cacheos_sys::systemd_booted() {
+        match cacheos_sys::systemd::SystemdUnits::connect().await {
+            Ok(u) => Arc::new(u),
+            Err(e) => {
+                tracing::warn!(error = %e, "diagnosis without systemd units");
+                Arc::new(cacheos_sys::systemd::NoSystemd)
+            }
+        }
+    } else {
+        if !dev {
+            tracing::warn!("systemd is not PID 1: system.diagnose and service.* have no units to read");
+        }
+        Arc::new(cacheos_sys::systemd::NoSystemd)
+    };
+    Arc::new(Diagnostics::new(
+        units,
+        Arc::new(cacheos_sys::journal::Journalctl::default()),
+    ))
 }

@@ -644,6 +644,11 @@ impl Engine {
             | Operation::ProofCreate(_)
             | Operation::ProofVerify(_)
             | Operation::DisclosureDraft(_)) => crate::render_license::explain(op, lang),
+            // issue 16 (diagnose)
+            op @ (Operation::SystemDiagnose(_)
+            | Operation::JournalQuery(_)
+            | Operation::ServiceList
+            | Operation::ServiceRestart(_)) => crate::render_diagnose::explain(op, lang),
         };
         objects::remember(&operation, session);
         if needs_confirmation {

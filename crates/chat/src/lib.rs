@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod render;
 pub mod render_kb;
 pub mod render_license;
+pub mod render_diagnose;
 pub mod service;
 pub mod slotfill;
 pub mod slots;

@@ -335,6 +335,11 @@ pub fn output(o: &Output, lang: Lang) -> String {
         | Output::Proof(_)
         | Output::ProofVerified(_)
         | Output::Disclosure(_)) => s += &crate::render_license::output(o, lang).unwrap_or_default(),
+        // issue 16 (diagnose)
+        Output::Diagnosis(d) => s += &crate::render_diagnose::diagnosis(d, lang),
+        Output::Journal(p) => s += &crate::render_diagnose::journal(p, lang),
+        Output::Services(v) => s += &crate::render_diagnose::services(v, lang),
+        Output::Service(x) => s += &crate::render_diagnose::restarted(x, lang),
     }
     s.trim_end().to_string()
 }

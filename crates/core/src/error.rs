@@ -1,5 +1,6 @@
 //! The core's error type, with a stable code per variant that front ends map to HTTP statuses and D-Bus names.
 
+use crate::diagnose::DiagnoseError;
 use crate::drive::{DriveError, ImageError, PathError};
 use crate::sandbox::{SandboxError, SandboxErrorKind};
 use crate::store::StoreError;
@@ -57,6 +58,9 @@ pub enum CoreError {
     /// The knowledge base's index failed (the cause chain says why).
     #[error(transparent)]
     Kb(crate::kb::KbError),
+    /// systemd or the journal could not be asked, or a unit is unknown (the message names close ones).
+    #[error(transparent)]
+    Diagnose(#[from] DiagnoseError),
 }
 
 impl CoreError {
@@ -74,6 +78,9 @@ impl CoreError {
             CoreError::Store(_) => "store-failed",
             CoreError::Probe(_) => "system-unreadable",
             CoreError::Kb(_) => "kb-failed",
+            CoreError::Diagnose(DiagnoseError::UnknownUnit { .. }) => "not-found",
+            CoreError::Diagnose(DiagnoseError::NoSystemd) => "failed-precondition",
+            CoreError::Diagnose(_) => "system-unreadable",
         }
     }
 

@@ -92,6 +92,15 @@ pub enum Output {
     ProofVerified(cacheos_license::Verification),
     /// `disclosure.draft`.
     Disclosure(cacheos_license::Disclosure),
+    // issue 16 (diagnose)
+    /// `system.diagnose`.
+    Diagnosis(crate::diagnose::Diagnosis),
+    /// `journal.query`.
+    Journal(crate::diagnose::JournalPage),
+    /// `service.list`.
+    Services(Vec<crate::diagnose::ServiceInfo>),
+    /// `service.restart`.
+    Service(crate::diagnose::ServiceInfo),
 }
 
 /// The web token.
@@ -198,6 +207,8 @@ pub struct Core {
     kb: std::sync::OnceLock<KbDeps>,
     /// The licence tools (issue 18), set once by the daemon.
     licensing: std::sync::OnceLock<Arc<crate::license::Licensing>>,
+    diagnostics: Option<Arc<crate::diagnose::Diagnostics>>,
+    stats: crate::diagnose::metrics::OperationStats,
 }
 
 /// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
@@ -217,7 +228,76 @@ impl Core {
             deps,
             kb: std::sync::OnceLock::new(),
             licensing: std::sync::OnceLock::new(),
+            diagnostics: None,
+            stats: Default::default(),
         }
+    }
+
+    /// Adds the diagnosis sources (systemd units and the journal) behind `system.diagnose`, `journal.query`,
+    /// `service.list` and `service.restart`; without them those operations fail as not available.
+    pub fn with_diagnostics(mut self, d: Arc<crate::diagnose::Diagnostics>) -> Self {
+        self.diagnostics = Some(d);
+        self
+    }
+
+    /// Counts and durations of the operations run so far, by name and outcome (for `/metrics`).
+    pub fn operation_stats(&self) -> &crate::diagnose::metrics::OperationStats {
+        &self.stats
+    }
+
+    /// What `/metrics` shows: the machine, operation counters, sandboxes, drives, the audit store and the
+    /// supervisor's tasks. Reads state directly (no operation, no audit record per scrape); the web front end puts
+    /// it behind the API's access rules.
+    pub fn scrape(&self) -> crate::diagnose::metrics::Scrape {
+        use crate::diagnose::metrics::{SandboxSeries, Scrape};
+        let sandboxes = self
+            .deps
+            .sandboxes
+            .as_deref()
+            .and_then(|m| m.list().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| SandboxSeries {
+                state: s.state.as_str(),
+                cpu_seconds: s.cpu_time_ns.map(|n| n as f64 / 1e9),
+                memory_bytes: s.memory_current,
+                memory_max_bytes: s.limits.memory_max,
+                name: s.name,
+            })
+            .collect();
+        let drives = self
+            .deps
+            .drives
+            .as_deref()
+            .and_then(|m| m.list().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.name, format!("{:?}", d.state).to_lowercase(), d.virtual_size))
+            .collect();
+        Scrape {
+            status: self.deps.probe.status().ok(),
+            cpus: self.deps.probe.cpu_times(),
+            operations: self.stats.snapshot(),
+            sandboxes,
+            drives,
+            audit_records: self.deps.store.audit_len().ok(),
+            tasks: self
+                .deps
+                .supervisor
+                .status()
+                .tasks
+                .into_iter()
+                .map(|t| (t.name, t.state == crate::supervisor::TaskState::Running, t.restarts))
+                .collect(),
+        }
+    }
+
+    fn diagnostics(&self) -> Result<&crate::diagnose::Diagnostics, CoreError> {
+        self.diagnostics.as_deref().ok_or_else(|| {
+            CoreError::FailedPrecondition(
+                "diagnosis (systemd units and the journal) is not available in this daemon".into(),
+            )
+        })
     }
 
     /// Gives the core its licence tools (signing key, sandbox roots); without them the licence operations fail
@@ -335,7 +415,11 @@ impl Core {
             outcome,
             error_code,
             error,
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us: {
+                let us = started.elapsed().as_micros() as u64;
+                self.stats.record(info.name, outcome, us);
+                us
+            },
             session: caller.session.clone(),
             utterance: caller.utterance.clone(),
         };
@@ -411,8 +495,109 @@ impl Core {
                 field: "timeout_secs",
                 reason: "must be at least 1".into(),
             }),
+            // issue 16 (diagnose)
+            Operation::SystemDiagnose(a) => {
+                let n = [&a.unit, &a.sandbox, &a.drive].iter().filter(|x| x.is_some()).count();
+                if n > 1 {
+                    return Err(CoreError::InvalidArgument {
+                        field: "unit",
+                        reason: "give at most one of unit, sandbox and drive".into(),
+                    });
+                }
+                Ok(())
+            }
+            Operation::JournalQuery(q) => {
+                if q.unit.is_some() && q.sandbox.is_some() {
+                    return Err(CoreError::InvalidArgument {
+                        field: "unit",
+                        reason: "give unit or sandbox, not both".into(),
+                    });
+                }
+                if let Some(l) = q.limit {
+                    if l == 0 || l > crate::diagnose::JournalQuery::MAX_LIMIT {
+                        return Err(CoreError::InvalidArgument {
+                            field: "limit",
+                            reason: format!("{l} is outside 1..={}", crate::diagnose::JournalQuery::MAX_LIMIT),
+                        });
+                    }
+                }
+                if q.priority.is_some_and(|p| p > 7) {
+                    return Err(CoreError::InvalidArgument {
+                        field: "priority",
+                        reason: "must be 0 (emerg) ..= 7 (debug)".into(),
+                    });
+                }
+                if let (Some(s), Some(u)) = (q.since_ms, q.until_ms) {
+                    if s >= u {
+                        return Err(CoreError::InvalidArgument {
+                            field: "since_ms",
+                            reason: format!("since ({s}) must be before until ({u})"),
+                        });
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// `system.diagnose`.
+    fn diagnose(&self, a: &crate::diagnose::DiagnoseArgs) -> Result<crate::diagnose::Diagnosis, CoreError> {
+        use crate::diagnose::{Diagnosis, SweepFacts};
+        let d = self.diagnostics()?;
+        if let Some(u) = &a.unit {
+            let f = d.unit(u)?;
+            return Ok(Diagnosis {
+                scope: format!("unit {}", f.target),
+                checked: vec![format!(
+                    "unit {} and its journal ({} entries)",
+                    f.target, f.entries_seen
+                )],
+                findings: vec![f],
+            });
+        }
+        if let Some(s) = &a.sandbox {
+            let info = self.sandbox_manager()?.info(s)?;
+            let f = d.sandbox(&info)?;
+            return Ok(Diagnosis {
+                scope: format!("sandbox {s}"),
+                checked: vec![format!("sandbox {s}, its unit, journal and memory.events")],
+                findings: vec![f],
+            });
+        }
+        if let Some(name) = &a.drive {
+            let info = self.drive_manager()?.info(name)?;
+            return Ok(Diagnosis {
+                scope: format!("drive {name}"),
+                checked: vec![format!("drive {name}: state and file system use")],
+                findings: vec![crate::diagnose::rules::diagnose_drive(&info)],
+            });
+        }
+        let facts = SweepFacts {
+            tasks: self.deps.supervisor.status().tasks,
+            status: self.deps.probe.status().ok(),
+            sandboxes: match self.deps.sandboxes.as_deref() {
+                Some(m) => m.list()?,
+                None => Vec::new(),
+            },
+        };
+        Ok(d.sweep(&facts)?)
+    }
+
+    /// `journal.query`.
+    fn journal(&self, q: &crate::diagnose::JournalQuery) -> Result<crate::diagnose::JournalPage, CoreError> {
+        let d = self.diagnostics()?;
+        let unit = match (&q.unit, &q.sandbox) {
+            (Some(u), _) => Some(d.resolve(u)?.id),
+            (_, Some(s)) => {
+                if let Some(m) = self.deps.sandboxes.as_deref() {
+                    m.info(s)?;
+                }
+                Some(crate::diagnose::sandbox_unit(s))
+            }
+            _ => None,
+        };
+        Ok(d.journal(unit.as_deref(), q)?)
     }
 
     /// The drive manager, for front ends that show drive objects (D-Bus).
@@ -731,6 +916,11 @@ impl Core {
             | Operation::ProofCreate(_)
             | Operation::ProofVerify(_)
             | Operation::DisclosureDraft(_) => return self.run_license(op),
+            // issue 16 (diagnose)
+            Operation::SystemDiagnose(a) => Output::Diagnosis(self.diagnose(a)?),
+            Operation::JournalQuery(q) => Output::Journal(self.journal(q)?),
+            Operation::ServiceList => Output::Services(self.diagnostics()?.services()?),
+            Operation::ServiceRestart(a) => Output::Service(self.diagnostics()?.restart(&a.unit)?),
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod diagnose;
 pub mod drive;
 pub mod error;
 pub mod event;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::AuditFilter;
+use crate::diagnose::{DiagnoseArgs, JournalQuery, ServiceRef};
 use crate::drive::{AttachArgs, CommitArgs, CreateArgs, DetachArgs, DriveRef, FilesArgs, PersistArgs, UploadArgs};
 use crate::license::{DisclosureArgs, JobRef, LicenseScanArgs, ProofVerifyArgs, SbomArgs, SourceArgs};
 use crate::sandbox::ops::{
@@ -337,6 +338,33 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::ReadOnly,
         privilege: Privilege::Operator,
     },
+    // issue 16 (diagnose)
+    OpInfo {
+        name: "system.diagnose",
+        summary: "why a unit, sandbox or drive failed (or, without a target, everything that is wrong): cause class, \
+                  journal evidence and a fix",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "journal.query",
+        summary:
+            "journal entries of this boot by unit or sandbox, priority, time and text, newest last, repeats folded",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "service.list",
+        summary: "the appliance's services and mounts with their state, failed ones first",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "service.restart",
+        summary: "clear a unit's failed state and restart it",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -519,6 +547,21 @@ pub enum Operation {
     /// `disclosure.draft`: a title; operators. Never sends anything anywhere.
     #[serde(rename = "disclosure.draft")]
     DisclosureDraft(DisclosureArgs),
+    // issue 16 (diagnose)
+    /// `system.diagnose`: at most one of unit, sandbox, drive; the target must exist (an unknown unit's error names
+    /// close ones); operators (evidence quotes the journal).
+    #[serde(rename = "system.diagnose")]
+    SystemDiagnose(DiagnoseArgs),
+    /// `journal.query`: not both unit and sandbox; limit 1..=10000, priority 0..=7, since before until; operators.
+    #[serde(rename = "journal.query")]
+    JournalQuery(JournalQuery),
+    /// `service.list`: valid where systemd runs; anyone.
+    #[serde(rename = "service.list")]
+    ServiceList,
+    /// `service.restart`: the unit must be known to systemd; operators. Clears a failed state first, so a unit that
+    /// hit its start limit starts again.
+    #[serde(rename = "service.restart")]
+    ServiceRestart(ServiceRef),
 }
 
 impl Operation {
@@ -574,6 +617,11 @@ impl Operation {
             Operation::ProofCreate(_) => 38,
             Operation::ProofVerify(_) => 39,
             Operation::DisclosureDraft(_) => 40,
+            // issue 16 (diagnose)
+            Operation::SystemDiagnose(_) => 34,
+            Operation::JournalQuery(_) => 35,
+            Operation::ServiceList => 36,
+            Operation::ServiceRestart(_) => 37,
         };
         &OPERATIONS[i]
     }
@@ -750,6 +798,16 @@ mod tests {
                 language: None,
                 proof: None,
             }),
+            Operation::SystemDiagnose(DiagnoseArgs {
+                unit: Some("nginx".into()),
+                ..Default::default()
+            }),
+            Operation::JournalQuery(JournalQuery {
+                priority: Some(3),
+                ..Default::default()
+            }),
+            Operation::ServiceList,
+            Operation::ServiceRestart(ServiceRef { unit: "nginx".into() }),
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -106,6 +106,10 @@ pub trait SystemProbe: Send + Sync {
     fn sample(&self) -> Result<(), ProbeError> {
         Ok(())
     }
+    /// Per-CPU times since boot, for `/metrics` (`node_cpu_seconds_total`); none when unreadable.
+    fn cpu_times(&self) -> Vec<crate::diagnose::metrics::CpuTimes> {
+        Vec::new()
+    }
 }
 
 /// A probe that returns a fixed status, for tests.

@@ -142,3 +142,27 @@ fn build_inner(fakes: Option<FakeSandboxes>, drives: Option<MakeDrives<'_>>) -> 
     });
     (Arc::new(core), store, metrics)
 }
+
+// issue 16 (diagnose)
+/// [`core`] with diagnosis sources loaded from recorded fixtures (`crates/core/tests/fixtures/diagnose/<name>`,
+/// all merged), and the fake units (which record restarts).
+pub fn core_with_diagnostics(
+    fixtures: &[&str],
+) -> (Arc<Core>, Arc<MemoryStore>, Arc<crate::diagnose::fake::FakeUnits>) {
+    use crate::diagnose::fake::{fixtures_dir, FakeJournal, FakeUnits, Fixture};
+    let (core, store, _) = build(None);
+    let units = Arc::new(FakeUnits::default());
+    let journal = Arc::new(FakeJournal::default());
+    for name in fixtures {
+        let fx = Fixture::load(&fixtures_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        for u in &fx.units {
+            units.add(u.clone());
+        }
+        journal.extend(fx.journal);
+    }
+    let core = Arc::try_unwrap(core)
+        .ok()
+        .expect("the test core is not shared yet")
+        .with_diagnostics(Arc::new(crate::diagnose::Diagnostics::new(units.clone(), journal)));
+    (Arc::new(core), store, units)
+}

@@ -141,4 +141,13 @@ pub trait Manager {
     /// Daemon state.
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
+    // issue 16 (diagnose)
+    /// `system.diagnose`; empty strings mean "not given".
+    fn diagnose(&self, unit: &str, sandbox: &str, drive: &str) -> zbus::Result<String>;
+    /// `journal.query` with the REST query as JSON.
+    fn query_journal(&self, args: &str) -> zbus::Result<String>;
+    /// `service.list`.
+    fn list_services(&self) -> zbus::Result<String>;
+    /// `service.restart`.
+    fn restart_service(&self, unit: &str) -> zbus::Result<String>;
 }

@@ -1,5 +1,6 @@
 //! Typed D-Bus errors; the one exhaustive mapping from core errors to D-Bus error names.
 
+use cacheos_core::diagnose::DiagnoseError;
 use cacheos_core::CoreError;
 
 /// Errors returned by the Manager interface, named `org.cacheos.CacheOS1.Error.<Variant>`.
@@ -50,6 +51,10 @@ impl From<CoreError> for Error {
             CoreError::Store(_) => Error::StoreFailed(msg),
             CoreError::Probe(_) => Error::SystemUnreadable(msg),
             CoreError::Kb(_) => Error::KbFailed(msg),
+            // issue 16 (diagnose)
+            CoreError::Diagnose(DiagnoseError::UnknownUnit { .. }) => Error::NotFound(msg),
+            CoreError::Diagnose(DiagnoseError::NoSystemd) => Error::FailedPrecondition(msg),
+            CoreError::Diagnose(_) => Error::SystemUnreadable(msg),
         }
     }
 }

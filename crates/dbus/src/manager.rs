@@ -827,6 +827,67 @@ impl Manager {
         self.run_json(&hdr, conn, Operation::KbCancel(args)).await
     }
 
+    // issue 16 (diagnose)
+    /// Operation system.diagnose: why a unit, sandbox or drive failed, or (all empty) everything that is wrong, as a
+    /// JSON object (schema Diagnosis: findings with cause class, evidence lines and a fix). At most one of unit,
+    /// sandbox and drive; operators only (evidence quotes the journal).
+    #[zbus(out_args("json"))]
+    async fn diagnose(
+        &self,
+        unit: &str,
+        sandbox: &str,
+        drive: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let args = cacheos_core::diagnose::DiagnoseArgs {
+            unit: some(unit),
+            sandbox: some(sandbox),
+            drive: some(drive),
+        };
+        self.run_json(&hdr, conn, Operation::SystemDiagnose(args)).await
+    }
+
+    /// Operation journal.query: args is the REST query as a JSON object ({unit, sandbox, priority, since_ms,
+    /// until_ms, grep, limit}, all optional); returns schema JournalPage. Operators only.
+    #[zbus(out_args("json"))]
+    async fn query_journal(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let q: cacheos_core::diagnose::JournalQuery =
+            serde_json::from_str(if args.is_empty() { "{}" } else { args })
+                .map_err(|e| Error::InvalidArgument(format!("invalid journal query: {e}")))?;
+        self.run_json(&hdr, conn, Operation::JournalQuery(q)).await
+    }
+
+    /// Operation service.list: the appliance's services and mounts, failed first, as a JSON array (schema
+    /// ServiceInfo). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn list_services(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ServiceList).await
+    }
+
+    /// Operation service.restart: clears the unit's failed state and restarts it; returns its state after (schema
+    /// ServiceInfo). Operators only.
+    #[zbus(out_args("json"))]
+    async fn restart_service(
+        &self,
+        unit: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let op = Operation::ServiceRestart(cacheos_core::diagnose::ServiceRef { unit: unit.to_owned() });
+        self.run_json(&hdr, conn, op).await
+    }
+
     /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive, sandbox), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]

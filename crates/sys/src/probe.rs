@@ -217,6 +217,30 @@ impl SystemProbe for HostProbe {
         })
     }
 
+    fn cpu_times(&self) -> Vec<cacheos_core::diagnose::metrics::CpuTimes> {
+        let Ok(ks) = procfs::KernelStats::current() else {
+            return Vec::new();
+        };
+        let hz = procfs::ticks_per_second().max(1) as f64;
+        ks.cpu_time
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cacheos_core::diagnose::metrics::CpuTimes {
+                cpu: i as u32,
+                modes: vec![
+                    ("user", c.user as f64 / hz),
+                    ("nice", c.nice as f64 / hz),
+                    ("system", c.system as f64 / hz),
+                    ("idle", c.idle as f64 / hz),
+                    ("iowait", c.iowait.unwrap_or(0) as f64 / hz),
+                    ("irq", c.irq.unwrap_or(0) as f64 / hz),
+                    ("softirq", c.softirq.unwrap_or(0) as f64 / hz),
+                    ("steal", c.steal.unwrap_or(0) as f64 / hz),
+                ],
+            })
+            .collect()
+    }
+
     fn sample(&self) -> Result<(), ProbeError> {
         let now = Self::cpu_sample()?;
         let mut last = self.last_cpu.lock().unwrap();

@@ -2,6 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cacheos_core::diagnose::DiagnoseError;
 use cacheos_core::CoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -71,6 +72,10 @@ impl From<CoreError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             CoreError::Kb(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // issue 16 (diagnose)
+            CoreError::Diagnose(DiagnoseError::UnknownUnit { .. }) => StatusCode::NOT_FOUND,
+            CoreError::Diagnose(DiagnoseError::NoSystemd) => StatusCode::CONFLICT,
+            CoreError::Diagnose(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.code(), e.full_message())
     }

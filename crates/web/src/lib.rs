@@ -7,10 +7,12 @@
 mod api;
 mod auth;
 mod chat;
+mod diagnose;
 mod drives;
 mod error;
 mod kb;
 mod license;
+pub mod metrics;
 mod sandboxes;
 mod session;
 mod ui;
@@ -55,6 +57,8 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        // issue 16 (diagnose): the Prometheus exposition, behind the same access rules.
+        .route("/metrics", get(metrics::scrape))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_access,
@@ -144,8 +148,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(license::proof_create))
         .routes(utoipa_axum::routes!(license::proof_verify))
         .routes(utoipa_axum::routes!(license::disclosure))
+        // issue 16 (diagnose)
+        .routes(utoipa_axum::routes!(diagnose::diagnose))
+        .routes(utoipa_axum::routes!(diagnose::journal))
+        .routes(utoipa_axum::routes!(diagnose::services))
+        .routes(utoipa_axum::routes!(diagnose::restart))
 }
 
+#[cfg(test)]
+mod diagnose_tests;
 #[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]
