@@ -63,6 +63,26 @@ fn main() {
         println!("final: {:?}", cacheos_chat::eval::label(&i));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--score") {
+        // Scores the committed model on other files (data it has not seen), in the appliance's context.
+        let engine = Engine::new();
+        for path in args[i + 1..].iter().filter(|a| !a.starts_with('-')) {
+            let content = std::fs::read_to_string(path).expect("reading the file to score");
+            let r = evaluate(
+                &engine,
+                &cacheos_chat::dataset::parse_tsv(&content),
+                &appliance_known(),
+                false,
+            );
+            println!("unseen {path}: {}", r.summary());
+            if verbose {
+                for f in &r.failures {
+                    println!("  MISS {f}");
+                }
+            }
+        }
+        return;
+    }
     let grid: Vec<cacheos_chat::pipeline::Thresholds> = if args.iter().any(|a| a == "--grid") {
         let mut g = Vec::new();
         for sure in [0.4f32, 0.5, 0.6, 0.7, 0.8, 0.9] {
