@@ -52,12 +52,12 @@ pub struct Thresholds {
 
 /// The thresholds in use.
 pub const THRESHOLDS: Thresholds = Thresholds {
-    sure: 0.5,
+    sure: 0.7,
     none: 0.35,
-    keep: 0.3,
+    keep: 1.1,
     offer: 0.1,
-    margin: 0.6,
-    agree: 0.2,
+    margin: 0.0,
+    agree: 0.3,
 };
 
 /// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
