@@ -1,13 +1,17 @@
-//! cacheos-bench-chat: interpretation latency of the chat engine over the whole utterance table
-//! (`crates/chat/tests/utterances.tsv`, German and English, with session context where the table continues a
-//! conversation), p50/p99 per utterance, against a baseline measured in the same run on the same texts: plain
-//! lowercasing and whitespace tokenising, the least any text front end does. No daemon, no I/O.
+//! cacheos-bench-chat: the chat's understanding, measured against baselines in the same run. Accuracy of the
+//! pipeline (parser + classifier) against the parser alone (the old rule engine) on the utterance table and on the
+//! held-out sets (`crates/chat/tests/heldout/{de,en}.tsv`, aggregates only: right, wrong operation, asked), the
+//! committed model's size and load time, and interpretation latency p50/p99 over the whole utterance table (German
+//! and English, with session context where the table continues a conversation) against plain lowercasing and
+//! whitespace tokenising of the same texts, the least any text front end does. No daemon.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 #[path = "../../chat/tests/fixture/mod.rs"]
 mod fixture;
+use cacheos_chat::dataset::{appliance_known, parse_tsv};
+use cacheos_chat::eval::{evaluate, Report};
 use cacheos_chat::{Engine, Session};
 use clap::Parser;
 use fixture::known;
@@ -46,10 +50,66 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Accuracy figures: the table (strict, in its own context) and the held-out sets (in the appliance's context).
+fn accuracy(engine: &Engine, baseline: &Engine) {
+    let table = parse_tsv(TABLE);
+    let row = |what: &str, a: &Report, b: &Report| {
+        println!(
+            "{what:<22} {:>6.1} %  {:>6.1} %  {:>6.1} %   {:>6.1} %  {:>6.1} %",
+            a.pct(a.correct),
+            a.pct(a.wrong_op),
+            a.pct(a.asked),
+            b.pct(b.correct),
+            b.pct(b.wrong_op)
+        );
+    };
+    println!("                        pipeline: right  wrong-op  asked   parser alone: right  wrong-op");
+    row(
+        &format!("table ({})", table.len()),
+        &evaluate(engine, &table, &known(), true),
+        &evaluate(baseline, &table, &known(), true),
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chat/tests/heldout");
+    for lang in ["de", "en"] {
+        // Only aggregate figures: the held-out lines are never printed.
+        let Ok(content) = std::fs::read_to_string(dir.join(format!("{lang}.tsv"))) else {
+            println!("held-out {lang}: not present");
+            continue;
+        };
+        let ex = parse_tsv(&content);
+        row(
+            &format!("held-out {lang} ({})", ex.len()),
+            &evaluate(engine, &ex, &appliance_known(), false),
+            &evaluate(baseline, &ex, &appliance_known(), false),
+        );
+    }
+}
+
+/// The committed model's size and the time to read it (best of many), as on the first message after start.
+fn model_load() {
+    let bytes = cacheos_chat::pipeline::MODEL_BYTES;
+    let mut best = Duration::MAX;
+    let mut classes = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let m = cacheos_chat::classifier::Model::from_bytes(black_box(bytes));
+        best = best.min(t.elapsed());
+        classes = m.map(|m| m.classes.len()).unwrap_or(0);
+    }
+    println!(
+        "model: {} bytes ({:.0} KiB), {classes} classes, load {:.2} ms (best of 20)",
+        bytes.len(),
+        bytes.len() as f64 / 1024.0,
+        best.as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     let args = Args::parse();
     let engine = Engine::new();
     let known = known();
+    accuracy(&engine, &Engine::rules_only());
+    model_load();
     let table = utterances();
     let (mut engine_t, mut base_t) = (Vec::new(), Vec::new());
     // Per utterance, its fastest time: the slowest of those are the texts that cost the engine most.

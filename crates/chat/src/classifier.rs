@@ -38,6 +38,14 @@ pub fn features(toks: &[String]) -> Vec<u32> {
     let mut key = String::with_capacity(64);
     let mut prev = "^";
     for t in toks.iter().take(64) {
+        if t.starts_with('#') {
+            // A reading of another parser (`#rule:drive.list`): one feature, no n-grams, not part of a bigram.
+            key.clear();
+            key.push_str("w:");
+            key.push_str(t);
+            out.push(fnv(key.as_bytes()));
+            continue;
+        }
         key.clear();
         key.push_str("w:");
         key.push_str(t);

@@ -381,9 +381,10 @@ impl Entities {
             let eq = |names: &[String]| names.iter().find(|n| n.to_lowercase() == w).cloned();
             // A new name after "namens", "called", "named": never vocabulary.
             let prev2 = i.checked_sub(2).map(|j| toks[j].norm.as_str()).unwrap_or("");
-            let marked = NAME_MARKERS.contains(&prev)
-                || (matches!(prev, "it" | "es" | "sie" | "ihn")
-                    && matches!(prev2, "call" | "name" | "nenn" | "nenne" | "label" | "taufe"));
+            // "name it clean", "nenn ihn sauber": so explicit that even a vocabulary word is the name.
+            let strongly = matches!(prev, "it" | "es" | "sie" | "ihn")
+                && matches!(prev2, "call" | "name" | "nenn" | "nenne" | "taufe");
+            let marked = NAME_MARKERS.contains(&prev) || strongly || (prev == "it" && prev2 == "label");
             let label_marked = matches!(
                 prev,
                 "label" | "labelled" | "labeled" | "bezeichnung" | "beschriftung" | "etikett"
@@ -393,7 +394,15 @@ impl Entities {
                 i += 1;
                 continue;
             }
-            if marked && !tk.quoted && !file_like(w) && lookup(i).is_empty() && fs_word(w).is_none() {
+            // "nenn ihn sauber", "name it clean": the pronoun is not the name, the word after it is.
+            let pronoun = matches!(w, "it" | "es" | "sie" | "ihn" | "them");
+            if marked
+                && !pronoun
+                && !tk.quoted
+                && !file_like(w)
+                && (strongly || lookup(i).is_empty())
+                && fs_word(w).is_none()
+            {
                 let n = clean_name(&tk.raw);
                 if !n.is_empty() {
                     list.push(ent("name", json!(n), i, i + 1));
@@ -801,6 +810,17 @@ mod tests {
         assert_eq!(find("mit 2 GB RAM").first("size").unwrap().value, 2u64 << 30);
         assert_eq!(find("eine sandbox namens lab").first("name").unwrap().value, "lab");
         assert_eq!(find("a sandbox called dev").first("name").unwrap().value, "dev");
+        assert_eq!(
+            find("einen neuen container, nenn ihn sauber")
+                .first("name")
+                .unwrap()
+                .value,
+            "sauber"
+        );
+        assert_eq!(
+            find("a fresh container, name it clean").first("name").unwrap().value,
+            "clean"
+        );
         assert_eq!(find("mit ext4").first("fs").unwrap().value, "ext4");
         assert_eq!(find("mit Internet").first("network").unwrap().value, "nat");
         assert_eq!(find("ohne Netzwerk").first("no-network").unwrap().value, "none");

@@ -32,7 +32,8 @@ pub fn shipped_model() -> Option<Arc<Model>> {
         .clone()
 }
 
-/// Confidence thresholds (probabilities of the calibrated classifier), chosen on the cross-validated tuning set.
+/// Confidence thresholds (probabilities of the classifier), chosen by `cacheos-chat-train --cv 5 --grid` on the
+/// tuning sets (a wrong operation costs four questions back).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// The classifier overrides the parser from this probability on.
@@ -43,14 +44,20 @@ pub struct Thresholds {
     pub keep: f32,
     /// A reading is offered in an ask-back from this probability on.
     pub offer: f32,
+    /// The classifier overrides the parser only when its best class leads the second by this much.
+    pub margin: f32,
+    /// Parser and classifier agreeing counts only from this probability of the classifier on.
+    pub agree: f32,
 }
 
 /// The thresholds in use.
 pub const THRESHOLDS: Thresholds = Thresholds {
-    sure: 0.4,
-    none: 0.45,
-    keep: 0.1,
-    offer: 0.15,
+    sure: 0.7,
+    none: 0.35,
+    keep: 1.1,
+    offer: 0.1,
+    margin: 0.0,
+    agree: 0.3,
 };
 
 /// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
@@ -164,6 +171,32 @@ pub fn essentially_yes_or_no(toks: &[Token]) -> bool {
     !toks.is_empty() && toks.len() <= 8 && toks.iter().all(|t| !t.quoted && YES_NO.contains(&t.norm.as_str()))
 }
 
+/// The deterministic parser's reading as a classifier input token (`#rule:<operation>`, `#rule:question:<asked>`,
+/// `#rule:none`, `#rule:chat`): the classifier learns from the training data how far to trust the parser per
+/// operation, instead of a fixed rule for agreement.
+pub fn rule_token(r: &Interpretation, after: &Session) -> String {
+    let l = match r {
+        Interpretation::Operation { operation, .. } => operation.name().to_string(),
+        Interpretation::Question { .. } => format!("question:{}", after.asked.as_deref().unwrap_or("")),
+        Interpretation::NotUnderstood { .. } => "none".into(),
+        Interpretation::Chat {
+            action: ChatAction::Help,
+            ..
+        } => "chat:help".into(),
+        Interpretation::Chat { .. } => "chat".into(),
+    };
+    format!("#rule:{l}")
+}
+
+/// The classifier's input: the placeholder tokens and the parser's reading of the corrected text.
+pub fn classifier_tokens(engine: &Engine, ents: &Entities, known: &Known) -> Vec<String> {
+    let mut s = Session::default();
+    let r = engine.rules(&ents.corrected, &mut s, known);
+    let mut toks = ents.placeholders();
+    toks.push(rule_token(&r, &s));
+    toks
+}
+
 impl Engine {
     /// What the pipeline sees of `text`: the entities, the placeholder tokens and the classifier's best classes.
     pub fn explain(&self, text: &str, session: &Session, known: &Known) -> String {
@@ -184,7 +217,11 @@ impl Engine {
             );
         }
         if let Some(m) = &self.clf {
-            for (i, p) in m.predict(&features(&ents.placeholders())).into_iter().take(4) {
+            for (i, p) in m
+                .predict(&features(&classifier_tokens(self, &ents, known)))
+                .into_iter()
+                .take(4)
+            {
                 out += &format!("  {:.3} {}\n", p, m.classes[i]);
             }
         }
@@ -237,9 +274,12 @@ impl Engine {
             *session = rs;
             return (r, true);
         }
-        let pred = model.predict(&features(&ents.placeholders()));
+        let mut toks = ents.placeholders();
+        toks.push(rule_token(&r, &rs));
+        let pred = model.predict(&features(&toks));
         let name = |i: usize| model.classes[i].as_str();
         let (top, p) = (name(pred[0].0), pred[0].1);
+        let lead = p - pred.get(1).map(|x| x.1).unwrap_or(0.0);
         let prob = |n: &str| pred.iter().find(|(i, _)| name(*i) == n).map(|x| x.1).unwrap_or(0.0);
         let r_op: Option<String> = match &r {
             Interpretation::Operation { operation, .. } => Some(operation.name().to_string()),
@@ -258,7 +298,7 @@ impl Engine {
         // The parser asks for something the entities answer: take the filled reading.
         if matches!(r, Interpretation::Question { .. })
             && top.contains('.')
-            && (r_op.as_deref() == Some(top) || p >= th.sure)
+            && ((r_op.as_deref() == Some(top) && p >= th.agree) || (p >= th.sure && lead >= th.margin))
         {
             let mut s = session.clone();
             s.lang = Some(lang);
@@ -268,7 +308,7 @@ impl Engine {
             }
         }
         if let Some(rop) = &r_op {
-            if rop == top || (p < th.sure && prob(rop) >= th.keep) {
+            if (rop == top && p >= th.agree) || (p < th.sure && prob(rop) >= th.keep) {
                 *session = rs;
                 return (self.complete(r, &ents, known, session, lang), true);
             }
@@ -285,7 +325,7 @@ impl Engine {
             }
             return (self.not_understood(text, lang), p >= CONFIDENT_NONE);
         }
-        if p >= th.sure {
+        if p >= th.sure && lead >= th.margin {
             let mut s = session.clone();
             if let Some(i) = self.reading(top, &ents, known, &mut s, lang) {
                 *session = s;

@@ -109,6 +109,12 @@ impl ChatService {
         }
     }
 
+    /// Uses another engine (for example [`Engine::rules_only`], the parser without the classifier).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Adds a language-model backend, consulted only for what the rule engine did not understand.
     pub fn with_model(mut self, model: Box<dyn ModelBackend>) -> Self {
         self.model = Some(model);

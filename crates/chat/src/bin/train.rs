@@ -10,6 +10,32 @@ use cacheos_chat::eval::{evaluate, Report};
 use cacheos_chat::train::Corpus;
 use cacheos_chat::Engine;
 
+/// How much worse a wrong operation is than a question back, in the threshold search.
+const WRONG_OP_COST: f64 = 4.0;
+
+fn wrong_op_cost() -> f64 {
+    std::env::var("CHAT_WRONG_OP_COST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WRONG_OP_COST)
+}
+
+/// The training settings: the defaults, or `CHAT_EPOCHS` / `CHAT_RATE` / `CHAT_L2` for experiments.
+fn config() -> cacheos_chat::classifier::TrainConfig {
+    let mut c = cacheos_chat::classifier::TrainConfig::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f32>().ok());
+    if let Some(e) = env("CHAT_EPOCHS") {
+        c.epochs = e as usize;
+    }
+    if let Some(r) = env("CHAT_RATE") {
+        c.rate = r;
+    }
+    if let Some(l) = env("CHAT_L2") {
+        c.l2 = l;
+    }
+    c
+}
+
 fn groups(examples: &[cacheos_chat::dataset::Example]) -> Vec<usize> {
     let mut g = 0usize;
     examples
@@ -37,18 +63,42 @@ fn main() {
         println!("final: {:?}", cacheos_chat::eval::label(&i));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--score") {
+        // Scores the committed model on other files (data it has not seen), in the appliance's context.
+        let engine = Engine::new();
+        for path in args[i + 1..].iter().filter(|a| !a.starts_with('-')) {
+            let content = std::fs::read_to_string(path).expect("reading the file to score");
+            let r = evaluate(
+                &engine,
+                &cacheos_chat::dataset::parse_tsv(&content),
+                &appliance_known(),
+                false,
+            );
+            println!("unseen {path}: {}", r.summary());
+            if verbose {
+                for f in &r.failures {
+                    println!("  MISS {f}");
+                }
+            }
+        }
+        return;
+    }
     let grid: Vec<cacheos_chat::pipeline::Thresholds> = if args.iter().any(|a| a == "--grid") {
         let mut g = Vec::new();
-        for sure in [0.4f32, 0.5, 0.6, 0.7] {
+        for sure in [0.4f32, 0.5, 0.6, 0.7, 0.8, 0.9] {
             for none in [0.35f32, 0.5, 0.65] {
-                for keep in [0.02f32, 0.05, 0.1, 0.2] {
-                    for offer in [0.1f32, 0.2] {
-                        g.push(cacheos_chat::pipeline::Thresholds {
-                            sure,
-                            none,
-                            keep,
-                            offer,
-                        });
+                for keep in [0.02f32, 0.1, 0.3, 1.1] {
+                    for margin in [0.0f32, 0.2, 0.4, 0.6] {
+                        for agree in [0.0f32, 0.1, 0.2, 0.3] {
+                            g.push(cacheos_chat::pipeline::Thresholds {
+                                sure,
+                                none,
+                                keep,
+                                offer: 0.1,
+                                margin,
+                                agree,
+                            });
+                        }
                     }
                 }
             }
@@ -70,7 +120,7 @@ fn main() {
         let mut per: Vec<Vec<Report>> = vec![vec![Report::default(); corpus.sources.len()]; grid.len()];
         for fold in 0..k {
             let skip = |si: usize, ri: usize| tuning.contains(&si) && group[si][ri] % k == fold;
-            let (model, _) = corpus.train(&skip);
+            let (model, _) = corpus.train_with(config(), &skip);
             let mut engine = Engine::with_model(model);
             for (gi, th) in grid.iter().enumerate() {
                 engine.thresholds = *th;
@@ -82,7 +132,17 @@ fn main() {
                         .filter(|(ri, _)| skip(si, *ri))
                         .map(|(_, e)| e.clone())
                         .collect();
-                    per[gi][si].add(&evaluate(&engine, &ex, &appliance_known(), false));
+                    let r = evaluate(&engine, &ex, &appliance_known(), false);
+                    if verbose && grid.len() == 1 {
+                        for e in &ex {
+                            if r.failures.iter().any(|f| f.starts_with(&format!("{:?}:", e.text))) {
+                                let x = engine.explain(&e.text, &cacheos_chat::Session::default(), &appliance_known());
+                                let x: Vec<&str> = x.lines().filter(|l| !l.contains(" [")).collect();
+                                println!("  EXPLAIN {:?} want {}: {}", e.text, e.expected, x.join(" | "));
+                            }
+                        }
+                    }
+                    per[gi][si].add(&r);
                 }
             }
         }
@@ -95,9 +155,9 @@ fn main() {
                     for &si in &tuning {
                         all.add(&p[si]);
                     }
-                    // Right minus twice the wrong operations: a wrong action costs more than a question.
+                    // Right minus the weighted wrong operations: a wrong action costs more than a question.
                     (
-                        all.pct(all.correct) - 2.0 * all.pct(all.wrong_op),
+                        all.pct(all.correct) - wrong_op_cost() * all.pct(all.wrong_op),
                         format!("{th:?}: {}", all.summary()),
                     )
                 })
