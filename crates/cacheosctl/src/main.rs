@@ -1399,6 +1399,20 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The man page in the repository (shipped in the image's documentation and indexed by the knowledge base as
+    /// source `docs`) is the one `cacheosctl manpage` renders; regenerate it with
+    /// `cacheosctl manpage > docs/man/cacheosctl.1`.
+    #[test]
+    fn committed_man_page_is_current() {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut out).unwrap();
+        let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/man/cacheosctl.1")).unwrap();
+        assert!(
+            committed == out,
+            "docs/man/cacheosctl.1 is stale: cacheosctl manpage > docs/man/cacheosctl.1"
+        );
+    }
+
     #[test]
     fn sandbox_arguments_parse() {
         let cli = Cli::try_parse_from([

@@ -510,11 +510,12 @@ pub enum Operation {
     /// `kb.sources`: always valid; anyone (drive sources are listed to operators only).
     #[serde(rename = "kb.sources")]
     KbSources,
-    /// `kb.search`: the query must have a word, limit 1..=50; anyone (passages from drives go to operators only,
-    /// as `drive.files` does).
+    /// `kb.search`: the query must have a word (an empty one means the caller's utterance, for the chat), limit
+    /// 1..=50; anyone (passages from drives go to operators only, as `drive.files` does).
     #[serde(rename = "kb.search")]
     KbSearch(crate::kb::KbSearchArgs),
-    /// `kb.ask`: the question must have a word; anyone (drive passages as for `kb.search`).
+    /// `kb.ask`: the question must have a word (an empty one means the caller's utterance, for the chat); anyone
+    /// (drive passages as for `kb.search`).
     #[serde(rename = "kb.ask")]
     KbAsk(crate::kb::KbAskArgs),
     /// `kb.remove`: the source must be indexed and no job for it running; operators.

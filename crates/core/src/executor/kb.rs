@@ -84,6 +84,12 @@ impl Core {
                 Output::KbSources(sources)
             }
             Operation::KbSearch(a) => {
+                // The chat sends an empty query for "the whole utterance".
+                let query = if a.query.trim().is_empty() {
+                    caller.utterance.clone().unwrap_or_default()
+                } else {
+                    a.query.clone()
+                };
                 let limit = a.limit.unwrap_or(5);
                 if limit == 0 || limit > MAX_LIMIT {
                     return Err(CoreError::InvalidArgument {
@@ -91,27 +97,30 @@ impl Core {
                         reason: format!("{limit} is outside 1..={MAX_LIMIT}"),
                     });
                 }
-                if !a.query.chars().any(char::is_alphanumeric) {
+                if !query.chars().any(char::is_alphanumeric) {
                     return Err(CoreError::InvalidArgument {
                         field: "query",
                         reason: "must contain a word".into(),
                     });
                 }
-                let passages = self.kb_passages(caller, &a.query, limit)?;
-                Output::KbSearch(KbSearchResult {
-                    query: a.query.clone(),
-                    passages,
-                })
+                let passages = self.kb_passages(caller, &query, limit)?;
+                Output::KbSearch(KbSearchResult { query, passages })
             }
             Operation::KbAsk(a) => {
-                if !a.question.chars().any(char::is_alphanumeric) {
+                // The chat sends an empty question for "the whole utterance".
+                let question = if a.question.trim().is_empty() {
+                    caller.utterance.clone().unwrap_or_default()
+                } else {
+                    a.question.clone()
+                };
+                if !question.chars().any(char::is_alphanumeric) {
                     return Err(CoreError::InvalidArgument {
                         field: "question",
                         reason: "must contain a word".into(),
                     });
                 }
-                let passages = self.kb_passages(caller, &a.question, 8)?;
-                Output::KbAnswer(extractive_answer(&a.question, passages))
+                let passages = self.kb_passages(caller, &question, 8)?;
+                Output::KbAnswer(extractive_answer(&question, passages))
             }
             Operation::KbRemove(a) => {
                 if deps.jobs.is_running(&a.source) {
