@@ -611,18 +611,18 @@ impl Operation {
             Operation::KbRemove(_) => 38,
             Operation::KbCancel(_) => 39,
             // issue 18 (licences)
-            Operation::LicenseScan(_) => 34,
-            Operation::LicenseCancel(_) => 35,
-            Operation::SbomCreate(_) => 36,
-            Operation::NoticeCreate(_) => 37,
-            Operation::ProofCreate(_) => 38,
-            Operation::ProofVerify(_) => 39,
-            Operation::DisclosureDraft(_) => 40,
+            Operation::LicenseScan(_) => 40,
+            Operation::LicenseCancel(_) => 41,
+            Operation::SbomCreate(_) => 42,
+            Operation::NoticeCreate(_) => 43,
+            Operation::ProofCreate(_) => 44,
+            Operation::ProofVerify(_) => 45,
+            Operation::DisclosureDraft(_) => 46,
             // issue 16 (diagnose)
-            Operation::SystemDiagnose(_) => 34,
-            Operation::JournalQuery(_) => 35,
-            Operation::ServiceList => 36,
-            Operation::ServiceRestart(_) => 37,
+            Operation::SystemDiagnose(_) => 47,
+            Operation::JournalQuery(_) => 48,
+            Operation::ServiceList => 49,
+            Operation::ServiceRestart(_) => 50,
         };
         &OPERATIONS[i]
     }
