@@ -462,11 +462,6 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=(), fl
             print(f"[{name}] {line}", flush=True)
         if testimg and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
-        # Diagnosis of injected unit faults and the knowledge base's shipped guide (same boot as the drive test).
-        for line in re.findall(r"^(?:diagnose|kb)-.*$", report, re.M):
-            print(f"[{name}] {line}", flush=True)
-        if testimg and ("diagnose-test: done" not in report or "kb-test: done" not in report):
-            raise Failure("the in-guest diagnosis or knowledge-base test did not run")
         if "reached the test host" in report:
             if not any(b"nat-ok from" in r for r in nat_probe.received):
                 raise Failure(f"the guest reports a NAT connection but the probe received {nat_probe.received!r}")
