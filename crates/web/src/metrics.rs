@@ -25,21 +25,33 @@ struct Collector(Scrape);
 
 type Labels = Vec<(&'static str, String)>;
 
-fn gauge(
+/// One metric family of constant values; nothing is written for an empty series.
+fn family<M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
+    kind: MetricType,
+    make: fn(f64) -> M,
     series: impl IntoIterator<Item = (Labels, f64)>,
 ) -> Result<(), std::fmt::Error> {
     let series: Vec<_> = series.into_iter().collect();
     if series.is_empty() {
         return Ok(());
     }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
     for (labels, v) in series {
-        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+        make(v).encode(m.encode_family(&labels)?)?;
     }
     Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, f64)>,
+) -> Result<(), std::fmt::Error> {
+    family(enc, name, help, MetricType::Gauge, ConstGauge::new, series)
 }
 
 fn counter(
@@ -48,15 +60,7 @@ fn counter(
     help: &str,
     series: impl IntoIterator<Item = (Labels, f64)>,
 ) -> Result<(), std::fmt::Error> {
-    let series: Vec<_> = series.into_iter().collect();
-    if series.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, v) in series {
-        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(enc, name, help, MetricType::Counter, ConstCounter::new, series)
 }
 
 impl prometheus_client::collector::Collector for Collector {
