@@ -15,11 +15,14 @@ Each boot:
 Only the standard library is used. Every wait has a deadline; nothing sleeps blindly.
 """
 import argparse
+import hashlib
+import http.client
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -273,10 +276,25 @@ def entry_key(e):
 def check_web_ui(port):
     """The web UI through the forwarded port: the shell at / with its strict headers, and every asset it names
     (public, so no token is needed from outside the guest). Returns a one-line summary; raises Failure."""
-    base = f"http://127.0.0.1:{port}"
-    with urllib.request.urlopen(base + "/", timeout=10) as r:
+    # From outside the guest the client is not loopback: plain HTTP must redirect to HTTPS on the same port, which
+    # serves the appliance's self-signed certificate (its fingerprint is what `cacheosctl web cert` shows).
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/")
+    r = conn.getresponse()
+    r.read()
+    location = r.getheader("Location", "")
+    conn.close()
+    if r.status not in (301, 302, 307, 308) or not location.startswith("https://"):
+        raise Failure(f"plain HTTP from outside the guest was not redirected to HTTPS: {r.status} {location!r}")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    base = f"https://127.0.0.1:{port}"
+    with urllib.request.urlopen(base + "/", timeout=10, context=ctx) as r:
         html = r.read().decode()
         ctype, csp = r.headers.get("Content-Type", ""), r.headers.get("Content-Security-Policy", "")
+    pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=10)
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
     if not ctype.startswith("text/html") or "<title>CacheOS</title>" not in html:
         raise Failure(f"GET / did not return the web UI's shell ({ctype}): {html[:200]!r}")
     if "default-src 'self'" not in csp:
@@ -286,11 +304,14 @@ def check_web_ui(port):
         raise Failure(f"the shell names too few assets: {assets}")
     total = len(html)
     for a in assets:
-        with urllib.request.urlopen(base + a, timeout=10) as r:
+        with urllib.request.urlopen(base + a, timeout=10, context=ctx) as r:
             if r.status != 200:
                 raise Failure(f"GET {a}: {r.status}")
             total += len(r.read())
-    return f"web UI shell and {len(assets)} assets ({total} bytes)"
+    return (
+        f"HTTP redirected to HTTPS; web UI shell and {len(assets)} assets ({total} bytes) over TLS, "
+        f"certificate SHA-256 {fingerprint[:16]}…"
+    )
 
 
 # Images the guest's self-test attaches as virtual drives: (file, label of its file system, text of hello.txt).
@@ -462,6 +483,12 @@ def boot(args, name, image, firmware, media, workdir, persist=None, extra=(), fl
             print(f"[{name}] {line}", flush=True)
         if testimg and "drive-test: done" not in report:
             raise Failure("the in-guest drive test did not run (no CACHEOS-TESTIMG disk seen)")
+        # Fault injection for the diagnosis (diagnose_test in the self-test, same boot as the drive test): the table
+        # fault -> verdict; a wrong verdict is already one of the self-test's failures.
+        for line in re.findall(r"^diagnose-(?:setup|table|row|test).*$", report, re.M):
+            print(f"[{name}] {line}", flush=True)
+        if testimg and "diagnose-test: done" not in report:
+            raise Failure("the in-guest diagnosis fault-injection test did not run")
         if "reached the test host" in report:
             if not any(b"nat-ok from" in r for r in nat_probe.received):
                 raise Failure(f"the guest reports a NAT connection but the probe received {nat_probe.received!r}")

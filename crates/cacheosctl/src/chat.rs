@@ -165,6 +165,14 @@ pub fn banner(opts: &Options) -> String {
     }
 }
 
+/// The console banner's line for the web port's certificate (issue 19), from `web.cert`'s JSON; none when the
+/// web port has no TLS.
+pub fn cert_line(web_cert: Option<&str>) -> Option<String> {
+    let v: Value = serde_json::from_str(web_cert?).ok()?;
+    let fp = v["fingerprint_sha256"].as_str()?;
+    Some(format!("HTTPS-Zertifikat / certificate SHA-256: {fp}"))
+}
+
 fn unreachable_note(style: &Style, why: &str) -> String {
     style.warn(&format!(
         "cacheosd ist nicht erreichbar / cacheosd is not reachable: {why}\n\
@@ -175,10 +183,13 @@ fn unreachable_note(style: &Style, why: &str) -> String {
 
 /// Sends one message and prints the reply (or, with `explain`, what it would do). Returns the reply document.
 pub async fn chat_once(proxy: &ManagerProxy<'_>, opts: &Options, style: &Style, text: &str) -> Result<Value, Failure> {
+    let mut streamed = String::new();
     let out = if opts.explain {
         proxy.interpret(text, &opts.session).await.map_err(failure)?
-    } else {
+    } else if opts.json {
         proxy.chat(text, &opts.session).await.map_err(failure)?
+    } else {
+        stream_chat(proxy, &opts.session, text, &mut streamed).await?
     };
     let v = parse_json(&out)?;
     if opts.json {
@@ -202,6 +213,19 @@ pub async fn chat_once(proxy: &ManagerProxy<'_>, opts: &Options, style: &Style, 
         }
     } else {
         let reply = v["reply"].as_str().unwrap_or("");
+        // The model's words are on screen already: the validated reply adds only what follows them.
+        let reply = match reply.strip_prefix(streamed.as_str()) {
+            Some(rest) if !streamed.is_empty() => {
+                println!();
+                rest.trim_start_matches('\n')
+            }
+            _ => {
+                if !streamed.is_empty() {
+                    println!();
+                }
+                reply
+            }
+        };
         let failed = v["executed"]["ok"].as_bool() == Some(false);
         let ran = v["executed"].is_object();
         for (n, line) in reply.lines().enumerate() {
@@ -215,6 +239,49 @@ pub async fn chat_once(proxy: &ManagerProxy<'_>, opts: &Options, style: &Style, 
         }
     }
     Ok(v)
+}
+
+/// Sends `text` with Chat and prints a language model's words (ChatToken signals) as they arrive; Ctrl-C while the
+/// model writes stops it (the reply then says so). `streamed` gets what was printed.
+async fn stream_chat(
+    proxy: &ManagerProxy<'_>,
+    session: &str,
+    text: &str,
+    streamed: &mut String,
+) -> Result<String, Failure> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let mut tokens = proxy.receive_chat_token().await.map_err(failure)?;
+    let call = proxy.chat(text, session);
+    tokio::pin!(call);
+    let mut stop_sent = false;
+    let print = |t: &str, streamed: &mut String| {
+        print!("{t}");
+        let _ = std::io::stdout().flush();
+        streamed.push_str(t);
+    };
+    let out = loop {
+        tokio::select! {
+            r = &mut call => break r.map_err(failure)?,
+            Some(sig) = tokens.next() => {
+                if let Ok(a) = sig.args() {
+                    print(&a.text, streamed);
+                }
+            }
+            // Only while a model writes: without a model, Ctrl-C keeps its usual meaning.
+            _ = tokio::signal::ctrl_c(), if !stop_sent && !streamed.is_empty() => {
+                stop_sent = true;
+                let _ = proxy.stop_model().await;
+            }
+        }
+    };
+    // Signals sent before the reply may still be queued.
+    while let Some(Some(sig)) = futures_util::FutureExt::now_or_never(tokens.next()) {
+        if let Ok(a) = sig.args() {
+            print(&a.text, streamed);
+        }
+    }
+    Ok(out)
 }
 
 /// Where input lines come from: rustyline on a terminal it supports (it reads plain lines itself on `dumb`,
@@ -307,6 +374,11 @@ pub async fn converse(
     let mut input = Input::new();
     match &proxy {
         Some(p) => {
+            if opts.console {
+                if let Some(line) = cert_line(p.get_web_cert().await.ok().as_deref()) {
+                    println!("{}", style.dim(&line));
+                }
+            }
             if let Ok(h) = p.chat_history(&opts.session).await {
                 if let Ok(Value::Array(entries)) = serde_json::from_str::<Value>(&h) {
                     let texts = entries.iter().rev().take(100).rev();
@@ -401,6 +473,20 @@ mod tests {
         assert!(!Style::decide(true, None, false).color);
         assert_eq!(Style::default().bold("x"), "x");
         assert_eq!(Style { color: true }.error("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn the_certificate_line_shows_the_fingerprint_or_nothing() {
+        let l = cert_line(Some(
+            r#"{"fingerprint_sha256":"AB:CD","path":"/x","redirects_plain_http":true}"#,
+        ))
+        .unwrap();
+        assert!(
+            l.ends_with("SHA-256: AB:CD") && !l.contains("$ ") && !l.contains("# "),
+            "{l}"
+        );
+        assert_eq!(cert_line(None), None);
+        assert_eq!(cert_line(Some("{}")), None);
     }
 
     #[test]

@@ -14,6 +14,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 mod license_cmd;
+mod model_cmd;
+mod software_cmd;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -113,11 +115,25 @@ enum Command {
         /// The message.
         text: Vec<String>,
     },
+    /// Software in sandboxes: search Debian, PyPI and npm, plan, install (with a progress bar), list, remove.
+    Software {
+        #[command(subcommand)]
+        action: software_cmd::SoftwareCmd,
+    },
     /// Knowledge base: index drives and the documentation, search, and ask with cited answers.
     Kb {
         #[command(subcommand)]
         action: kb::KbCmd,
     },
+    // issue 14 (models)
+    /// Language models: list backends and GGUF files, use one (a file, a drive's file or an OpenAI-compatible
+    /// endpoint), status, unload, test, stop a generation.
+    Model {
+        #[command(subcommand)]
+        action: model_cmd::ModelCmd,
+    },
+    /// What can send data off the appliance (model endpoints, sandboxes with NAT, the web port) (privacy.channels).
+    Privacy,
     // issue 18 (licences)
     /// Licences of the code on a drive or in a sandbox.
     License {
@@ -437,6 +453,27 @@ enum SandboxCmd {
     },
     /// Compare sandbox records with the running containers and repair either side (sandbox.reconcile).
     Reconcile,
+    /// Make PORT of a NAT sandbox reachable on the appliance's address (sandbox.expose).
+    Expose {
+        name: String,
+        port: u16,
+        /// The port on the appliance; the same port by default.
+        #[arg(long)]
+        host_port: Option<u16>,
+    },
+    /// Stop forwarding PORT of a sandbox (sandbox.unexpose).
+    Unexpose { name: String, port: u16 },
+    /// Keep a command running in a sandbox, restarted on failure and started with it (sandbox.service); no
+    /// command removes the service.
+    Service {
+        name: String,
+        /// The service's name.
+        #[arg(long, default_value = "main")]
+        service: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true)]
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -842,6 +879,28 @@ async fn sandbox_cmd(
         SandboxCmd::Reconcile => emit(&j(proxy.reconcile_sandboxes().await.map_err(failure)?)?, |v| {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
         }),
+        // issue 15 (software)
+        SandboxCmd::Expose { name, port, host_port } => emit(
+            &j(proxy
+                .expose_sandbox_port(&name, port, host_port.unwrap_or(0))
+                .await
+                .map_err(failure)?)?,
+            software_cmd::print_network,
+        ),
+        SandboxCmd::Unexpose { name, port } => emit(
+            &j(proxy.unexpose_sandbox_port(&name, port).await.map_err(failure)?)?,
+            software_cmd::print_network,
+        ),
+        SandboxCmd::Service { name, service, argv } => {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            emit(
+                &j(proxy
+                    .set_sandbox_service(&name, &service, &argv)
+                    .await
+                    .map_err(failure)?)?,
+                software_cmd::print_network,
+            )
+        }
     }
     Ok(())
 }
@@ -955,6 +1014,8 @@ async fn copy_out(
 enum WebCmd {
     /// Print the bearer token for web clients other than loopback (web.token).
     Token,
+    /// Print the SHA-256 fingerprint of the web port's TLS certificate, to compare with the browser's (web.cert).
+    Cert,
 }
 
 fn parse_time(s: &str, what: &str) -> Result<u64, Failure> {
@@ -1271,6 +1332,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{}", v["token"].as_str().unwrap_or(""))
             });
         }
+        Command::Web { action: WebCmd::Cert } => {
+            emit(&parse_json(&proxy.get_web_cert().await.map_err(failure)?)?, |v| {
+                println!("SHA-256 {}", v["fingerprint_sha256"].as_str().unwrap_or(""));
+                println!("file    {}", v["path"].as_str().unwrap_or(""));
+            })
+        }
         Command::Drive { action } => drive_cmd(&proxy, action, emit).await?,
         Command::Sandbox { action } => sandbox_cmd(&proxy, action, json, emit).await?,
         Command::Template {
@@ -1293,6 +1360,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             chat::chat_once(&proxy, &opts, &chat::Style::detect(), &text.join(" ")).await?;
         }
         Command::Kb { action } => kb::run(&proxy, action, emit).await?,
+        Command::Software { action } => software_cmd::run(&proxy, action, emit).await?,
+        Command::Model { action } => model_cmd::run(&proxy, action, emit).await?,
+        Command::Privacy => emit(
+            &parse_json(&proxy.get_privacy_channels().await.map_err(failure)?)?,
+            model_cmd::print_privacy,
+        ),
         // issue 18 (licences)
         Command::License { action } => license_cmd::license_cmd(&proxy, action, emit).await?,
         Command::Sbom { action } => license_cmd::sbom_cmd(&proxy, action, json).await?,
@@ -1469,6 +1542,56 @@ mod tests {
             panic!("not sandbox exec")
         };
         assert_eq!((timeout, argv.len()), (Some(5), 3));
+    }
+
+    #[test]
+    fn model_use_maps_onto_the_rest_body_and_reads_the_key_from_a_file() {
+        let key = std::env::temp_dir().join(format!("cacheosctl-key-{}", std::process::id()));
+        std::fs::write(&key, "sk-abc\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "cacheosctl",
+            "model",
+            "use",
+            "--url",
+            "http://192.168.1.5:8080",
+            "--model",
+            "qwen",
+            "--api-key-file",
+            key.to_str().unwrap(),
+        ])
+        .unwrap();
+        let Command::Model { action } = cli.command else {
+            panic!("not model")
+        };
+        let b = model_cmd::use_body(&action).unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"url": "http://192.168.1.5:8080", "model": "qwen", "api_key": "sk-abc"})
+        );
+        let _ = std::fs::remove_file(&key);
+        let cli = Cli::try_parse_from(["cacheosctl", "model", "use", "--drive", "models", "--threads", "2"]).unwrap();
+        let Command::Model { action } = cli.command else {
+            panic!("not model")
+        };
+        assert_eq!(
+            model_cmd::use_body(&action).unwrap(),
+            serde_json::json!({"drive": "models", "threads": 2})
+        );
+        // Two sources, or a model name without a URL, are refused by clap.
+        assert!(Cli::try_parse_from(["cacheosctl", "model", "use", "--path", "/a.gguf", "--url", "http://h"]).is_err());
+        // (With --path, clap lets a conflict override the requirement; the core refuses model without url.)
+        assert!(Cli::try_parse_from(["cacheosctl", "model", "use", "--model", "m"]).is_err());
+        let e = model_cmd::use_body(&model_cmd::ModelCmd::Use {
+            path: None,
+            drive: None,
+            file: None,
+            url: Some("http://h".into()),
+            model: None,
+            api_key_file: Some("/nonexistent/key".into()),
+            threads: None,
+        })
+        .unwrap_err();
+        assert!(e.message.contains("cannot read the API key"), "{}", e.message);
     }
 
     #[test]

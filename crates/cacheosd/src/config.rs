@@ -142,6 +142,11 @@ pub struct WebConfig {
     pub max_auth_failures: u32,
     /// Window in seconds over which failures are counted.
     pub auth_failure_window_secs: u64,
+    /// Serve TLS on the web port (issue 19): a self-signed certificate is made in `<state_dir>/tls/` on first start;
+    /// plain HTTP from beyond loopback is redirected to HTTPS.
+    pub tls: bool,
+    /// Where the certificate's fingerprint is written for the console login banner (not in dev mode).
+    pub tls_banner_file: PathBuf,
 }
 
 /// `[dbus]`.
@@ -211,6 +216,8 @@ impl Default for WebConfig {
             trust_loopback: true,
             max_auth_failures: 5,
             auth_failure_window_secs: 60,
+            tls: true,
+            tls_banner_file: "/run/cacheos/tls.issue".into(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod config;
 mod supervisor;
+mod web_tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -272,7 +273,11 @@ fn sandbox_manager(
     }
     let manager = SandboxManager::new(
         store,
-        Arc::new(OverlayRoots::new(roots_dir, data_dir)),
+        // issue 15: debian sandboxes share one apt download cache and package index on the data partition.
+        Arc::new(cacheos_sys::software::SharedAptCache::new(
+            Arc::new(OverlayRoots::new(roots_dir, data_dir)),
+            cfg.state_dir.join("software/apt"),
+        )),
         Arc::new(NspawnRunner::new(mode, runner_dir)),
         clock,
         templates,
@@ -397,6 +402,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => tracing::error!(error = %e, "licence tools disabled: the proof signing key is unusable"),
     }
 
+    // issue 15 (software): installs into sandboxes; the Debian index is the one debian sandboxes share.
+    if let Some(m) = &sandboxes {
+        use cacheos_core::software::{install, resolve};
+        let apt_dir = cfg.state_dir.join("software/apt");
+        let http: Arc<dyn resolve::HttpGet> = Arc::new(cacheos_sys::software::CurlGet::default());
+        let forwarder: Arc<dyn cacheos_core::software::expose::PortForwarder> = if dev {
+            // Development hosts keep their firewall: forwards are only recorded.
+            Arc::new(cacheos_core::software::fake::FakeForwarder::default())
+        } else {
+            Arc::new(cacheos_sys::software::NftForwarder::default())
+        };
+        let software = Arc::new(install::Software::new(
+            resolve::Resolvers {
+                apt: Arc::new(resolve::DebianLists::new(apt_dir.join("lists"))),
+                pip: Arc::new(resolve::Pypi::new(http.clone())),
+                npm: Arc::new(resolve::Npm::new(http)),
+            },
+            Arc::new(install::ManagedSandboxes(m.clone())),
+            forwarder,
+            store.clone(),
+            core.events().clone(),
+            Arc::new(SystemClock),
+            apt_dir.join("archives"),
+            Arc::new(cacheos_sys::software::primary_address),
+        ));
+        if let Err(e) = software.sync_forwards() {
+            tracing::warn!(error = %e, "exposed sandbox ports could not be applied");
+        }
+        core.set_software(software);
+    }
+
     // issue 17 (kb): the knowledge base, on the data partition; the docs are (re)indexed in the background.
     if cfg.kb.enabled {
         let dir = if cfg.kb.dir.as_os_str().is_empty() {
@@ -436,6 +472,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    // issue 14 (models): the language-model backends. Nothing is active on a fresh appliance; a choice made with
+    // model.use is kept in the store and re-activated here in the background (an endpoint may be slow to answer).
+    let models = Arc::new(cacheos_model::ModelManager::new(
+        &cfg.state_dir.join("models"),
+        &cfg.state_dir,
+    ));
+    core.set_models(cacheos_core::executor::ModelDeps {
+        host: models.clone(),
+        models_dir: cfg.state_dir.join("models"),
+        web_listen: cfg.web.enabled.then_some(cfg.web.listen),
+    });
+    {
+        let core = core.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(e) = core.restore_model() {
+                tracing::warn!(error = %e, "the chosen language model could not be re-activated");
+            }
+        });
+    }
+
     // Make drive records and the kernel agree before any front end can touch drives, then sandbox records and the
     // running containers (sandboxes bind drives, so drives come first).
     let reconciles = [
@@ -462,26 +518,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Names the chat may refer to. Read straight from the managers without auditing: they only shape the
     // interpretation (presentation); whatever the chat then proposes runs through `Core::execute`.
     let (drives_for_known, sandboxes_for_known) = (drives.clone(), sandboxes.clone());
-    let chat = Arc::new(cacheos_chat::ChatService::new(
-        core.clone(),
-        store.clone(),
-        Box::new(move || cacheos_chat::Known {
-            tasks: cacheos_core::SupervisorControl::status(sup_for_known.as_ref())
-                .tasks
-                .into_iter()
-                .map(|t| t.name)
-                .collect(),
-            now_ms: known_clock.now_ms(),
-            // Names only: this runs for every chat message, so nothing is probed or opened.
-            drives: drives_for_known.as_ref().map(|d| d.names()).unwrap_or_default(),
-            images: drives_for_known.as_ref().map(|d| d.image_names()).unwrap_or_default(),
-            sandboxes: sandboxes_for_known.as_ref().map(|s| s.names()).unwrap_or_default(),
-            templates: sandboxes_for_known
-                .as_ref()
-                .map(|s| s.template_names())
-                .unwrap_or_default(),
-        }),
-    ));
+    let chat = Arc::new(
+        cacheos_chat::ChatService::new(
+            core.clone(),
+            store.clone(),
+            Box::new(move || cacheos_chat::Known {
+                tasks: cacheos_core::SupervisorControl::status(sup_for_known.as_ref())
+                    .tasks
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect(),
+                now_ms: known_clock.now_ms(),
+                // Names only: this runs for every chat message, so nothing is probed or opened.
+                drives: drives_for_known.as_ref().map(|d| d.names()).unwrap_or_default(),
+                images: drives_for_known.as_ref().map(|d| d.image_names()).unwrap_or_default(),
+                sandboxes: sandboxes_for_known.as_ref().map(|s| s.names()).unwrap_or_default(),
+                templates: sandboxes_for_known
+                    .as_ref()
+                    .map(|s| s.template_names())
+                    .unwrap_or_default(),
+            }),
+        )
+        .with_model(models),
+    );
 
     // Workers.
     let interval = Duration::from_secs(cfg.metrics.sample_interval_secs);
@@ -545,17 +604,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         let app = cacheos_web::router(core.clone(), chat.clone(), access);
         let listen = cfg.web.listen;
+        // issue 19: TLS on the same port.
+        let tls = if cfg.web.tls {
+            Some(web_tls::setup(&cfg, &core, dev)?)
+        } else {
+            None
+        };
         sup.spawn("web", move |ctx| {
-            let app = app.clone();
+            let (app, tls) = (app.clone(), tls.clone());
             async move {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
-                tracing::info!(%listen, "web port ready");
+                tracing::info!(%listen, tls = tls.is_some(), "web port ready");
                 ctx.ready();
                 let shutdown = ctx.shutdown.clone();
-                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                cacheos_web::tls::serve(listener, app, tls, async move { shutdown.cancelled().await })
                     .await
                     .context("web server")
             }

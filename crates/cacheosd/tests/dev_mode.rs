@@ -323,3 +323,52 @@ fn chat_works_through_cli_rest_and_dbus_with_shared_sessions() {
     assert!(out.status.success());
     assert!(text.contains("Ich kann") && text.contains("Showing cacheosd"), "{text}");
 }
+
+/// Issue 19 (audit group commit): read-only records are committed in groups, but an acknowledged changing
+/// operation's record is durable when the answer arrives. SIGKILL right after the answer (no flush, no shutdown),
+/// restart: the record is there with every record before it, and ids only grow.
+#[test]
+fn an_acknowledged_changing_operation_survives_sigkill_and_ids_only_grow() {
+    if !enabled("an_acknowledged_changing_operation_survives_sigkill_and_ids_only_grow") {
+        return;
+    }
+    let bus = TestBus::session();
+    let state = bus.dir.path().join("state");
+    let mut last_id = 0;
+    for round in 0..3 {
+        let mut d = Daemon::start(&bus.address, &state);
+        // Read-only records first (grouped, not yet durable), then one changing operation.
+        for _ in 0..50 {
+            d.get("/api/v1/system/status");
+        }
+        let r: serde_json::Value = ureq::post(&d.url("/api/v1/supervisor/tasks/metrics/kill"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        assert!(r["message"].as_str().unwrap().contains("metrics"), "{r}");
+        d.kill9();
+
+        let mut d = Daemon::start(&bus.address, &state);
+        let recs = d.get("/api/v1/audit?limit=1000");
+        let recs = recs.as_array().unwrap();
+        let kill = recs
+            .iter()
+            .find(|r| r["operation"] == "supervisor.kill-task" && r["id"].as_u64().unwrap() > last_id)
+            .unwrap_or_else(|| panic!("round {round}: acknowledged supervisor.kill-task lost after SIGKILL"));
+        let kill_id = kill["id"].as_u64().unwrap();
+        let ids: Vec<u64> = recs.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+        // Newest first, strictly decreasing: no id reused, and every record before the kill kept (no gaps).
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "round {round}: {ids:?}");
+        let before: Vec<u64> = ids.iter().copied().filter(|&i| i <= kill_id).collect();
+        assert_eq!(
+            before,
+            (1..=kill_id).rev().collect::<Vec<_>>(),
+            "round {round}: gaps before the kill"
+        );
+        let newest = ids[0];
+        assert!(newest >= kill_id && kill_id > last_id, "round {round}: ids only grow");
+        last_id = newest;
+        assert!(d.stop().success());
+    }
+}

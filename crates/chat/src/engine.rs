@@ -79,6 +79,15 @@ pub enum ChatAction {
     NothingToCancel,
     /// Delete this person's chat history.
     ClearHistory,
+    /// A language model's text answer to a free-form question (issue 14); the reply is the answer.
+    ModelAnswer {
+        /// `openai` or `gguf`.
+        backend: String,
+        /// The model's name.
+        model: String,
+        /// Whether the question left the appliance.
+        remote: bool,
+    },
 }
 
 /// The result of interpreting one utterance. Nothing has been executed.
@@ -132,7 +141,7 @@ impl Interpretation {
             } => json!({
                 "kind": "operation",
                 "operation": operation.name(),
-                "args": operation.args_json(),
+                "args": operation.audit_args(),
                 "risk": risk,
                 "needs_confirmation": needs_confirmation,
                 "explanation": explanation,
@@ -303,6 +312,7 @@ impl Engine {
         let topic = dom.is_some()
             || has(Concept::Audit)
             || has(Concept::Token)
+            || has(Concept::Certificate)
             || kill_topic
             || has(Concept::Supervisor)
             || has(Concept::System)
@@ -377,13 +387,20 @@ impl Engine {
         }
 
         // Chat actions.
-        if has(Concept::Delete) && has(Concept::History) {
+        let exact = |c: Concept| {
+            p.toks
+                .iter()
+                .any(|t| lookup(&t.norm).iter().any(|h| h.concept == c && h.distance == 0))
+        };
+        if exact(Concept::Delete) && exact(Concept::History) {
             return Interpretation::Chat {
                 action: ChatAction::ClearHistory,
                 reply: t(lang, "Ich lösche deinen Chatverlauf.", "Deleting your chat history."),
             };
         }
         let bare = crate::pipeline::essentially_yes_or_no(&p.toks);
+        // "yes, delete it" names its topic only through the pending operation: still a bare yes.
+        let topic = topic && !(bare && session.pending.is_some());
         if !topic && bare && has(Concept::Yes) && !has(Concept::No) {
             return match session.pending.take() {
                 Some(operation) => Interpretation::Chat {
@@ -469,14 +486,32 @@ impl Engine {
             } else if has(Concept::Failed) {
                 f.outcome = Some(Outcome::Error);
             }
-            f.frontend = p.toks.iter().find_map(|t| match t.norm.as_str() {
-                "rest" | "web" => Some(Frontend::Rest),
+            // "web" is the web front end unless a sandbox of that name is meant ("who stopped web?").
+            let web_sandbox = known.sandboxes.iter().any(|s| s == "web");
+            let toks = &p.toks;
+            f.frontend = toks.iter().enumerate().find_map(|(i, t)| match t.norm.as_str() {
+                "rest" => Some(Frontend::Rest),
+                "web"
+                    if !web_sandbox
+                        || toks.get(i + 1).is_some_and(|n| {
+                            matches!(
+                                n.norm.as_str(),
+                                "ui" | "oberflaeche" | "interface" | "seite" | "page" | "frontend" | "api"
+                            )
+                        }) =>
+                {
+                    Some(Frontend::Rest)
+                }
                 "dbus" | "d-bus" => Some(Frontend::Dbus),
                 "cli" | "cacheosctl" | "kommandozeile" | "commandline" => Some(Frontend::Cli),
                 "chat" => Some(Frontend::Chat),
                 _ => None,
             });
             return self.operation(Operation::AuditQuery(f), lang, session);
+        }
+        // issue 19: "zeig das Zertifikat", "TLS fingerprint" (before the token: "certificate key" asks for the cert).
+        if has(Concept::Certificate) {
+            return self.operation(Operation::WebCert, lang, session);
         }
         if has(Concept::Token) {
             return self.operation(Operation::WebToken, lang, session);
@@ -649,6 +684,26 @@ impl Engine {
             | Operation::JournalQuery(_)
             | Operation::ServiceList
             | Operation::ServiceRestart(_)) => crate::render_diagnose::explain(op, lang),
+            // issue 15 (software)
+            op @ (Operation::SoftwareSearch(_)
+            | Operation::SoftwarePlan(_)
+            | Operation::SoftwareInstall(_)
+            | Operation::SoftwareList(_)
+            | Operation::SoftwareRemove(_)
+            | Operation::SoftwareJob(_)
+            | Operation::SoftwareCancel(_)
+            | Operation::SandboxExpose(_)
+            | Operation::SandboxUnexpose(_)
+            | Operation::SandboxService(_)) => crate::render_software::explain(op, lang),
+            // issue 14 (models)
+            op @ (Operation::ModelList
+            | Operation::ModelUse(_)
+            | Operation::ModelStatus
+            | Operation::ModelUnload
+            | Operation::ModelTest
+            | Operation::PrivacyChannels) => crate::render_model::explain(op, lang),
+            // issue 19 (trust)
+            Operation::WebCert => crate::render_trust::explain_cert(lang),
         };
         objects::remember(&operation, session);
         if needs_confirmation {

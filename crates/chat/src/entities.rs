@@ -91,12 +91,19 @@ const NEGATIONS: &[&str] = &[
     "anymore",
     "dont",
     "don't",
+    "don",
+    "doesn",
+    "shouldn",
+    "won",
     "nimmer",
     "aufhoeren",
     "disable",
     "turn-off",
     "beenden",
     "beende",
+    "unpersist",
+    "nicht-persistent",
+    "non-persistent",
 ];
 /// Words that are not a new object's name even when unknown to the lexicon.
 const NOT_NAMES: &[&str] = &[
@@ -160,6 +167,39 @@ const NOT_NAMES: &[&str] = &[
     "sandboxen",
     "sandboxes",
     "containers",
+];
+/// Number words that are also articles: never a number on their own.
+const ARTICLES: &[&str] = &["ein", "eine", "einer", "einem", "einen", "eins", "one", "a", "an"];
+/// Words that say an operation succeeded (an audit filter).
+const SUCCEEDED: &[&str] = &[
+    "erfolgreich",
+    "erfolgreiche",
+    "erfolgreichen",
+    "gelungen",
+    "gelungene",
+    "geklappt",
+    "successful",
+    "successfully",
+    "succeeded",
+    "success",
+    "worked",
+];
+/// Words that ask for the attached result of a create ("… und gleich einhängen", "and mount it").
+const ATTACH_WORDS: &[&str] = &[
+    "einhaengen",
+    "einhaenge",
+    "eingehaengt",
+    "anhaengen",
+    "angehaengt",
+    "einbinden",
+    "eingebunden",
+    "mounten",
+    "gemountet",
+    "mount",
+    "mounted",
+    "attach",
+    "attached",
+    "ranhaengen",
 ];
 /// Words that never are a typo of an object name.
 const NOT_TYPOS: &[&str] = &[
@@ -247,6 +287,11 @@ pub fn duration(toks: &[Token], i: usize) -> Option<(u64, usize)> {
         "heute" | "today" | "tagsueber" => return Some((24 * 3_600_000, 1)),
         "gestern" | "yesterday" => return Some((2 * 24 * 3_600_000, 1)),
         "vorhin" | "recently" | "kuerzlich" => return Some((3_600_000, 1)),
+        "mitternacht" | "midnight" | "nacht" | "night" | "overnight" | "nachts" => return Some((24 * 3_600_000, 1)),
+        "morning" | "vormittag" | "fruehmorgens" => return Some((12 * 3_600_000, 1)),
+        "morgen" if matches!(i.checked_sub(1).map(|j| toks[j].norm.as_str()), Some("heute" | "seit")) => {
+            return Some((12 * 3_600_000, 1))
+        }
         _ => {}
     }
     if matches!(w, "halbe" | "halben" | "half") {
@@ -261,16 +306,29 @@ pub fn duration(toks: &[Token], i: usize) -> Option<(u64, usize)> {
     }
     if matches!(
         w,
-        "letzte" | "letzten" | "letzter" | "last" | "past" | "vergangene" | "vergangenen" | "previous"
+        "letzte" | "letzten" | "letzter" | "letzen" | "last" | "past" | "vergangene" | "vergangenen" | "previous"
     ) {
         if let Some(u) = time_unit(next) {
             return Some((u, 2));
+        }
+        // "the last few minutes", "der letzten paar Stunden": a handful.
+        if matches!(next, "few" | "paar" | "wenigen" | "couple") {
+            let unit = if next == "couple" {
+                toks.get(i + 3).map(|t| t.norm.as_str()).unwrap_or("")
+            } else {
+                after
+            };
+            if let Some(u) = time_unit(unit) {
+                return Some((5 * u, if next == "couple" { 4 } else { 3 }));
+            }
         }
         return None;
     }
     // "10min", "2h", "30m"
     let split = w.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.len());
-    if split > 0 && split < w.len() {
+    // "256M" is a size, not 256 minutes.
+    let megabytes = &w[split..] == "m" && (toks[i].raw.ends_with('M') || w[..split].len() >= 3);
+    if split > 0 && split < w.len() && !megabytes {
         if let (Some(n), Some(u)) = (slots::number(&w[..split]), time_unit(&w[split..])) {
             return Some(((n * u as f64) as u64, 1));
         }
@@ -278,6 +336,87 @@ pub fn duration(toks: &[Token], i: usize) -> Option<(u64, usize)> {
     let n = slots::number(w).or_else(|| number_word(w))?;
     let u = time_unit(next)?;
     Some(((n * u as f64) as u64, 2))
+}
+
+/// The operation an audit question asks about, from a verb and an object word: "wer hat Sandboxen gelöscht"
+/// → `sandbox.remove`, "who detached drives" → `drive.detach`. Only a pair of both gives one.
+fn audited_operation(words: &[&str], known: &Known) -> Option<&'static str> {
+    let any = |prefixes: &[&str]| words.iter().any(|w| prefixes.iter().any(|p| w.starts_with(p)));
+    let named = |names: &[String]| words.iter().any(|w| names.iter().any(|n| n.to_lowercase() == *w));
+    let sandbox = any(&["sandbox", "container", "sandkaest", "sandkast"]) || named(&known.sandboxes);
+    let drive = any(&["laufwerk", "drive", "image", "abbild"]) || named(&known.drives) || named(&known.images);
+    let verb = |v: &[&str]| any(v);
+    let pick = |s: Option<&'static str>, d: Option<&'static str>| match (sandbox, drive) {
+        (true, false) => s,
+        (false, true) => d,
+        _ => None,
+    };
+    if verb(&[
+        "geloescht",
+        "loeschte",
+        "loeschen",
+        "loeschung",
+        "entfernt",
+        "entfernen",
+        "deleted",
+        "delete",
+        "deletion",
+        "removed",
+        "removal",
+        "weggeworfen",
+    ]) {
+        return pick(Some("sandbox.remove"), None);
+    }
+    if verb(&["ausgefuehrt", "executed", "befehle", "commands"]) {
+        return pick(Some("sandbox.exec"), None);
+    }
+    if verb(&["angelegt", "erstellt", "erzeugt", "created", "gebaut", "creation"]) {
+        return pick(Some("sandbox.create"), Some("drive.create"));
+    }
+    if verb(&[
+        "ausgehaengt",
+        "abgehaengt",
+        "detached",
+        "unmounted",
+        "ausgeworfen",
+        "ejected",
+        "getrennt",
+        "detach",
+        "aushaeng",
+        "abhaeng",
+    ]) {
+        return pick(None, Some("drive.detach"));
+    }
+    if verb(&[
+        "eingehaengt",
+        "angehaengt",
+        "attached",
+        "mounted",
+        "eingebunden",
+        "attach",
+        "einhaeng",
+    ]) {
+        return pick(None, Some("drive.attach"));
+    }
+    if verb(&[
+        "committed",
+        "comitted",
+        "festgeschrieben",
+        "zurueckgeschrieben",
+        "commit",
+    ]) {
+        return pick(None, Some("drive.commit"));
+    }
+    if verb(&["gestoppt", "angehalten", "stopped", "halted", "stopp", "anhalten"]) {
+        return pick(Some("sandbox.stop"), None);
+    }
+    if verb(&["restarted", "neugestartet"]) {
+        return pick(Some("sandbox.restart"), None);
+    }
+    if verb(&["gestartet", "started"]) {
+        return pick(Some("sandbox.start"), None);
+    }
+    None
 }
 
 fn fs_word(w: &str) -> Option<&'static str> {
@@ -330,14 +469,67 @@ fn command(toks: &[Token], text: &str, known: &Known, session: &Session) -> Opti
     Some((argv, start, end.max(start + 1)))
 }
 
+/// Splits hyphenated compounds of an existing object's name and a vocabulary word ("metrics-Task",
+/// "data-Laufwerk", "web-Container") into two words, so that the name is a name and the word keeps its meaning.
+/// A word that is itself a name, a file name or quoted stays as written.
+pub fn split_compounds(text: &str, known: &Known, session: &Session) -> String {
+    let mut names: Vec<String> = known
+        .sandboxes
+        .iter()
+        .chain(&known.drives)
+        .chain(&known.tasks)
+        .chain(&known.templates)
+        .chain(session.last_sandbox.iter())
+        .chain(session.last_drive.iter())
+        .map(|n| n.to_lowercase())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let vocabulary = |part: &str| {
+        let f = fold(part);
+        !f.is_empty() && lookup(&f).iter().any(|h| h.distance == 0)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ws = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
+        let core = word.trim_end_matches([',', '.', '!', '?', ';', ':']);
+        let lower = core.to_lowercase();
+        let parts: Vec<&str> = core.split('-').collect();
+        let split = parts.len() == 2
+            && !core.contains(['"', '\'', '`', '/', '„', '“', '«'])
+            && !file_like(core)
+            && !names.contains(&lower)
+            && known
+                .images
+                .iter()
+                .all(|i| !i.to_lowercase().starts_with(&format!("{lower}.")))
+            && parts.iter().all(|p| !p.is_empty())
+            && ((names.contains(&parts[0].to_lowercase()) && vocabulary(parts[1]))
+                || (names.contains(&parts[1].to_lowercase()) && vocabulary(parts[0])));
+        if split {
+            out.push_str(parts[0]);
+            out.push(' ');
+            out.push_str(&word[parts[0].len() + 1..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 impl Entities {
     /// Finds the entities of `text` in the context of what exists (`known`) and of the conversation.
     pub fn find(text: &str, known: &Known, session: &Session) -> Entities {
         // Nothing past the tokeniser's limit matters; the rest of the pipeline sees the same prefix.
-        let text = match text.char_indices().nth(4096) {
-            Some((at, _)) => &text[..at],
-            None => text,
-        };
+        let text = crate::normalize::head(text);
+        let split = split_compounds(text, known, session);
+        let text = split.as_str();
         let toks = tokens(text);
         let hits: Vec<Vec<crate::lexicon::Hit>> = toks.iter().map(|t| lookup(&t.norm)).collect();
         let lookup = |i: usize| &hits[i];
@@ -384,6 +576,13 @@ impl Entities {
             // "name it clean", "nenn ihn sauber": so explicit that even a vocabulary word is the name.
             let strongly = matches!(prev, "it" | "es" | "sie" | "ihn")
                 && matches!(prev2, "call" | "name" | "nenn" | "nenne" | "taufe");
+            // "namens net", "called stop": after an explicit marker even a vocabulary word is the name.
+            let strongly = strongly
+                || (matches!(
+                    prev,
+                    "namens" | "named" | "called" | "heisst" | "heissen" | "nenne" | "nenn"
+                ) && !crate::lang::function_word(w)
+                    && !matches!(w, "it" | "es" | "sie" | "ihn" | "them"));
             let marked = NAME_MARKERS.contains(&prev) || strongly || (prev == "it" && prev2 == "label");
             let label_marked = matches!(
                 prev,
@@ -445,6 +644,12 @@ impl Entities {
                         Some(img) => {
                             if img.to_lowercase() != w {
                                 corrected = corrected.replacen(&tk.raw, img, 1);
+                                // A file to be created may be one edit away from an existing one
+                                // ("daten.img" beside data.img): it keeps its own name as a path.
+                                list.push(Entity {
+                                    weak: true,
+                                    ..ent("path", json!(tk.raw), i, i + 1)
+                                });
                             }
                             list.push(ent("image", json!(img), i, i + 1));
                         }
@@ -452,6 +657,9 @@ impl Entities {
                     }
                 } else if UNIT_EXT.iter().any(|e| w.len() > e.len() && w.ends_with(e)) {
                     list.push(ent("unit", json!(tk.raw), i, i + 1));
+                } else if tk.raw.starts_with("/dev/") {
+                    // A host device is never an image CacheOS attaches.
+                    list.push(ent("device", json!(tk.raw), i, i + 1));
                 } else if tk.raw.contains('/') && tk.raw.len() > 1 {
                     list.push(ent("path", json!(tk.raw), i, i + 1));
                 } else if w.len() >= 3
@@ -461,18 +669,24 @@ impl Entities {
                     && lookup(i).iter().all(|h| h.distance > 0)
                 {
                     // A typo of an object name: exactly one name one edit away.
-                    let names = sandboxes
+                    let mut names: Vec<&String> = sandboxes
                         .iter()
                         .chain(&drives)
                         .chain(&known.templates)
-                        .filter(|n| n.len() >= 3 && n.len().abs_diff(w.len()) <= 1);
-                    if let Some(n) = closest(w, names, 1) {
+                        .chain(&known.tasks)
+                        .filter(|n| n.len() >= 3 && n.len().abs_diff(w.len()) <= 1)
+                        .collect();
+                    // A name of two kinds (sandbox and task "web") is one candidate, not a tie.
+                    names.sort();
+                    names.dedup();
+                    if let Some(n) = closest(w, names.into_iter(), 1) {
                         let n = n.clone();
                         corrected = corrected.replacen(&tk.raw, &n, 1);
                         for (kind, names) in [
                             ("sandbox", &sandboxes),
                             ("drive", &drives),
                             ("template", &known.templates),
+                            ("task", &known.tasks),
                         ] {
                             if names.contains(&n) {
                                 list.push(ent(kind, json!(n), i, i + 1));
@@ -517,6 +731,34 @@ impl Entities {
                 }
             }
             if list.len() > n0 {
+                i += 1;
+                continue;
+            }
+            // "der Ordner backup", "the backups folder", "im logs verzeichnis": a sub directory by name.
+            let next = toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
+            let folder = |x: &str| {
+                matches!(
+                    x,
+                    "ordner"
+                        | "verzeichnis"
+                        | "unterordner"
+                        | "folder"
+                        | "directory"
+                        | "dir"
+                        | "subfolder"
+                        | "subdirectory"
+                )
+            };
+            if (folder(prev) || folder(next))
+                && !folder(w)
+                && !crate::lang::function_word(w)
+                && lookup(i).iter().all(|h| h.distance > 0)
+                && w.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                list.push(Entity {
+                    weak: true,
+                    ..ent("path", json!(tk.raw), i, i + 1)
+                });
                 i += 1;
                 continue;
             }
@@ -568,6 +810,9 @@ impl Entities {
                 list.push(ent("fs", json!(fs), i, i + 1));
             } else if let Some(n) = slots::number(w) {
                 list.push(ent("number", json!(n as u64), i, i + 1));
+            } else if let Some(n) = number_word(w).filter(|_| !ARTICLES.contains(&w)) {
+                // "die letzten zehn Zeilen", "the last five lines": a number word that is not an article.
+                list.push(ent("number", json!(n as u64), i, i + 1));
             } else if PRONOUNS.contains(&w) {
                 list.push(ent("pronoun", Value::Null, i, i + 1));
             } else if matches!(w, "qcow2" | "qcow") {
@@ -616,14 +861,59 @@ impl Entities {
                 next,
                 "anlegen" | "erstellen" | "erzeugen" | "einrichten" | "bauen" | "aufsetzen"
             );
-            if !(noun(prev) || verb(prev) || after_verb) || toks[i].quoted || taken(i, &list) {
+            // "lab: debian, 1 core", "web2 aus host template": a name first, then its description.
+            let leading = i == 0
+                && hits[i].iter().all(|h| h.distance > 0)
+                && (text
+                    .trim_start()
+                    .get(toks[i].raw.len()..)
+                    .is_some_and(|r| r.starts_with(':'))
+                    || matches!(next, "aus" | "from" | "off" | "auf" | "based" | "basierend"));
+            let fuzzy_noun = prev.len() >= 6 && (dl(prev, "sandbox") <= 1 || dl(prev, "container") <= 1);
+            if !(noun(prev) || verb(prev) || after_verb || leading || fuzzy_noun) || toks[i].quoted || taken(i, &list) {
                 continue;
             }
+            // A vocabulary word is a name too where nothing else can be meant: right after the noun or the verb
+            // and before a clause boundary ("eine sandbox net mit internet", "container worker anlegen").
+            let boundary = toks[i].raw.ends_with([',', ':'])
+                || matches!(
+                    next,
+                    "" | "mit"
+                        | "with"
+                        | "und"
+                        | "and"
+                        | "anlegen"
+                        | "erstellen"
+                        | "an"
+                        | "die"
+                        | "der"
+                        | "das"
+                        | "that"
+                        | "which"
+                        | "auf"
+                        | "on"
+                        | "fuer"
+                        | "for"
+                        | "capped"
+                        | "limited"
+                        | "using"
+                        | "from"
+                        | "basierend"
+                        | "based"
+                        | "einrichten"
+                        | "bauen"
+                        | "von"
+                        | "ohne"
+                        | "without"
+                );
+            let vocabulary_ok = hits[i].is_empty() || ((noun(prev) || verb(prev)) && boundary);
             let plain = w.len() >= 2
                 && w.len() <= 32
                 && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && hits[i].is_empty()
+                && vocabulary_ok
+                && fs_word(w).is_none()
+                && !known.templates.iter().any(|t| t.to_lowercase() == w)
                 && !crate::lang::function_word(w)
                 && !NOT_NAMES.contains(&w)
                 && !noun(w);
@@ -637,14 +927,22 @@ impl Entities {
         let words: Vec<&str> = toks.iter().map(|t| t.norm.as_str()).collect();
         let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));
         let negated = has(NEGATIONS);
+        // A word that is a new object's name ("namens net") does not ask for a network.
+        let named: Vec<bool> = (0..toks.len())
+            .map(|i| {
+                list.iter()
+                    .any(|e| matches!(e.kind, "name" | "newname") && e.start <= i && i < e.end)
+            })
+            .collect();
         let mut flag = |kind: &'static str, value: Value| list.push(ent(kind, value, 0, 0));
         let net = words.iter().enumerate().any(|(i, w)| {
-            lookup(i)
-                .iter()
-                .any(|h| h.concept == crate::lexicon::Concept::Network && h.distance == 0)
-                || w.starts_with("internet")
-                || w.starts_with("netzwerk")
-                || *w == "networked"
+            !named[i]
+                && (lookup(i)
+                    .iter()
+                    .any(|h| h.concept == crate::lexicon::Concept::Network && h.distance == 0)
+                    || w.starts_with("internet")
+                    || w.starts_with("netzwerk")
+                    || *w == "networked")
         });
         if net {
             flag(
@@ -666,6 +964,29 @@ impl Entities {
         }) {
             flag("writable", json!(true));
         }
+        if has(&[
+            "read/write",
+            "rw",
+            "lesen/schreiben",
+            "schreibzugriff",
+            "schreibrechte",
+            "schreibrecht",
+        ]) {
+            flag("writable", json!(true));
+        }
+        // "und häng es gleich ein": the separable verb with its particle later on.
+        let separable_attach = words.iter().enumerate().any(|(i, w)| {
+            matches!(
+                *w,
+                "haeng" | "haenge" | "haengs" | "haengst" | "haengen" | "binde" | "bind"
+            ) && words[i + 1..].iter().any(|x| matches!(*x, "ein" | "an"))
+        });
+        if (has(ATTACH_WORDS) || separable_attach) && !negated {
+            flag("attach-flag", json!(true));
+        }
+        if let Some(op) = audited_operation(&words, known) {
+            flag("operation", json!(op));
+        }
         if has(&["schreibgeschuetzt", "readonly", "read-only", "nur-lesen", "lesend"]) {
             flag("readonly", json!(true));
         }
@@ -679,6 +1000,14 @@ impl Entities {
             "forcibly",
             "hart",
             "hard",
+            "busy",
+            "stuck",
+            "beschaeftigt",
+            "blockiert",
+            "klemmt",
+            "erzwing",
+            "egal",
+            "regardless",
         ]) {
             flag("force", json!(true));
         }
@@ -690,6 +1019,12 @@ impl Entities {
             "programme",
             "programs",
             "noexec",
+            "binaries",
+            "binary",
+            "binaries",
+            "executables",
+            "ausfuehrbare",
+            "binaerdateien",
         ]) {
             flag("exec-flag", json!(true));
         }
@@ -712,8 +1047,41 @@ impl Entities {
             "errors",
             "fehler",
             "gescheitert",
+            "schiefgegangen",
+            "schief",
+            "misslungen",
+            "wrong",
+            "unsuccessful",
+            "fehlerhaft",
+            "fehlerhafte",
         ]) {
             flag("outcome", json!("error"));
+        } else if has(SUCCEEDED) {
+            flag("outcome", json!("ok"));
+        }
+        // An endpoint URL ("http://192.168.1.5:8080/v1"): the tokeniser splits it at "://"; it is one value, and no
+        // path or name inside it is an entity of its own.
+        for (i, t) in toks.iter().enumerate() {
+            if !matches!(t.norm.as_str(), "http" | "https") || !toks.get(i + 1).is_some_and(|n| n.raw.starts_with("//"))
+            {
+                continue;
+            }
+            let url = format!("{}:{}", t.raw, toks[i + 1].raw)
+                .trim_end_matches(['.', ',', '!', '?', ')'])
+                .to_string();
+            list.retain(|x| x.end == 0 || x.end <= i || x.start >= i + 2);
+            list.push(ent("url", json!(url), i, i + 2));
+        }
+        // "ls in wbe": the command shows only once the sandbox's name is corrected (one word for one word, so the
+        // token positions stay).
+        if corrected != text && !list.iter().any(|e| e.kind == "command") {
+            let ctoks = tokens(&corrected);
+            if ctoks.len() == toks.len() {
+                if let Some((argv, s, e)) = command(&ctoks, &corrected, known, session) {
+                    list.retain(|x| x.end == 0 || x.end <= s || x.start >= e);
+                    list.push(ent("command", json!(argv), s, e));
+                }
+            }
         }
         list.sort_by_key(|e| (e.end == 0, e.start));
         Entities { toks, list, corrected }
@@ -738,7 +1106,11 @@ impl Entities {
                 .filter(|e| e.start == i && e.end > i && !e.weak && e.kind != "pronoun")
                 .collect();
             if here.is_empty() {
-                out.push(self.toks[i].norm.clone());
+                let w = &self.toks[i].norm;
+                let typo = (!self.toks[i].quoted && !crate::lang::function_word(w))
+                    .then(|| crate::lexicon::correct(w))
+                    .flatten();
+                out.push(typo.map(str::to_string).unwrap_or_else(|| w.clone()));
                 i += 1;
                 continue;
             }

@@ -19,6 +19,7 @@ pub fn label(i: &Interpretation) -> (String, serde_json::Value) {
                 ChatAction::Cancel => "cancel",
                 ChatAction::NothingToCancel => "nothing-to-cancel",
                 ChatAction::ClearHistory => "clear-history",
+                ChatAction::ModelAnswer { .. } => "model-answer",
             };
             (format!("chat:{name}"), serde_json::Value::Null)
         }
@@ -127,7 +128,20 @@ pub fn score(ex: &Example, got: &Interpretation, strict: bool, r: &mut Report) {
     let is_op = matches!(got, Interpretation::Operation { .. });
     let ok = match ex.expected.as_str() {
         // No operation should be proposed: a question or "not understood" is right.
-        "none" => !is_op && !matches!(got, Interpretation::Chat { .. }),
+        // "Nothing to confirm" after a bare yes proposes nothing either.
+        "none" => {
+            !is_op
+                && !matches!(
+                    got,
+                    Interpretation::Chat {
+                        action: crate::engine::ChatAction::Help | crate::engine::ChatAction::ClearHistory,
+                        ..
+                    } | Interpretation::Chat {
+                        action: crate::engine::ChatAction::Confirm { .. } | crate::engine::ChatAction::Cancel,
+                        ..
+                    }
+                )
+        }
         "not-understood" if !strict => !is_op,
         e => name == e && args_match(&name, &ex.args, &args, strict),
     };

@@ -19,6 +19,8 @@ pub enum Concept {
     Audit,
     /// the web token.
     Token,
+    /// the web port's TLS certificate and its fingerprint (issue 19).
+    Certificate,
     /// kill / abort (a task).
     Kill,
     /// failed / errors (audit filter).
@@ -258,6 +260,13 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
     ),
     (Token, En, &["token", "key", "password", "credentials", "bearer"]),
     (
+        Certificate,
+        De,
+        &["zertifikat", "zertifikats", "fingerabdruck", "fingerabdrucks"],
+    ),
+    (Certificate, En, &["certificate", "cert", "fingerprint"]),
+    (Certificate, Both, &["tls", "ssl"]),
+    (
         Kill,
         De,
         &[
@@ -324,6 +333,11 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
             "mach",
             "machs",
             "los",
+            "j",
+            "passt",
+            "gerne",
+            "gern",
+            "einverstanden",
         ],
     ),
     (
@@ -345,9 +359,11 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
     (
         No,
         De,
-        &["nein", "nee", "ne", "abbruch", "stopp", "lass", "lieber", "nicht"],
+        &[
+            "nein", "nee", "ne", "abbruch", "stopp", "lass", "lieber", "nicht", "warte",
+        ],
     ),
-    (No, En, &["no", "nope", "cancel", "stop", "dont", "never", "n"]),
+    (No, En, &["no", "nope", "cancel", "stop", "dont", "never", "n", "wait"]),
     (
         Delete,
         De,
@@ -500,7 +516,19 @@ pub const LEXICON: &[(Concept, WordLang, &[&str])] = &[
     (Create, En, &["create", "new", "make", "setup", "spawn"]),
     (Reconcile, De, &["abgleichen", "gleiche", "abgleich", "synchronisiere"]),
     (Reconcile, En, &["reconcile", "resync", "sync"]),
-    (Sandbox, De, &["sandboxen", "umgebung", "umgebungen", "containern"]),
+    (
+        Sandbox,
+        De,
+        &[
+            "sandboxen",
+            "umgebung",
+            "umgebungen",
+            "containern",
+            "sandkasten",
+            "sandkaesten",
+            "sandkisten",
+        ],
+    ),
     (Sandbox, En, &["sandboxes"]),
     (Sandbox, Both, &["sandbox", "container", "containers"]),
     (Template, De, &["vorlage", "vorlagen"]),
@@ -738,9 +766,79 @@ fn lookup_uncached(word: &str) -> Vec<Hit> {
     best
 }
 
+/// The one lexicon word a misspelt word stands for ("hlep" → help, "hisotry" → history, "imgaes" → images):
+/// for the classifier, which has seen the word but not the typo. Words of four letters or more without an exact
+/// hit, one edit away (two from eight letters), and only when the closest word is unique.
+pub fn correct(word: &str) -> Option<&'static str> {
+    let n = word.chars().count();
+    if !(4..=30).contains(&n) || !exact(word).is_empty() || word.chars().any(|c| !c.is_alphabetic()) {
+        return None;
+    }
+    let tol = tolerance(n);
+    let mut best: Option<(&'static str, usize)> = None;
+    let mut tie = false;
+    for (c, _, words) in LEXICON {
+        if *c == Polite {
+            continue;
+        }
+        for w in *words {
+            if w.len() < 4 || w.len().abs_diff(word.len()) > tol {
+                continue;
+            }
+            let d = strsim::damerau_levenshtein(word, w);
+            if d == 0 || d > tol.min(tolerance(w.len())) {
+                continue;
+            }
+            // Another ending of the same word ("worker"/"workers", "gleich"/"gleiche") is not a typo.
+            if w.starts_with(word) || word.starts_with(w) {
+                continue;
+            }
+            // Four letters leave too little to tell a typo from another word ("sagt" is not "sage"):
+            // only swapped letters count there.
+            if n == 4 && !same_letters(word, w) {
+                continue;
+            }
+            // Up to six letters, a changed letter is as often another word ("listed" is not "listen"): only
+            // swapped letters or a missing one count.
+            if n <= 6 && !same_letters(word, w) && w.chars().count() != n + 1 {
+                continue;
+            }
+            match best {
+                Some((b, bd)) if d == bd && b != *w => tie = true,
+                Some((_, bd)) if d >= bd => {}
+                _ => {
+                    best = Some((w, d));
+                    tie = false;
+                }
+            }
+        }
+    }
+    best.filter(|_| !tie).map(|b| b.0)
+}
+
+/// Whether two words are made of the same letters (a transposition, not a different word).
+fn same_letters(a: &str, b: &str) -> bool {
+    let mut x: Vec<char> = a.chars().collect();
+    let mut y: Vec<char> = b.chars().collect();
+    x.sort_unstable();
+    y.sort_unstable();
+    x == y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelt_words_are_corrected_only_when_unambiguous() {
+        assert_eq!(correct("hisotry"), Some("history"));
+        assert_eq!(correct("history"), None, "a known word stays");
+        assert_eq!(correct("xyzzyq"), None);
+        assert_eq!(correct("sagt"), None, "four letters: only swapped letters are a typo");
+        assert_eq!(correct("listed"), None, "six letters: a changed letter is another word");
+        assert_eq!(correct("gleich"), None, "another ending is not a typo");
+        assert_eq!(correct("stauts"), Some("status"));
+    }
 
     fn concepts(w: &str) -> Vec<Concept> {
         let mut v: Vec<_> = lookup(w).into_iter().map(|h| h.concept).collect();

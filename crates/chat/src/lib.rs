@@ -21,9 +21,13 @@ pub mod render;
 pub mod render_diagnose;
 pub mod render_kb;
 pub mod render_license;
+pub mod render_model;
+pub mod render_software;
+pub mod render_trust;
 pub mod service;
 pub mod slotfill;
 pub mod slots;
+pub mod stream;
 pub mod train;
 
 pub use engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};

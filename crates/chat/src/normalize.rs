@@ -29,11 +29,23 @@ pub struct Token {
     pub quoted: bool,
 }
 
+/// The part of `text` the pipeline reads: the first [`MAX_CHARS`] characters (a pasted megabyte costs no more than a
+/// page).
+pub fn head(text: &str) -> &str {
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// How many characters of an utterance are read.
+pub const MAX_CHARS: usize = 4096;
+
 /// Splits an utterance into tokens. Quotes ("…", '…', „…“, «…») keep their content as one token. Other
 /// punctuation separates words, except inside paths and sizes (`/`, `.`, `-`, `_`, `,` between digits, `%`).
 pub fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
-    let chars: Vec<char> = text.chars().take(4096).collect();
+    let chars: Vec<char> = text.chars().take(MAX_CHARS).collect();
     let mut i = 0;
     let closing = |c: char| match c {
         '"' => Some('"'),
@@ -44,8 +56,19 @@ pub fn tokens(text: &str) -> Vec<Token> {
         '`' => Some('`'),
         _ => None,
     };
+    // An apostrophe between letters ("there's", "doesn't", "web's") separates words; it never opens a quote.
+    let apostrophe = |i: usize| {
+        matches!(chars[i], '\'' | '’')
+            && i > 0
+            && chars[i - 1].is_alphanumeric()
+            && chars.get(i + 1).is_some_and(|c| c.is_alphanumeric())
+    };
     while i < chars.len() && out.len() < 256 {
         let c = chars[i];
+        if apostrophe(i) {
+            i += 1;
+            continue;
+        }
         if let Some(close) = closing(c) {
             // A quote opens a quoted token only at a word start and when it closes.
             if let Some(end) = chars[i + 1..]

@@ -56,6 +56,11 @@ const FILLERS: &[&str] = &[
     "sandbox",
     "container",
     "umgebung",
+    "einem",
+    "einer",
+    "einen",
+    "a",
+    "an",
 ];
 
 /// Separable verb particles and fillers that may close a sentence after a pronoun.
@@ -67,7 +72,7 @@ const PARTICLES: &[&str] = &[
 const NOT_NAMES: &[&str] = &[
     "mit", "with", "are", "is", "ist", "sind", "von", "of", "for", "fuer", "und", "and", "an", "aus", "ab", "ein",
     "neu", "hoch", "darin", "in", "on", "auf", "named", "called", "namens", "als", "as", "laufen", "running", "from",
-    "aus",
+    "aus", "zu", "to", "wieder", "again", "bitte", "please", "auch", "also", "nicht", "not", "noch", "still",
 ];
 
 fn file_like(s: &str) -> bool {
@@ -156,7 +161,13 @@ impl Refs {
             }
         }
         if p.concepts.contains(&Concept::Exec) {
-            r.exec = exec_parts(text, known, session);
+            r.exec = exec_parts(text, known, session).map(|(t, argv)| {
+                let argv = tidy_argv(argv);
+                (t, if argv.len() > 1 { cut_at_command_end(argv) } else { argv })
+            });
+            if r.exec.as_ref().is_some_and(|(_, a)| a.is_empty() || only_a_shell(a)) {
+                r.exec = None;
+            }
         }
         r
     }
@@ -169,10 +180,20 @@ pub fn shell_words(text: &str) -> Vec<(String, bool)> {
     let mut cur = String::new();
     let (mut quoted, mut in_word) = (false, false);
     let mut quote: Option<char> = None;
-    for c in text.chars().take(4096) {
+    let chars: Vec<char> = text.chars().take(4096).collect();
+    for (i, &c) in chars.iter().enumerate() {
+        // An apostrophe between letters ("there's", "doesn't") is part of the word, not a quote.
+        let apostrophe = c == '\''
+            && i > 0
+            && chars[i - 1].is_alphanumeric()
+            && chars.get(i + 1).is_some_and(|x| x.is_alphanumeric());
         match quote {
             Some(q) if c == q || (q == '“' && c == '"') => quote = None,
             Some(_) => cur.push(c),
+            None if apostrophe => {
+                cur.push(c);
+                in_word = true;
+            }
             None if matches!(c, '"' | '\'' | '`' | '„' | '“' | '«') => {
                 quote = Some(match c {
                     '„' => '“',
@@ -251,10 +272,17 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
         }
         if j < words.len() {
             let w = &folded[j];
-            target = if PRONOUNS.contains(&w.as_str()) || w == "ihr" {
+            target = if PRONOUNS.contains(&w.as_str()) || matches!(w.as_str(), "ihr" | "there" | "dort" | "da" | "drin")
+            {
                 session.last_sandbox.clone()
             } else {
-                Some(clean_name(w)).filter(|n| !n.is_empty())
+                // "in der web-sandbox": the known name inside the compound.
+                let stripped = ["-sandbox", "-container", "-box", "-kiste"]
+                    .iter()
+                    .find_map(|s| w.strip_suffix(s))
+                    .filter(|n| known.sandboxes.iter().any(|s| s.to_lowercase() == *n));
+                Some(clean_name(stripped.unwrap_or(w)))
+                    .filter(|n| !n.is_empty() && !crate::lang::function_word(n) && !NOT_NAMES.contains(&n.as_str()))
             };
             cut = m;
             after = j + 1;
@@ -308,11 +336,354 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
     (!argv.is_empty()).then_some((target, argv))
 }
 
+/// Programs people name when they want something run in a sandbox ("git status in build", "mach in web ein apt
+/// update"): a word from this list starts a command even without a quote or an exec verb.
+const COMMANDS: &[&str] = &[
+    "ls",
+    "cat",
+    "echo",
+    "df",
+    "uname",
+    "whoami",
+    "hostname",
+    "printenv",
+    "ps",
+    "htop",
+    "git",
+    "apt",
+    "apt-get",
+    "apt-cache",
+    "dpkg",
+    "pip",
+    "pip3",
+    "python",
+    "python3",
+    "node",
+    "npm",
+    "npx",
+    "curl",
+    "wget",
+    "ping",
+    "ip",
+    "ss",
+    "netstat",
+    "systemctl",
+    "journalctl",
+    "touch",
+    "mkdir",
+    "rm",
+    "cp",
+    "mv",
+    "ln",
+    "chmod",
+    "chown",
+    "tar",
+    "gzip",
+    "grep",
+    "nproc",
+    "lscpu",
+    "lsblk",
+    "uptime",
+    "cargo",
+    "rustc",
+    "gcc",
+    "g++",
+    "go",
+    "java",
+    "javac",
+    "nginx",
+    "bash",
+    "sh",
+    "sleep",
+    "stat",
+    "sed",
+    "awk",
+    "pwd",
+    "ldd",
+    "openssl",
+    "ruby",
+    "perl",
+    "php",
+    "redis-cli",
+    "psql",
+    "mysql",
+    "cmake",
+    "dmesg",
+    "lsb_release",
+    "getent",
+    "nslookup",
+    "dig",
+    "traceroute",
+    "locale",
+    "timedatectl",
+    "hostnamectl",
+    "useradd",
+    "passwd",
+    "wc",
+    "sort",
+    "tail",
+    "head",
+    "env",
+    "id",
+    "free",
+    "top",
+    "date",
+    "make",
+    "which",
+    "du",
+    "find",
+    "kill",
+    "file",
+    "mount",
+    "nano",
+    "vim",
+    "vi",
+    "less",
+    "unzip",
+    "zip",
+    "rsync",
+    "ssh",
+];
+/// Commands that are also ordinary words ("free memory", "top of the list", "du bist", "make a sandbox"): they
+/// start a command only at the beginning, after "mach"/"run"-like words, or followed by an argument-like word.
+const AMBIGUOUS_COMMANDS: &[&str] = &[
+    "env", "id", "free", "top", "date", "make", "which", "du", "find", "kill", "file", "mount", "less", "sort", "head",
+    "tail", "go", "ip", "ss", "sh", "zip", "ssh", "java", "node", "python", "git",
+];
+/// Words that end an unquoted command ("ls /tmp in web", "make -j4 laufen lassen", "ls / once").
+const COMMAND_ENDS: &[&str] = &[
+    "in",
+    "im",
+    "inside",
+    "innerhalb",
+    "on",
+    "auf",
+    "and",
+    "und",
+    "then",
+    "dann",
+    "danach",
+    "afterwards",
+    "once",
+    "einmal",
+    "laufen",
+    "lassen",
+    "ausfuehren",
+    "ausfuehre",
+    "aus",
+    "testen",
+    "drin",
+    "darin",
+    "there",
+    "dort",
+    "please",
+    "bitte",
+    "for",
+    "fuer",
+    "me",
+    "mir",
+    "somewhere",
+    "irgendwo",
+    "a",
+    "an",
+    "the",
+    "eine",
+    "einer",
+    "einem",
+    "einen",
+    "der",
+    "die",
+    "das",
+    "den",
+    "dem",
+    "within",
+    "from",
+    "via",
+    "machen",
+    "mach",
+    "run",
+    "ran",
+    "start",
+    "starten",
+    "execute",
+    "laeuft",
+    "schnell",
+    "quickly",
+    "kurz",
+    "mal",
+    "sandbox",
+    "container",
+    "box",
+];
+
+fn arg_like(w: &str) -> bool {
+    w.starts_with('-')
+        || w.contains('/')
+        || w.contains('=')
+        || w.chars().next().is_some_and(|c| c.is_ascii_digit())
+        || w.starts_with('~')
+        || w.starts_with('$')
+}
+
+/// The first program of [`COMMANDS`] in the words and the words that follow it up to a word of
+/// [`COMMAND_ENDS`], a known sandbox or a comma: the unquoted command of "git status in build".
+fn gazetteer_command(
+    words: &[(String, bool)],
+    folded: &[String],
+    is_sandbox: &dyn Fn(&str) -> bool,
+) -> Option<Vec<String>> {
+    let installs = |w: &str| {
+        matches!(
+            w,
+            "installiere"
+                | "installieren"
+                | "install"
+                | "installs"
+                | "brauche"
+                | "need"
+                | "want"
+                | "moechte"
+                | "will"
+                | "entferne"
+                | "remove"
+                | "uninstall"
+                | "deinstalliere"
+                | "version"
+                | "lizenz"
+                | "license"
+                | "paket"
+                | "package"
+        )
+    };
+    // "which python is in web? run python3 --version": a program right after an exec verb wins over an earlier
+    // word that is only sometimes a program.
+    let after_verb = (1..words.len()).find(|&k| {
+        !words[k].1
+            && COMMANDS.contains(&folded[k].as_str())
+            && !is_sandbox(&folded[k])
+            && matches!(
+                folded[k - 1].as_str(),
+                "run" | "execute" | "exec" | "fuehre" | "fuehr" | "starte" | "ausfuehren"
+            )
+    });
+    let first = (0..words.len()).find(|&k| {
+        let w = folded[k].as_str();
+        if words[k].1 || !COMMANDS.contains(&w) || is_sandbox(w) {
+            return false;
+        }
+        let prev = k.checked_sub(1).map(|j| folded[j].as_str()).unwrap_or("");
+        if installs(prev) || (k >= 2 && installs(&folded[k - 2])) {
+            return false;
+        }
+        if !AMBIGUOUS_COMMANDS.contains(&w) {
+            return true;
+        }
+        let next = folded.get(k + 1).map(|x| x.as_str()).unwrap_or("");
+        // At the start: "free -m", "which python3", "git status", "date" — not "which templates are there".
+        let opens = k == 0
+            && (next.is_empty()
+                || COMMAND_ENDS.contains(&next)
+                || is_sandbox(next)
+                || COMMANDS.contains(&next)
+                || (matches!(w, "git" | "go" | "make") && !crate::lang::function_word(next)));
+        opens
+            || arg_like(words.get(k + 1).map(|x| x.0.as_str()).unwrap_or(""))
+            || matches!(
+                prev,
+                "mach" | "mache" | "do" | "ein" | "run" | "execute" | "drin:" | "then" | "jetzt" | "now"
+            )
+            || (matches!(next, "in" | "im" | "inside" | "on" | "drin" | "darin") && w.len() > 2)
+    });
+    let start = match (first, after_verb) {
+        (Some(f), Some(v)) if v > f && AMBIGUOUS_COMMANDS.contains(&folded[f].as_str()) => v,
+        (Some(f), _) => f,
+        (None, v) => v?,
+    };
+    let mut argv = vec![words[start].0.clone()];
+    let mut k = start + 1;
+    if words[start].0.ends_with(',') {
+        k = words.len();
+    }
+    while k < words.len() {
+        let (w, f) = (&words[k].0, folded[k].as_str());
+        if !words[k].1 && !arg_like(w) && (COMMAND_ENDS.contains(&f) || is_sandbox(f) || f.is_empty()) {
+            break;
+        }
+        argv.push(w.clone());
+        if w.ends_with(',') || w.ends_with(';') {
+            break;
+        }
+        k += 1;
+    }
+    for a in argv.iter_mut() {
+        *a = a.trim_end_matches([',', ';', '?', '!']).to_string();
+    }
+    if let Some(last) = argv.last_mut() {
+        if last.ends_with('.') && !last.contains('/') {
+            *last = last.trim_end_matches('.').to_string();
+        }
+    }
+    argv.retain(|w| !w.is_empty());
+    (!argv.is_empty()).then_some(argv)
+}
+
+/// "bash", "a shell", "bash prompt": asking for an interactive shell, not for a command.
+fn only_a_shell(argv: &[String]) -> bool {
+    !argv.is_empty()
+        && argv.iter().all(|w| {
+            matches!(
+                fold(w).as_str(),
+                "bash"
+                    | "sh"
+                    | "zsh"
+                    | "shell"
+                    | "terminal"
+                    | "konsole"
+                    | "prompt"
+                    | "login"
+                    | "root-shell"
+                    | "ne"
+                    | "a"
+                    | "an"
+                    | "eine"
+                    | "interaktive"
+                    | "interaktiv"
+                    | "interactive"
+            )
+        })
+}
+
+/// Cuts a command that starts with a known program at the first word that ends a command ("touch /tmp/test eine
+/// datei an" → touch /tmp/test).
+fn cut_at_command_end(argv: Vec<String>) -> Vec<String> {
+    let Some(first) = argv.first() else { return argv };
+    if !COMMANDS.contains(&fold(first).as_str()) {
+        return argv;
+    }
+    let mut out = vec![first.clone()];
+    for w in &argv[1..] {
+        let f = fold(w).trim_end_matches([',', '.', '?', '!']).to_string();
+        if !arg_like(w) && COMMAND_ENDS.contains(&f.as_str()) {
+            break;
+        }
+        let ends = w.ends_with(',');
+        out.push(w.trim_end_matches(',').to_string());
+        if ends {
+            break;
+        }
+    }
+    out
+}
+
 /// The command of an utterance that runs one ("run X inside Y", "führe X in Y aus", "was sagt X in Y", "what does
 /// X say in Y", a quoted string after such a verb): its argv, never a shell string.
 pub(crate) fn command_argv(text: &str, known: &Known, session: &Session) -> Option<Vec<String>> {
     let argv = command_argv_raw(text, known, session)?;
     let argv = tidy_argv(argv);
+    let argv = if argv.len() > 1 { cut_at_command_end(argv) } else { argv };
+    if only_a_shell(&argv) {
+        return None;
+    }
     (!argv.is_empty()).then_some(argv)
 }
 
@@ -429,6 +800,17 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
     let is_sandbox =
         |w: &str| known.sandboxes.iter().any(|s| s.to_lowercase() == w) || session.last_sandbox.as_deref() == Some(w);
     // A quoted string after a known sandbox or an exec verb is the command.
+    if let Some(qi) = words.iter().position(|(_, q)| *q) {
+        // "python3 -c 'print(1)'": the quote is an argument of a program named before it.
+        let before_program = (0..qi).any(|k| !words[k].1 && COMMANDS.contains(&folded[k].as_str()))
+            && qi > 0
+            && (arg_like(&words[qi - 1].0) || COMMANDS.contains(&folded[qi - 1].as_str()));
+        if before_program {
+            if let Some(g) = gazetteer_command(&words, &folded, &is_sandbox) {
+                return Some(g);
+            }
+        }
+    }
     if let Some((q, _)) = words.iter().find(|(_, q)| *q) {
         if folded
             .iter()
@@ -438,6 +820,12 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
         }
     }
     if let Some((_, argv)) = exec_parts(text, known, session) {
+        let program = argv.first().is_some_and(|w| COMMANDS.contains(&fold(w).as_str()));
+        if !program {
+            if let Some(g) = gazetteer_fallback(&words, &folded, &is_sandbox) {
+                return Some(g);
+            }
+        }
         if !not_a_command(&argv) {
             return Some(argv);
         }
@@ -462,7 +850,9 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
         let argv: Vec<String> = words[verb + 1..cut].iter().map(|(w, _)| w.clone()).collect();
         return (!argv.is_empty() && !not_a_command(&argv)).then_some(argv);
     }
-    let target = target?;
+    let Some(target) = target else {
+        return gazetteer_fallback(&words, &folded, &is_sandbox);
+    };
     let rest = |from: usize| -> Vec<String> { words[from..].iter().map(|(w, _)| w.clone()).collect() };
     // "web: cat /etc/os-release", "in build, make -j4".
     if words[target].0.ends_with(':') || words[target].0.ends_with(',') {
@@ -485,10 +875,11 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
     // "whoami in web", "free -m in build": a command word first, then the sandbox.
     if target >= 2 && EXEC_MARKERS.contains(&folded[target - 1].as_str()) && target <= 5 {
         let first = folded[0].as_str();
+        // "free -m in build" starts with a program that is also a resource word; "memory cap on web" does not.
         let known_word = crate::lang::function_word(first)
-            || crate::lexicon::lookup(first)
-                .iter()
-                .any(|h| h.distance == 0 && h.concept != crate::lexicon::Concept::Resource);
+            || crate::lexicon::lookup(first).iter().any(|h| {
+                h.distance == 0 && (h.concept != crate::lexicon::Concept::Resource || !COMMANDS.contains(&first))
+            });
         let plain = folded[..target - 1].iter().all(|w| {
             w.starts_with('-')
                 || w.contains('/')
@@ -504,7 +895,33 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
             }
         }
     }
-    None
+    gazetteer_fallback(&words, &folded, &is_sandbox)
+}
+
+/// A program from the list in an utterance about a sandbox (a known one, "darin", or a throw-away one).
+fn gazetteer_fallback(
+    words: &[(String, bool)],
+    folded: &[String],
+    is_sandbox: &dyn Fn(&str) -> bool,
+) -> Option<Vec<String>> {
+    let about_sandbox = folded.iter().any(|w| {
+        is_sandbox(w)
+            || matches!(w.as_str(), "darin" | "drin" | "therein" | "inside")
+            || w.contains("sandbox")
+            || w.contains("container")
+            || w.starts_with("wegwerf")
+            || w.starts_with("einweg")
+            || w.starts_with("einmal")
+            || w.starts_with("temporaer")
+            || matches!(
+                w.as_str(),
+                "one-off" | "disposable" | "ephemeral" | "throwaway" | "throw-away" | "one-shot"
+            )
+    });
+    if !about_sandbox {
+        return None;
+    }
+    gazetteer_command(words, folded, is_sandbox)
 }
 
 /// Decides whether the utterance is about drives or sandboxes.

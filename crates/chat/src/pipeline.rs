@@ -60,6 +60,9 @@ pub const THRESHOLDS: Thresholds = Thresholds {
     agree: 0.3,
 };
 
+/// The factor on a reading whose object kind the request does not name while it names another kind.
+pub const KIND_MISMATCH: f32 = 0.2;
+
 /// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
 /// model backend is not asked).
 pub const CONFIDENT_NONE: f32 = 0.6;
@@ -163,6 +166,28 @@ const YES_NO: &[&str] = &[
     "lieber",
     "doch",
     "not",
+    "j",
+    "passt",
+    "weg",
+    "damit",
+    "actually",
+    "wait",
+    "warte",
+    "moment",
+    "hold",
+    "on",
+    "delete",
+    "remove",
+    "loesch",
+    "loesche",
+    "loeschen",
+    "entfern",
+    "entferne",
+    "entfernen",
+    "detach",
+    "thats",
+    "gemacht",
+    "machen",
 ];
 
 /// Whether the utterance is essentially a yes or a no ("ja", "ja bitte, mach das", "no, cancel it"), not a
@@ -241,6 +266,7 @@ impl Engine {
     /// [`Engine::interpret`], and whether the pipeline is confident: `false` when it asks back between readings or
     /// does not understand without being sure it is out of scope. Only then is an optional model backend asked.
     pub fn understand(&self, text: &str, session: &mut Session, known: &Known) -> (Interpretation, bool) {
+        let text = crate::normalize::head(text);
         let ents = Entities::find(text, known, session);
         let lang = crate::lang::detect(&ents.toks).or(session.lang).unwrap_or(Lang::En);
         // "ja" to "did you mean …?" with one reading takes it.
@@ -276,7 +302,23 @@ impl Engine {
         }
         let mut toks = ents.placeholders();
         toks.push(rule_token(&r, &rs));
-        let pred = model.predict(&features(&toks));
+        let mut pred = model.predict(&features(&toks));
+        // A reading that needs an object of a kind the request does not name, while it names one of another kind,
+        // is unlikely: its probability drops and the others are renormalised.
+        let mut changed = false;
+        for (i, p) in pred.iter_mut() {
+            if slotfill::names_only_other_kinds(&model.classes[*i], &ents) {
+                *p *= KIND_MISMATCH;
+                changed = true;
+            }
+        }
+        if changed {
+            let sum: f32 = pred.iter().map(|x| x.1).sum();
+            if sum > 0.0 {
+                pred.iter_mut().for_each(|x| x.1 /= sum);
+            }
+            pred.sort_by(|a, b| b.1.total_cmp(&a.1));
+        }
         let name = |i: usize| model.classes[i].as_str();
         let (top, p) = (name(pred[0].0), pred[0].1);
         let lead = p - pred.get(1).map(|x| x.1).unwrap_or(0.0);
@@ -308,7 +350,10 @@ impl Engine {
             }
         }
         if let Some(rop) = &r_op {
-            if (rop == top && p >= th.agree) || (p < th.sure && prob(rop) >= th.keep) {
+            // An operation newer than the trained model (no class for it): the model cannot judge the parser's
+            // reading, so it stands until the model is retrained with examples of it.
+            let untrained = rop.contains('.') && !model.classes.iter().any(|c| c == rop);
+            if untrained || (rop == top && p >= th.agree) || (p < th.sure && prob(rop) >= th.keep) {
                 *session = rs;
                 return (self.complete(r, &ents, known, session, lang), true);
             }
@@ -407,10 +452,19 @@ impl Engine {
                 })
             }
             "chat:clear-history" => {
+                // Deleting the history needs a word for it ("Verlauf", "history"), whatever the classifier thinks.
+                let history = ents.toks.iter().any(|t| {
+                    crate::lexicon::lookup(&t.norm)
+                        .iter()
+                        .any(|h| h.concept == crate::lexicon::Concept::History && h.distance == 0)
+                });
+                if !history {
+                    return None;
+                }
                 return Some(Interpretation::Chat {
                     action: ChatAction::ClearHistory,
                     reply: t(lang, "Ich lösche deinen Chatverlauf.", "Deleting your chat history."),
-                })
+                });
             }
             _ => {}
         }

@@ -340,6 +340,18 @@ pub fn output(o: &Output, lang: Lang) -> String {
         Output::Journal(p) => s += &crate::render_diagnose::journal(p, lang),
         Output::Services(v) => s += &crate::render_diagnose::services(v, lang),
         Output::Service(x) => s += &crate::render_diagnose::restarted(x, lang),
+        // issue 15 (software)
+        o @ (Output::SoftwareSearch(_)
+        | Output::SoftwarePlan(_)
+        | Output::SoftwareJob(_)
+        | Output::SoftwareLock(_)
+        | Output::SandboxNetwork(_)) => s += &crate::render_software::output(o, lang).unwrap_or_default(),
+        // issue 14 (models)
+        o @ (Output::ModelList(_) | Output::ModelStatus(_) | Output::ModelTest(_) | Output::Privacy(_)) => {
+            s += &crate::render_model::output(o, lang).unwrap_or_default()
+        }
+        // issue 19 (trust)
+        Output::WebCert(c) => s += &crate::render_trust::cert(c, lang),
     }
     s.trim_end().to_string()
 }

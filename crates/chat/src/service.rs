@@ -8,8 +8,9 @@ use cacheos_core::{Caller, Core, CoreError, Frontend, Principal, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{ChatAction, Engine, Interpretation, Known, Lang, Session};
-use crate::model::{parse_proposal, ModelBackend, Proposal};
+use crate::model::{consult, is_free_form, Consulted, ModelBackend, ModelIdentity, SCHEMA_VERSION};
 use crate::render;
+use crate::stream::TextStream;
 
 const HISTORY_KIND: &str = "chat-history";
 const SESSION_KIND: &str = "chat-session";
@@ -77,6 +78,21 @@ pub enum ChatError {
     Store(#[from] cacheos_core::StoreError),
 }
 
+/// What [`ChatService::chat_streaming`] hands out while it works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatEvent {
+    /// Words of a language model's answer or question as it writes them (a preview: the reply is the validated
+    /// whole).
+    Token(String),
+    /// What will be done, before it runs.
+    Interpretation {
+        /// The session id.
+        session: String,
+        /// As [`ChatReply::interpretation`].
+        interpretation: serde_json::Value,
+    },
+}
+
 /// Supplies what the engine may refer to (task names, drive names, now).
 pub type KnownFn = Box<dyn Fn() -> Known + Send + Sync>;
 
@@ -88,7 +104,7 @@ pub struct ChatService {
     known: KnownFn,
     lock: Mutex<()>,
     counter: Mutex<u64>,
-    model: Option<Box<dyn ModelBackend>>,
+    model: Option<Arc<dyn ModelBackend>>,
 }
 
 fn valid_session(id: &str) -> bool {
@@ -115,41 +131,112 @@ impl ChatService {
         self
     }
 
-    /// Adds a language-model backend, consulted only for what the rule engine did not understand.
-    pub fn with_model(mut self, model: Box<dyn ModelBackend>) -> Self {
+    /// Adds a language-model backend, consulted (while it has an active model) only for what the pipeline is not
+    /// confident about and for free-form questions.
+    pub fn with_model(mut self, model: Arc<dyn ModelBackend>) -> Self {
         self.model = Some(model);
         self
     }
 
+    /// Stops the language-model generations running now (a Stop button, Ctrl-C); the chats waiting for them
+    /// answer that the model was stopped. Nothing without a backend.
+    pub fn stop_model(&self) {
+        if let Some(m) = &self.model {
+            m.stop();
+        }
+    }
+
     /// The understanding pipeline first; only where it is not confident (it would ask back between readings or does
-    /// not understand), the model backend's proposal, treated exactly like
-    /// the engine's own result. An unusable proposal (unknown operation, bad arguments, backend error) leaves the
-    /// answer at "not understood": nothing is guessed.
-    fn understand(&self, text: &str, state: &mut Session, known: &Known) -> Interpretation {
+    /// not understand), or for a free-form question ("erkläre mir …"), the model backend's proposal, validated like
+    /// REST input (one retry with the error, then a question back) and treated exactly like the engine's own
+    /// result. Also returns which model read it (for the reply and the audit record).
+    fn understand(
+        &self,
+        text: &str,
+        state: &mut Session,
+        known: &Known,
+        on_event: &mut dyn FnMut(ChatEvent),
+    ) -> (Interpretation, Option<ModelIdentity>) {
         let before = state.clone();
         let (interp, confident) = self.engine.understand(text, state, known);
         let Some(model) = &self.model else {
-            return interp;
+            return (interp, None);
         };
-        if confident {
-            return interp;
+        let free_form = is_free_form(text);
+        if confident && !free_form {
+            return (interp, None);
         }
+        let Some(id) = model.identity() else {
+            return (interp, None);
+        };
         let lang = state.lang.unwrap_or(Lang::En);
-        match model.propose(text, lang, cacheos_core::OPERATIONS) {
-            Ok(Some(Proposal::Operation { name, args })) => match parse_proposal(&name, &args) {
-                Ok(op) => {
-                    // The backend's reading replaces the ask-back: the session forgets the offered readings.
-                    *state = Session {
-                        lang: state.lang,
-                        ..before
-                    };
-                    self.engine.operation(op, lang, state)
+        // The words of an answer or question stream out while the model writes (a retry starts afresh).
+        let mut words = (0, TextStream::default());
+        let consulted = consult(
+            model.as_ref(),
+            text,
+            lang,
+            cacheos_core::OPERATIONS,
+            free_form,
+            &mut |attempt, piece| {
+                if attempt != words.0 {
+                    words = (attempt, TextStream::default());
                 }
-                Err(_) => interp,
+                let t = words.1.feed(piece);
+                if !t.is_empty() {
+                    on_event(ChatEvent::Token(t));
+                }
             },
-            Ok(Some(Proposal::Question(text))) => Interpretation::Question { text, options: vec![] },
-            Ok(None) | Err(_) => interp,
-        }
+        );
+        let de = lang == Lang::De;
+        let interp = match consulted {
+            Consulted::Operation(op) => {
+                // The backend's reading replaces the ask-back: the session forgets the offered readings.
+                *state = Session {
+                    lang: state.lang,
+                    ..before
+                };
+                self.engine.operation(op, lang, state)
+            }
+            Consulted::Question(text) => Interpretation::Question { text, options: vec![] },
+            Consulted::Answer(reply) => Interpretation::Chat {
+                action: ChatAction::ModelAnswer {
+                    backend: id.backend.clone(),
+                    model: id.model.clone(),
+                    remote: id.remote,
+                },
+                reply,
+            },
+            Consulted::Invalid(e) => Interpretation::Question {
+                text: if de {
+                    format!(
+                        "Das Sprachmodell {} hat zweimal ungültig geantwortet ({e}). Was genau soll ich tun?",
+                        id.model
+                    )
+                } else {
+                    format!(
+                        "The language model {} answered invalidly twice ({e}). What exactly shall I do?",
+                        id.model
+                    )
+                },
+                options: vec![],
+            },
+            Consulted::Failed(e) => match interp {
+                Interpretation::NotUnderstood { reply, suggestions } => Interpretation::NotUnderstood {
+                    reply: format!(
+                        "{reply} {}",
+                        if de {
+                            format!("(Das Sprachmodell {} an {} antwortete nicht: {e})", id.model, id.target)
+                        } else {
+                            format!("(The language model {} at {} did not answer: {e})", id.model, id.target)
+                        }
+                    ),
+                    suggestions,
+                },
+                other => other,
+            },
+        };
+        (interp, Some(id))
     }
 
     fn new_session_id(&self, now: u64) -> String {
@@ -190,7 +277,7 @@ impl ChatService {
         let known = (self.known)();
         let id = self.session_id(session, known.now_ms)?;
         let mut state = self.load(&id, principal)?.state;
-        Ok((id, self.understand(text, &mut state, &known).to_json()))
+        Ok((id, self.understand(text, &mut state, &known, &mut |_| {}).0.to_json()))
     }
 
     /// Interprets and acts: runs read-only and changing operations, parks destructive ones until "yes", runs a
@@ -201,12 +288,28 @@ impl ChatService {
         session: Option<&str>,
         text: &str,
     ) -> Result<ChatReply, ChatError> {
-        let _serial = self.lock.lock().unwrap();
+        self.chat_streaming(frontend_principal, session, text, &mut |_| {})
+    }
+
+    /// [`ChatService::chat`], handing out a language model's words as it writes them and the interpretation before
+    /// anything runs.
+    pub fn chat_streaming(
+        &self,
+        frontend_principal: &Principal,
+        session: Option<&str>,
+        text: &str,
+        on_event: &mut dyn FnMut(ChatEvent),
+    ) -> Result<ChatReply, ChatError> {
+        let serial = self.lock.lock().unwrap();
         let known = (self.known)();
         let id = self.session_id(session, known.now_ms)?;
         let mut stored = self.load(&id, frontend_principal)?;
         let planned_by = stored.state.pending_utterance.take();
-        let interp = self.understand(text, &mut stored.state, &known);
+        let (interp, read_by) = self.understand(text, &mut stored.state, &known, on_event);
+        on_event(ChatEvent::Interpretation {
+            session: id.clone(),
+            interpretation: interp.to_json(),
+        });
         let lang = stored.state.lang.unwrap_or(Lang::En);
         let utterance = match (&interp, planned_by) {
             // A confirmed operation is recorded with the utterance that planned it and the confirmation.
@@ -218,6 +321,14 @@ impl ChatService {
                 Some(plan),
             ) => format!("{plan} → {text}"),
             _ => text.to_string(),
+        };
+        // A model-proposed operation's audit record names backend, model and schema version.
+        let utterance = match &read_by {
+            Some(m) => format!(
+                "{utterance} [read by {} model {} at {}, proposal schema {SCHEMA_VERSION}]",
+                m.backend, m.model, m.target
+            ),
+            None => utterance,
         };
         if stored.state.pending.is_some() {
             stored.state.pending_utterance = Some(text.to_string());
@@ -248,6 +359,30 @@ impl ChatService {
                 let (ex, text) = self.run(&caller, operation.clone(), lang);
                 (Some(ex), format!("{explanation}\n{text}"))
             }
+            // issue 15 (software): an install is planned first (exact versions, sizes, the sandbox), and the plan
+            // itself is what "ja" confirms.
+            Interpretation::Operation {
+                operation: cacheos_core::Operation::SoftwareInstall(a),
+                ..
+            } => match self
+                .core
+                .execute(&caller, cacheos_core::Operation::SoftwarePlan(a.clone()))
+            {
+                Ok(cacheos_core::Output::SoftwarePlan(p)) => {
+                    stored.state.pending = Some(cacheos_core::Operation::SoftwareInstall(p.to_args()));
+                    (None, crate::render_software::plan(&p, lang))
+                }
+                Ok(_) => (None, String::new()),
+                Err(e) => {
+                    stored.state.pending = None;
+                    stored.state.pending_utterance = None;
+                    let mut text = render::error(&e, lang);
+                    if let Some(r) = render::remedy(&cacheos_core::Operation::SoftwareInstall(a.clone()), &e, lang) {
+                        text = format!("{text}\n{r}");
+                    }
+                    (None, text)
+                }
+            },
             Interpretation::Operation { explanation, .. } => (None, explanation.clone()),
             Interpretation::Chat {
                 action: ChatAction::Confirm { operation },
@@ -279,6 +414,13 @@ impl ChatService {
                 (None, s)
             }
         };
+        let reply = match &read_by {
+            Some(m) => format!(
+                "{reply}\n{}",
+                crate::render_model::provenance(&m.backend, &m.model, m.remote, lang)
+            ),
+            None => reply,
+        };
         self.store
             .put_record(SESSION_KIND, &id, &serde_json::to_value(&stored).unwrap_or_default())?;
         if !matches!(
@@ -300,12 +442,54 @@ impl ChatService {
             self.store
                 .put_record(HISTORY_KIND, &id, &serde_json::to_value(&hist).unwrap_or_default())?;
         }
+        // issue 15 (software): a confirmed install is followed until it ends (its steps, then the address), with
+        // the other sessions free meanwhile; the history entry gets the final reply.
+        let (executed, reply) = self.follow_software_job(serial, frontend_principal, &id, executed, reply, lang);
         Ok(ChatReply {
             session: id,
             interpretation: interp.to_json(),
             executed,
             reply,
         })
+    }
+
+    /// After a confirmed `software.install`: waits for the job without holding the chat lock, then renders its end
+    /// and puts that reply into the session's last history entry.
+    fn follow_software_job(
+        &self,
+        serial: std::sync::MutexGuard<'_, ()>,
+        principal: &Principal,
+        session: &str,
+        executed: Option<Executed>,
+        reply: String,
+        lang: Lang,
+    ) -> (Option<Executed>, String) {
+        let job = executed
+            .as_ref()
+            .filter(|e| e.ok && e.operation == "software.install")
+            .and_then(|e| e.output.as_ref())
+            .and_then(|o| serde_json::from_value::<cacheos_core::software::SoftwareJob>(o.clone()).ok());
+        let (Some(job), Some(sw), Some(mut ex)) = (job, self.core.software(), executed.clone()) else {
+            return (executed, reply);
+        };
+        drop(serial);
+        let done = sw.wait(&job.job, std::time::Duration::from_secs(1800)).unwrap_or(job);
+        let text = crate::render_software::job(&done, lang);
+        let reply = match reply.split_once('\n') {
+            Some((head, _)) => format!("{head}\n{text}"),
+            None => text,
+        };
+        ex.output = serde_json::to_value(&done).ok();
+        let _serial = self.lock.lock().unwrap();
+        if let Ok(mut hist) = self.history(principal, session) {
+            if let Some(last) = hist.last_mut() {
+                last.reply = reply.clone();
+            }
+            let _ = self
+                .store
+                .put_record(HISTORY_KIND, session, &serde_json::to_value(&hist).unwrap_or_default());
+        }
+        (Some(ex), reply)
     }
 
     /// A session's history, oldest first.

@@ -37,6 +37,41 @@ pub fn parse(toml_text: &str) -> Result<Slots, String> {
     toml::from_str(toml_text).map_err(|e| e.to_string())
 }
 
+/// Kinds of existing objects a request can name.
+const OBJECT_KINDS: &[&str] = &["sandbox", "drive", "image", "task"];
+
+/// The object kinds `op` requires (from its definition's required argument: "sandbox!", "image,path!"), or none.
+pub fn required_object_kinds(op: &str) -> Vec<&'static str> {
+    let Some(def) = slots().get(op) else {
+        return vec![];
+    };
+    def.values()
+        .filter(|spec| spec.ends_with('!'))
+        .flat_map(|spec| {
+            spec.trim_start_matches('^')
+                .trim_end_matches('!')
+                .split(',')
+                .filter_map(|k| OBJECT_KINDS.iter().find(|o| **o == k).copied())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether the request names an existing object of another kind than `op` needs, and none of its kind ("data kann
+/// weg": a drive, so not `sandbox.remove`). A pronoun may mean anything, so it never counts against.
+pub fn names_only_other_kinds(op: &str, e: &Entities) -> bool {
+    let need = required_object_kinds(op);
+    if need.is_empty() || e.list.iter().any(|x| x.kind == "pronoun") {
+        return false;
+    }
+    let has_needed = e.list.iter().any(|x| need.contains(&x.kind));
+    let has_other = e
+        .list
+        .iter()
+        .any(|x| !x.weak && OBJECT_KINDS.contains(&x.kind) && !need.contains(&x.kind));
+    has_other && !has_needed
+}
+
 /// The outcome of filling an operation's slots.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filled {

@@ -13,10 +13,10 @@ pub fn number(s: &str) -> Option<f64> {
 fn size_unit(u: &str) -> Option<u64> {
     Some(match u {
         "b" | "byte" | "bytes" => 1,
-        "k" | "kb" | "kib" | "kilobyte" => 1 << 10,
-        "m" | "mb" | "mib" | "megabyte" | "mega" => 1 << 20,
-        "g" | "gb" | "gib" | "gigabyte" | "giga" | "gig" => 1 << 30,
-        "t" | "tb" | "tib" | "terabyte" => 1 << 40,
+        "k" | "kb" | "kib" | "kilobyte" | "kilobytes" | "kibibyte" => 1 << 10,
+        "m" | "mb" | "mib" | "megabyte" | "megabytes" | "mega" | "megs" | "meg" | "mebibyte" => 1 << 20,
+        "g" | "gb" | "gib" | "gigabyte" | "gigabytes" | "giga" | "gig" | "gigs" | "gibibyte" | "gibibytes" => 1 << 30,
+        "t" | "tb" | "tib" | "terabyte" | "terabytes" | "tera" | "tebibyte" => 1 << 40,
         _ => return None,
     })
 }
@@ -29,6 +29,26 @@ pub fn size(tokens: &[Token], i: usize) -> Option<(u64, usize)> {
         .find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
+    // Sizes in words: "zwei Gigabyte", "ein halbes Gigabyte", "half a gig", "anderthalb GB".
+    if num.is_empty() {
+        let next = tokens.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
+        let after = tokens.get(i + 2).map(|t| t.norm.as_str()).unwrap_or("");
+        let half = |w: &str| matches!(w, "halbes" | "halbe" | "halben" | "halbem" | "halber" | "halb" | "half");
+        let (n, skip) = if half(t) && matches!(next, "a" | "an") {
+            (0.5, 2)
+        } else if half(t) {
+            (0.5, 1)
+        } else if matches!(t.as_str(), "ein" | "eine" | "einem" | "einen" | "a" | "an") && half(next) {
+            (0.5, 2)
+        } else if matches!(t.as_str(), "anderthalb" | "eineinhalb") {
+            (1.5, 1)
+        } else {
+            (crate::entities::number_word(t)?, 1)
+        };
+        let unit = if skip == 2 { after } else { next };
+        let mult = size_unit(unit).filter(|_| unit.len() > 1)?;
+        return Some(((n * mult as f64).round() as u64, skip + 1));
+    }
     let n = number(num)?;
     let (mult, used) = if unit.is_empty() {
         (size_unit(&tokens.get(i + 1)?.norm)?, 2)
@@ -62,14 +82,32 @@ pub fn cpu(tokens: &[Token], i: usize) -> Option<(f64, usize)> {
     if let Some(p) = t.strip_suffix('%') {
         return Some((number(p)? / 100.0, 1));
     }
-    if matches!(t, "half" | "halben" | "halbe" | "halber" | "halb") && is_core(next) {
+    if matches!(t, "half" | "halben" | "halbe" | "halber" | "halbem" | "halb") && is_core(next) {
         return Some((0.5, 2));
     }
     if matches!(t, "half" | "einen" | "ein" | "a")
-        && matches!(next, "a" | "halben" | "halbe" | "half")
+        && matches!(next, "a" | "halben" | "halbe" | "halbem" | "half")
         && is_core(after)
     {
         return Some((0.5, 3));
+    }
+    // "ein viertel Kern", "a quarter of a core", "viertel CPU".
+    let quarter = |w: &str| matches!(w, "viertel" | "quarter");
+    if quarter(t) && is_core(next) {
+        return Some((0.25, 2));
+    }
+    if quarter(t) && matches!(next, "of" | "eines") && is_core(after) {
+        return Some((0.25, 3));
+    }
+    if quarter(t)
+        && next == "of"
+        && matches!(after, "a" | "one")
+        && is_core(tokens.get(i + 3).map(|t| t.norm.as_str()).unwrap_or(""))
+    {
+        return Some((0.25, 4));
+    }
+    if matches!(t, "ein" | "einen" | "a") && quarter(next) && is_core(after) {
+        return Some((0.25, 3));
     }
     if matches!(t, "anderthalb" | "eineinhalb") && is_core(next) {
         return Some((1.5, 2));

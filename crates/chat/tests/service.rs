@@ -99,34 +99,38 @@ fn history_is_kept_and_can_be_deleted() {
     assert!(svc.history(&ALICE, "h").unwrap().is_empty());
 }
 
-/// A scripted backend for this test only (CacheOS ships none).
-struct Scripted;
+/// A scripted backend for this test only (the real ones are in crates/model).
+struct Scripted(std::sync::Mutex<u32>);
 
 impl cacheos_chat::ModelBackend for Scripted {
-    fn propose(
+    fn identity(&self) -> Option<cacheos_chat::model::ModelIdentity> {
+        Some(cacheos_chat::model::ModelIdentity {
+            backend: "openai".into(),
+            model: "scripted".into(),
+            remote: true,
+            target: "http://192.168.1.5:8080".into(),
+        })
+    }
+
+    fn complete(
         &self,
-        text: &str,
-        _lang: cacheos_chat::Lang,
-        ops: &[cacheos_core::OpInfo],
-    ) -> Result<Option<cacheos_chat::Proposal>, cacheos_chat::ModelError> {
+        req: &cacheos_chat::model::ModelRequest,
+        _on_token: &mut dyn FnMut(&str),
+    ) -> Result<String, cacheos_chat::ModelError> {
+        *self.0.lock().unwrap() += 1;
         assert!(
-            ops.iter().any(|o| o.name == "system.status"),
+            req.messages[0].content.contains("system.status"),
             "the backend sees the operation table"
         );
+        let text = req.messages[1].content.as_str();
         Ok(match text {
-            "wie fühlt sich die Kiste" => Some(cacheos_chat::Proposal::Operation {
-                name: "system.status".into(),
-                args: serde_json::Value::Null,
-            }),
-            "reboot the world" => Some(cacheos_chat::Proposal::Operation {
-                name: "supervisor.kill-task".into(),
-                args: serde_json::json!({"task": "web"}),
-            }),
-            "nonsense op" => Some(cacheos_chat::Proposal::Operation {
-                name: "rm.rf".into(),
-                args: serde_json::Value::Null,
-            }),
-            _ => None,
+            "qqq www" => r#"{"kind":"operation","operation":"system.status","args":{}}"#.into(),
+            "reboot the world" => {
+                r#"{"kind":"operation","operation":"supervisor.kill-task","args":{"task":"web"}}"#.into()
+            }
+            "nonsense op" => r#"{"kind":"operation","operation":"rm.rf","args":{}}"#.into(),
+            "erkläre mir Sandboxen" => r#"{"kind":"answer","text":"Eine Sandbox ist ein Container."}"#.into(),
+            _ => "I do not know.".into(),
         })
     }
 }
@@ -142,21 +146,40 @@ fn model_proposals_go_through_the_same_rules() {
     // The parser alone, so that which phrases leave the pipeline unsure does not depend on the trained model.
     let svc = ChatService::new(core, store.clone(), known)
         .with_engine(cacheos_chat::Engine::rules_only())
-        .with_model(Box::new(Scripted));
+        .with_model(std::sync::Arc::new(Scripted(Default::default())));
     // The rule engine answers what it understands; the model is not asked.
     let r = svc.chat(&ALICE, Some("m"), "status").unwrap();
     assert_eq!(r.executed.unwrap().operation, "system.status");
     // A read proposed by the model runs and is audited like any other.
-    let r = svc.chat(&ALICE, Some("m"), "wie fühlt sich die Kiste").unwrap();
-    assert!(r.executed.unwrap().ok);
+    let r = svc.chat(&ALICE, Some("m"), "qqq www").unwrap();
+    assert!(
+        r.executed.as_ref().is_some_and(|e| e.ok),
+        "{} {}",
+        r.reply,
+        r.interpretation
+    );
     // A destructive proposal is only planned.
     let r = svc.chat(&ALICE, Some("m"), "reboot the world").unwrap();
     assert!(r.executed.is_none());
     assert_eq!(r.interpretation["needs_confirmation"], true);
     assert_eq!(store.audit_len().unwrap(), 2);
-    // An invalid proposal is never executed.
+    // A model-read operation's audit record names backend, model and schema version; the reply says who read it.
+    let rec = &store.query_audit(&Default::default()).unwrap()[0];
+    let u = rec.record.utterance.as_deref().unwrap();
+    assert!(
+        u.contains("openai model scripted") && u.contains("proposal schema 1"),
+        "{u}"
+    );
+    // An invalid proposal is never executed: retried once, then a question back.
     let r = svc.chat(&ALICE, Some("m2"), "nonsense op").unwrap();
-    assert_eq!(r.interpretation["kind"], "not-understood");
+    assert_eq!(r.interpretation["kind"], "question", "{}", r.reply);
+    assert!(r.reply.contains("unknown operation"), "{}", r.reply);
+    assert!(r.executed.is_none());
+    assert_eq!(store.audit_len().unwrap(), 2);
+    // A free-form question gets the model's text, marked as coming from the remote server.
+    let r = svc.chat(&ALICE, Some("m3"), "erkläre mir Sandboxen").unwrap();
+    assert!(r.reply.contains("Eine Sandbox ist ein Container."), "{}", r.reply);
+    assert!(r.reply.contains("ging an diesen Server"), "{}", r.reply);
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn label(i: &Interpretation) -> (String, serde_json::Value) {
                 ChatAction::Cancel => "cancel",
                 ChatAction::NothingToCancel => "nothing-to-cancel",
                 ChatAction::ClearHistory => "clear-history",
+                ChatAction::ModelAnswer { .. } => "model-answer",
             };
             (format!("chat:{name}"), serde_json::Value::Null)
         }

@@ -48,8 +48,8 @@ pub struct NewAuditRecord {
     pub principal: Principal,
     /// Dotted operation name.
     pub operation: String,
-    /// Arguments as the REST API takes them.
-    #[schema(value_type = Object)]
+    /// Arguments as the REST API takes them (null for an operation without arguments).
+    #[schema(value_type = Object, nullable)]
     pub args: serde_json::Value,
     /// How it ended.
     pub outcome: Outcome,

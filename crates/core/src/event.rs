@@ -90,6 +90,21 @@ pub enum EventKind {
         /// `started`, `running`, `done`, `cancelled` or `failed`.
         state: String,
     },
+    // issue 15 (software)
+    /// A software install job started, moved to a step, printed a line or ended.
+    SoftwareJob {
+        /// The job (`software-N`, for `software.job` and `software.cancel`).
+        job: String,
+        /// The sandbox it installs into.
+        sandbox: String,
+        /// Running, done, failed or cancelled.
+        state: crate::software::JobState,
+        /// The step running now (0-based) and how many there are.
+        step: usize,
+        steps: usize,
+        /// The step's description, an output line, or the error.
+        line: Option<String>,
+    },
 }
 
 /// What happened to a sandbox.
@@ -130,6 +145,7 @@ impl EventKind {
             EventKind::MetricsSampled { .. } => "metrics-sampled",
             EventKind::KbIndex { .. } => "kb-index",
             EventKind::LicenseJob { .. } => "license-job",
+            EventKind::SoftwareJob { .. } => "software-job",
         }
     }
 }

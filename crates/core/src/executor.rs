@@ -101,6 +101,29 @@ pub enum Output {
     Services(Vec<crate::diagnose::ServiceInfo>),
     /// `service.restart`.
     Service(crate::diagnose::ServiceInfo),
+    // issue 15 (software)
+    /// `software.search`.
+    SoftwareSearch(crate::software::SearchResult),
+    /// `software.plan`.
+    SoftwarePlan(crate::software::SoftwarePlan),
+    /// `software.install`, `software.job`.
+    SoftwareJob(crate::software::SoftwareJob),
+    /// `software.list`, `software.remove`.
+    SoftwareLock(crate::software::Lockfile),
+    /// `sandbox.expose`, `sandbox.unexpose`, `sandbox.service`.
+    SandboxNetwork(crate::software::expose::SandboxNetworkInfo),
+    // issue 14 (models)
+    /// `model.list`.
+    ModelList(crate::model::ModelList),
+    /// `model.use`, `model.status`, `model.unload`.
+    ModelStatus(crate::model::ModelStatus),
+    /// `model.test`.
+    ModelTest(crate::model::ModelTestResult),
+    /// `privacy.channels`.
+    Privacy(crate::model::PrivacyReport),
+    // issue 19 (trust)
+    /// `web.cert`.
+    WebCert(crate::web_cert::WebCert),
 }
 
 /// The web token.
@@ -209,6 +232,12 @@ pub struct Core {
     licensing: std::sync::OnceLock<Arc<crate::license::Licensing>>,
     diagnostics: Option<Arc<crate::diagnose::Diagnostics>>,
     stats: crate::diagnose::metrics::OperationStats,
+    /// Software installs (issue 15), set once by the daemon.
+    software: std::sync::OnceLock<Arc<crate::software::install::Software>>,
+    /// The model backends (issue 14), set once by the daemon.
+    models: std::sync::OnceLock<model::ModelDeps>,
+    /// The web port's certificate (issue 19), set once by the daemon.
+    web_cert: std::sync::OnceLock<crate::web_cert::WebCert>,
 }
 
 /// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
@@ -220,6 +249,8 @@ pub struct KbDeps {
 }
 
 mod license;
+pub mod model;
+pub use model::ModelDeps;
 
 impl Core {
     /// A core over these dependencies.
@@ -230,7 +261,14 @@ impl Core {
             licensing: std::sync::OnceLock::new(),
             diagnostics: None,
             stats: Default::default(),
+            software: std::sync::OnceLock::new(),
+            models: std::sync::OnceLock::new(),
+            web_cert: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(crate) fn web_cert_slot(&self) -> &std::sync::OnceLock<crate::web_cert::WebCert> {
+        &self.web_cert
     }
 
     /// Adds the diagnosis sources (systemd units and the journal) behind `system.diagnose`, `journal.query`,
@@ -411,7 +449,7 @@ impl Core {
             frontend: caller.frontend,
             principal: caller.principal.clone(),
             operation: info.name.to_string(),
-            args: op.args_json(),
+            args: op.audit_args(),
             outcome,
             error_code,
             error,
@@ -537,6 +575,8 @@ impl Core {
                 }
                 Ok(())
             }
+            // issue 14 (models)
+            Operation::ModelUse(a) => model::validate_use(a),
             _ => Ok(()),
         }
     }
@@ -674,7 +714,11 @@ impl Core {
         };
         Ok(match op {
             Operation::SandboxList => Output::Sandboxes(m.list()?),
-            Operation::SandboxInfo(a) => Output::Sandbox(m.info(&a.name)?),
+            Operation::SandboxInfo(a) => {
+                let mut info = m.info(&a.name)?;
+                info.software = self.software_info(&a.name);
+                Output::Sandbox(info)
+            }
             Operation::SandboxTemplates => Output::Templates(m.templates()),
             Operation::SandboxCreate(a) => {
                 let binds = self.resolve_binds(&a.binds)?;
@@ -694,6 +738,7 @@ impl Core {
             Operation::SandboxStart(a) => {
                 let r = m.start(&a.name);
                 self.after_lifecycle(m, &a.name, &r, SandboxAction::Started);
+                self.software_after_start();
                 Output::Sandbox(r?)
             }
             Operation::SandboxStop(a) => {
@@ -704,11 +749,13 @@ impl Core {
             Operation::SandboxRestart(a) => {
                 let r = m.restart(&a.name);
                 self.after_lifecycle(m, &a.name, &r, SandboxAction::Restarted);
+                self.software_after_start();
                 Output::Sandbox(r?)
             }
             Operation::SandboxRemove(a) => {
                 m.remove(&a.name)?;
                 self.sandbox_event(&a.name, SandboxAction::Removed, None);
+                self.software_after_remove(&a.name);
                 Output::Done(Done {
                     message: format!("sandbox {} removed", a.name),
                 })
@@ -921,6 +968,26 @@ impl Core {
             Operation::JournalQuery(q) => Output::Journal(self.journal(q)?),
             Operation::ServiceList => Output::Services(self.diagnostics()?.services()?),
             Operation::ServiceRestart(a) => Output::Service(self.diagnostics()?.restart(&a.unit)?),
+            // issue 15 (software)
+            Operation::SoftwareSearch(_)
+            | Operation::SoftwarePlan(_)
+            | Operation::SoftwareInstall(_)
+            | Operation::SoftwareList(_)
+            | Operation::SoftwareRemove(_)
+            | Operation::SoftwareJob(_)
+            | Operation::SoftwareCancel(_)
+            | Operation::SandboxExpose(_)
+            | Operation::SandboxUnexpose(_)
+            | Operation::SandboxService(_) => return self.run_software(caller, op),
+            // issue 14 (models)
+            Operation::ModelList
+            | Operation::ModelUse(_)
+            | Operation::ModelStatus
+            | Operation::ModelUnload
+            | Operation::ModelTest
+            | Operation::PrivacyChannels => return self.run_model(caller, op),
+            // issue 19 (trust)
+            Operation::WebCert => return self.run_web_cert(),
         })
     }
 }
@@ -1113,3 +1180,4 @@ mod tests {
 mod kb;
 #[cfg(test)]
 mod sandbox_tests;
+mod software;

@@ -14,12 +14,15 @@ pub mod event;
 pub mod executor;
 pub mod kb;
 pub mod license;
+pub mod model;
 pub mod operation;
 pub mod sandbox;
+pub mod software;
 pub mod store;
 pub mod supervisor;
 pub mod system;
 pub mod testing;
+pub mod web_cert;
 
 pub use audit::{AuditFilter, AuditRecord, NewAuditRecord, Outcome};
 pub use auth::{Accounts, Caller, Frontend, GroupPolicy, Principal};

@@ -365,6 +365,111 @@ pub const OPERATIONS: &[OpInfo] = &[
         risk: Risk::Changing,
         privilege: Privilege::Operator,
     },
+    // issue 15 (software)
+    OpInfo {
+        name: "software.search",
+        summary: "packages for a name or a wish from Debian, PyPI and npm (and the alias table), with version, size and a description",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "software.plan",
+        summary: "what an install would do: the sandbox (or a new one), exact versions, download sizes, starters and every command",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "software.install",
+        summary: "install packages (apt, pip into a venv, npm into the project) inside a sandbox as a job; confirmed in chat first",
+        risk: Risk::Destructive,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "software.list",
+        summary: "what CacheOS installed in a sandbox, from its lockfile (dpkg versions, pip freeze, package-lock.json)",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "software.remove",
+        summary: "remove packages CacheOS installed from a sandbox",
+        risk: Risk::Destructive,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "software.job",
+        summary: "an install job's state, step, last output lines, error and URLs",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "software.cancel",
+        summary: "stop an install job after its current command",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.expose",
+        summary: "make a port of a NAT sandbox reachable on the appliance's address (nftables DNAT)",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.unexpose",
+        summary: "stop forwarding a port of a sandbox from the appliance",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "sandbox.service",
+        summary: "keep a command running in a sandbox (restarted on failure, started with the sandbox); an empty command removes it",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    // issue 14 (models)
+    OpInfo {
+        name: "model.list",
+        summary: "the language-model backends and the GGUF files found (size, quantisation, context length), and which is active",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "model.use",
+        summary: "use a GGUF file (a path or a drive's file) or an OpenAI-compatible endpoint (URL, model, API key) for what the chat does not understand",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "model.status",
+        summary: "the active language model: loaded, memory, last tokens per second, whether questions leave the appliance",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    OpInfo {
+        name: "model.unload",
+        summary: "stop using the language model: unload it, free its memory and forget the endpoint's API key",
+        risk: Risk::Changing,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "model.test",
+        summary: "run a fixed prompt on the active model: time to first token and tokens per second",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Operator,
+    },
+    OpInfo {
+        name: "privacy.channels",
+        summary: "every part of CacheOS that can send data off the appliance (model endpoint, sandboxes with NAT, the web port beyond loopback), its state and the operation that switches it",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
+    // issue 19 (trust)
+    OpInfo {
+        name: "web.cert",
+        summary: "the web port's TLS certificate: SHA-256 fingerprint, where it is kept, whether plain HTTP is redirected",
+        risk: Risk::ReadOnly,
+        privilege: Privilege::Anyone,
+    },
 ];
 
 /// Arguments of `system.history`.
@@ -563,6 +668,67 @@ pub enum Operation {
     /// hit its start limit starts again.
     #[serde(rename = "service.restart")]
     ServiceRestart(ServiceRef),
+    // issue 15 (software)
+    /// `software.search`: a query with a word (empty means the caller's utterance); anyone.
+    #[serde(rename = "software.search")]
+    SoftwareSearch(crate::software::SoftwareSearchArgs),
+    /// `software.plan`: packages valid for their ecosystem's grammar and existing in their versions, or a wish the
+    /// alias table resolves; a given sandbox must exist and have a template with a package manager and NAT;
+    /// operators. Changes nothing.
+    #[serde(rename = "software.plan")]
+    SoftwarePlan(crate::software::SoftwareInstallArgs),
+    /// `software.install`: as `software.plan`, and no other job installing into the sandbox; operators. Returns
+    /// the job at once; progress comes as `software-job` events.
+    #[serde(rename = "software.install")]
+    SoftwareInstall(crate::software::SoftwareInstallArgs),
+    /// `software.list`: anyone.
+    #[serde(rename = "software.list")]
+    SoftwareList(crate::software::SoftwareListArgs),
+    /// `software.remove`: packages CacheOS installed there, the sandbox running; operators.
+    #[serde(rename = "software.remove")]
+    SoftwareRemove(crate::software::SoftwareRemoveArgs),
+    /// `software.job`: the job must exist; operators.
+    #[serde(rename = "software.job")]
+    SoftwareJob(crate::software::SoftwareJobRef),
+    /// `software.cancel`: the job must be running; operators.
+    #[serde(rename = "software.cancel")]
+    SoftwareCancel(crate::software::SoftwareJobRef),
+    /// `sandbox.expose`: a NAT sandbox, ports 1..=65535, a host port not reserved or used by another sandbox;
+    /// operators.
+    #[serde(rename = "sandbox.expose")]
+    SandboxExpose(crate::software::expose::ExposeArgs),
+    /// `sandbox.unexpose`: the port must be exposed; operators.
+    #[serde(rename = "sandbox.unexpose")]
+    SandboxUnexpose(crate::software::expose::UnexposeArgs),
+    /// `sandbox.service`: a running sandbox booted with systemd, argv without NUL or control characters;
+    /// operators.
+    #[serde(rename = "sandbox.service")]
+    SandboxService(crate::software::expose::ServiceArgs),
+    // issue 14 (models)
+    /// `model.list`: always valid; anyone (files on drives are listed to operators only).
+    #[serde(rename = "model.list")]
+    ModelList,
+    /// `model.use`: exactly one of path, drive, url; a path must be absolute and end in `.gguf`, a drive be
+    /// attached with a mounted file system, a URL be http(s) without credentials; `model` and `api_key` only with
+    /// `url`, `threads` 1..=256 only with a file; operators. The API key is never echoed or audited.
+    #[serde(rename = "model.use")]
+    ModelUse(crate::model::ModelUseArgs),
+    /// `model.status`: always valid; anyone.
+    #[serde(rename = "model.status")]
+    ModelStatus,
+    /// `model.unload`: always valid (no model: a no-op); operators.
+    #[serde(rename = "model.unload")]
+    ModelUnload,
+    /// `model.test`: a model must be in use; operators (the prompt goes to the model).
+    #[serde(rename = "model.test")]
+    ModelTest,
+    /// `privacy.channels`: always valid; anyone.
+    #[serde(rename = "privacy.channels")]
+    PrivacyChannels,
+    // issue 19 (trust)
+    /// `web.cert`: valid when the web port serves TLS; anyone (every TLS client sees the certificate anyway).
+    #[serde(rename = "web.cert")]
+    WebCert,
 }
 
 impl Operation {
@@ -623,6 +789,26 @@ impl Operation {
             Operation::JournalQuery(_) => 48,
             Operation::ServiceList => 49,
             Operation::ServiceRestart(_) => 50,
+            // issue 15 (software)
+            Operation::SoftwareSearch(_) => 51,
+            Operation::SoftwarePlan(_) => 52,
+            Operation::SoftwareInstall(_) => 53,
+            Operation::SoftwareList(_) => 54,
+            Operation::SoftwareRemove(_) => 55,
+            Operation::SoftwareJob(_) => 56,
+            Operation::SoftwareCancel(_) => 57,
+            Operation::SandboxExpose(_) => 58,
+            Operation::SandboxUnexpose(_) => 59,
+            Operation::SandboxService(_) => 60,
+            // issue 14 (models)
+            Operation::ModelList => 61,
+            Operation::ModelUse(_) => 62,
+            Operation::ModelStatus => 63,
+            Operation::ModelUnload => 64,
+            Operation::ModelTest => 65,
+            Operation::PrivacyChannels => 66,
+            // issue 19 (trust)
+            Operation::WebCert => 67,
         };
         &OPERATIONS[i]
     }
@@ -646,6 +832,15 @@ impl Operation {
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(mut m)) => m.remove("args").unwrap_or(serde_json::Value::Null),
             _ => serde_json::Value::Null,
+        }
+    }
+
+    /// The arguments as the audit log and displays keep them: [`Operation::args_json`] with secrets (a model
+    /// endpoint's API key) replaced by `"(set)"`.
+    pub fn audit_args(&self) -> serde_json::Value {
+        match self {
+            Operation::ModelUse(a) => serde_json::to_value(a.redacted()).unwrap_or(serde_json::Value::Null),
+            _ => self.args_json(),
         }
     }
 
@@ -809,6 +1004,60 @@ mod tests {
             }),
             Operation::ServiceList,
             Operation::ServiceRestart(ServiceRef { unit: "nginx".into() }),
+            // issue 15 (software)
+            Operation::SoftwareSearch(crate::software::SoftwareSearchArgs {
+                query: "flask".into(),
+                ecosystem: None,
+            }),
+            Operation::SoftwarePlan(crate::software::SoftwareInstallArgs {
+                request: Some("ich brauche Flask".into()),
+                ..Default::default()
+            }),
+            Operation::SoftwareInstall(crate::software::SoftwareInstallArgs {
+                sandbox: Some("web".into()),
+                packages: vec![crate::software::PackageRequest {
+                    ecosystem: crate::software::Ecosystem::Apt,
+                    name: "htop".into(),
+                    version: Some("3.2.2-2".into()),
+                }],
+                ..Default::default()
+            }),
+            Operation::SoftwareList(crate::software::SoftwareListArgs { sandbox: "web".into() }),
+            Operation::SoftwareRemove(crate::software::SoftwareRemoveArgs {
+                sandbox: "web".into(),
+                packages: vec![],
+            }),
+            Operation::SoftwareJob(crate::software::SoftwareJobRef {
+                job: "software-1".into(),
+            }),
+            Operation::SoftwareCancel(crate::software::SoftwareJobRef {
+                job: "software-1".into(),
+            }),
+            Operation::SandboxExpose(crate::software::expose::ExposeArgs {
+                name: "web".into(),
+                port: 5000,
+                host_port: None,
+            }),
+            Operation::SandboxUnexpose(crate::software::expose::UnexposeArgs {
+                name: "web".into(),
+                port: 5000,
+            }),
+            Operation::SandboxService(crate::software::expose::ServiceArgs {
+                name: "web".into(),
+                command: vec!["sleep".into(), "1".into()],
+                service: None,
+            }),
+            // issue 14 (models)
+            Operation::ModelList,
+            Operation::ModelUse(crate::model::ModelUseArgs {
+                url: Some("http://192.168.1.5:8080".into()),
+                ..Default::default()
+            }),
+            Operation::ModelStatus,
+            Operation::ModelUnload,
+            Operation::ModelTest,
+            Operation::PrivacyChannels,
+            Operation::WebCert,
         ];
         assert_eq!(ops.len(), OPERATIONS.len());
         for op in &ops {

@@ -135,6 +135,9 @@ pub trait Manager {
     /// Core events.
     #[zbus(signal)]
     fn event(&self, kind: String, json: String) -> zbus::Result<()>;
+    /// A language model's words while a Chat call of this connection waits.
+    #[zbus(signal)]
+    fn chat_token(&self, seq: u64, text: String) -> zbus::Result<()>;
     /// CacheOS version.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
@@ -150,4 +153,43 @@ pub trait Manager {
     fn list_services(&self) -> zbus::Result<String>;
     /// `service.restart`.
     fn restart_service(&self, unit: &str) -> zbus::Result<String>;
+    // issue 15 (software)
+    /// `software.search`; `ecosystem` "" means all.
+    fn search_software(&self, query: &str, ecosystem: &str) -> zbus::Result<String>;
+    /// `software.plan` with the REST body as JSON.
+    fn plan_software(&self, args: &str) -> zbus::Result<String>;
+    /// `software.install` with the REST body as JSON; returns the job at once.
+    fn install_software(&self, args: &str) -> zbus::Result<String>;
+    /// `software.list`.
+    fn list_software(&self, sandbox: &str) -> zbus::Result<String>;
+    /// `software.remove` with the REST body as JSON.
+    fn remove_software(&self, args: &str) -> zbus::Result<String>;
+    /// `software.job`.
+    fn get_software_job(&self, job: &str) -> zbus::Result<String>;
+    /// `software.cancel`.
+    fn cancel_software_job(&self, job: &str) -> zbus::Result<String>;
+    /// `sandbox.expose`; `host_port` 0 means the same port.
+    fn expose_sandbox_port(&self, name: &str, port: u16, host_port: u16) -> zbus::Result<String>;
+    /// `sandbox.unexpose`.
+    fn unexpose_sandbox_port(&self, name: &str, port: u16) -> zbus::Result<String>;
+    /// `sandbox.service`; an empty command removes the service.
+    fn set_sandbox_service(&self, name: &str, service: &str, command: &[&str]) -> zbus::Result<String>;
+    // issue 14 (models)
+    /// `model.list`.
+    fn list_models(&self) -> zbus::Result<String>;
+    /// `model.use` with the REST body as JSON.
+    fn use_model(&self, args: &str) -> zbus::Result<String>;
+    /// `model.status`.
+    fn get_model_status(&self) -> zbus::Result<String>;
+    /// `model.unload`.
+    fn unload_model(&self) -> zbus::Result<String>;
+    /// `model.test`.
+    fn test_model(&self) -> zbus::Result<String>;
+    /// Stops the running generations.
+    fn stop_model(&self) -> zbus::Result<()>;
+    /// `privacy.channels`.
+    fn get_privacy_channels(&self) -> zbus::Result<String>;
+    // issue 19 (trust)
+    /// `web.cert`.
+    fn get_web_cert(&self) -> zbus::Result<String>;
 }

@@ -276,7 +276,8 @@ impl Manager {
 
     /// Chat: interprets and acts on a message in a session, as JSON {"session", "interpretation", "executed",
     /// "reply"}. Operations run with the caller's own rights and are audited with front end chat and the
-    /// utterance; destructive ones only run after "ja"/"yes" in the same session. Anyone may call it.
+    /// utterance; destructive ones only run after "ja"/"yes" in the same session. While a language model writes
+    /// an answer, its words arrive as ChatToken signals sent to the caller only. Anyone may call it.
     #[zbus(out_args("json"))]
     async fn chat(
         &self,
@@ -284,21 +285,44 @@ impl Manager {
         session: &str,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<String, Error> {
         let caller = self.caller(&hdr, conn).await?;
         let (chat, text, session) = (self.chat.clone(), text.to_string(), session.to_string());
-        let reply = tokio::task::spawn_blocking(move || {
-            chat.chat(
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let work = tokio::task::spawn_blocking(move || {
+            chat.chat_streaming(
                 &caller.principal,
                 Some(session.as_str()).filter(|s| !s.is_empty()),
                 &text,
+                &mut |ev| {
+                    if let cacheos_chat::service::ChatEvent::Token(t) = ev {
+                        let _ = tx.send(t);
+                    }
+                },
             )
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::from(CoreError::from(e)))?;
+        });
+        // Unicast: another user's chat must not see these words.
+        let to_caller = match hdr.sender() {
+            Some(s) => emitter.set_destination(zbus::names::BusName::Unique(s.to_owned())),
+            None => emitter,
+        };
+        let mut n = 0u64;
+        while let Some(t) = rx.recv().await {
+            n += 1;
+            let _ = Manager::chat_token(&to_caller, n, &t).await;
+        }
+        let reply = work
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::from(CoreError::from(e)))?;
         serde_json::to_string(&reply).map_err(|e| Error::Internal(e.to_string()))
     }
+
+    /// Words of a language model's answer while it writes them, in order (seq from 1), sent only to the caller of
+    /// the Chat method that asked; the method's reply is the validated whole.
+    #[zbus(signal)]
+    async fn chat_token(emitter: &SignalEmitter<'_>, seq: u64, text: &str) -> zbus::Result<()>;
 
     /// A chat session's history as a JSON array, oldest first (only the session's owner may read it).
     #[zbus(out_args("json"))]
@@ -888,6 +912,18 @@ impl Manager {
         self.run_json(&hdr, conn, op).await
     }
 
+    // issue 19 (trust)
+    /// Operation web.cert: the web port's TLS certificate (schema WebCert: fingerprint_sha256, path,
+    /// redirects_plain_http). Anyone.
+    #[zbus(out_args("json"))]
+    async fn get_web_cert(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::WebCert).await
+    }
+
     /// A core event: kind is its type (operation-finished, task-state-changed, daemon-state-changed, drive, sandbox), json the
     /// whole event as a JSON object (schema Event).
     #[zbus(signal)]
@@ -977,6 +1013,254 @@ impl Manager {
     ) -> Result<String, Error> {
         let op = Operation::LicenseCancel(cacheos_core::license::JobRef { job: job.to_owned() });
         self.run_json(&hdr, conn, op).await
+    }
+
+    // issue 15 (software)
+    /// Operation software.search: packages for a name or wish from Debian, PyPI and npm as JSON (schema SearchResult); `ecosystem` "" means all (apt, pip, npm). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn search_software(
+        &self,
+        query: &str,
+        ecosystem: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SoftwareSearch(cacheos_core::software::SoftwareSearchArgs {
+                query: query.to_owned(),
+                ecosystem: if ecosystem.is_empty() {
+                    None
+                } else {
+                    Some(parse_args(&format!("{ecosystem:?}"))?)
+                },
+            }),
+        )
+        .await
+    }
+
+    /// Operation software.plan: args is the JSON body of POST /api/v1/software/plan ({"sandbox", "packages": [{"ecosystem", "name", "version"}], "request", "profile", "starters"}). Returns the plan as JSON (schema SoftwarePlan); nothing is changed. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn plan_software(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SoftwarePlan(parse_args(args)?))
+            .await
+    }
+
+    /// Operation software.install: args as for PlanSoftware. Starts the install job and returns it at once as JSON (schema SoftwareJob); progress arrives as Event("software-job", …) signals. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn install_software(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SoftwareInstall(parse_args(args)?))
+            .await
+    }
+
+    /// Operation software.list: what CacheOS installed in a sandbox, as JSON (schema Lockfile). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn list_software(
+        &self,
+        sandbox: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SoftwareList(cacheos_core::software::SoftwareListArgs {
+                sandbox: sandbox.to_owned(),
+            }),
+        )
+        .await
+    }
+
+    /// Operation software.remove: args is {"sandbox", "packages": [{"ecosystem", "name"}]}. Returns the lockfile after the removal (schema Lockfile). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn remove_software(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::SoftwareRemove(parse_args(args)?))
+            .await
+    }
+
+    /// Operation software.job: an install job's state as JSON (schema SoftwareJob). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn get_software_job(
+        &self,
+        job: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SoftwareJob(cacheos_core::software::SoftwareJobRef { job: job.to_owned() }),
+        )
+        .await
+    }
+
+    /// Operation software.cancel: stops an install job after its current command; returns a message. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn cancel_software_job(
+        &self,
+        job: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SoftwareCancel(cacheos_core::software::SoftwareJobRef { job: job.to_owned() }),
+        )
+        .await
+    }
+
+    /// Operation sandbox.expose: makes `port` of a NAT sandbox reachable on the appliance at `host_port` (0: the same port); returns JSON (schema SandboxNetworkInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn expose_sandbox_port(
+        &self,
+        name: &str,
+        port: u16,
+        host_port: u16,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SandboxExpose(cacheos_core::software::expose::ExposeArgs {
+                name: name.to_owned(),
+                port,
+                host_port: (host_port != 0).then_some(host_port),
+            }),
+        )
+        .await
+    }
+
+    /// Operation sandbox.unexpose: stops forwarding `port` of a sandbox; returns JSON (schema SandboxNetworkInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn unexpose_sandbox_port(
+        &self,
+        name: &str,
+        port: u16,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SandboxUnexpose(cacheos_core::software::expose::UnexposeArgs {
+                name: name.to_owned(),
+                port,
+            }),
+        )
+        .await
+    }
+
+    /// Operation sandbox.service: keeps `command` (argv) running in a sandbox as service `service` ("": main), restarted on failure and started with the sandbox; an empty command removes it. Returns JSON (schema SandboxNetworkInfo). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn set_sandbox_service(
+        &self,
+        name: &str,
+        service: &str,
+        command: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(
+            &hdr,
+            conn,
+            Operation::SandboxService(cacheos_core::software::expose::ServiceArgs {
+                name: name.to_owned(),
+                command,
+                service: (!service.is_empty()).then(|| service.to_owned()),
+            }),
+        )
+        .await
+    }
+
+    // issue 14 (models)
+    /// Operation model.list: the backends, the GGUF files in /var/lib/cacheos/models and on attached drives (size, quantisation, context length) and the active choice, as JSON (schema ModelList). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn list_models(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ModelList).await
+    }
+
+    /// Operation model.use: args is the JSON body of POST /api/v1/models/use: exactly one of {"path"}, {"drive", "file"} or {"url", "model", "api_key"} (the key is kept in a file of mode 0600 and never shown again), "threads" for a GGUF file. Returns the status as JSON (schema ModelStatus). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn use_model(
+        &self,
+        args: &str,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ModelUse(parse_args(args)?)).await
+    }
+
+    /// Operation model.status: the active model, whether it is loaded, its memory, the last tokens/s and whether questions leave the appliance, as JSON (schema ModelStatus). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn get_model_status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ModelStatus).await
+    }
+
+    /// Operation model.unload: switches the model off and forgets the API key; the chat uses its own understanding only. Returns the status as JSON. Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn unload_model(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ModelUnload).await
+    }
+
+    /// Operation model.test: a fixed prompt, with time to first token and tokens/s, as JSON (schema ModelTestResult). Root and group cacheos only.
+    #[zbus(out_args("json"))]
+    async fn test_model(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::ModelTest).await
+    }
+
+    /// Stops the language-model generations running now (the chat's Stop); the chats waiting for them answer that the model was stopped. Anyone may call it.
+    async fn stop_model(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), Error> {
+        self.caller(&hdr, conn).await?;
+        self.chat.stop_model();
+        Ok(())
+    }
+
+    /// Operation privacy.channels: every part of CacheOS that can send data off the appliance (model endpoints, sandboxes with NAT, the web port), each with its state and the operation that switches it, as JSON (schema PrivacyReport). Anyone may call it.
+    #[zbus(out_args("json"))]
+    async fn get_privacy_channels(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.run_json(&hdr, conn, Operation::PrivacyChannels).await
     }
 
     /// CacheOS version.

@@ -12,10 +12,14 @@
 #![allow(clippy::result_large_err)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cacheos_core::audit::{AuditFilter, AuditRecord, NewAuditRecord};
 use cacheos_core::store::{scan_newest_first, Durability, Store, StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableTableMetadata, TableDefinition};
+
+pub mod writer;
+use writer::AuditWriter;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
@@ -31,28 +35,13 @@ type Migration = fn(&redb::WriteTransaction) -> Result<(), redb::Error>;
 /// `(1, migrate_1_to_2)` here and bumps [`SCHEMA_VERSION`] in the core.
 const MIGRATIONS: &[(u32, Migration)] = &[];
 
-/// Audit records waiting for a group commit.
-#[derive(Debug, Default)]
-struct AuditQueue {
-    /// Next id to hand out.
-    next_id: u64,
-    /// Records not yet handed to a writer: (id, JSON, needs immediate durability).
-    pending: Vec<(u64, Vec<u8>, bool)>,
-    /// Every id up to this one has been written (or failed, see `failed`).
-    done_upto: u64,
-    /// A writer is committing a batch.
-    writing: bool,
-    /// Ids whose batch failed, with the error.
-    failed: std::collections::HashMap<u64, String>,
-}
-
 /// The durable store.
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     max_audit: u64,
-    audit_queue: std::sync::Mutex<AuditQueue>,
-    audit_done: std::sync::Condvar,
+    /// Set once the schema is checked; every audit append goes through it.
+    writer: Option<AuditWriter>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -99,17 +88,14 @@ impl RedbStore {
             })?
         };
         let mut store = Self {
-            db,
+            db: Arc::new(db),
             path: path.into(),
             max_audit: max_audit.max(1),
-            audit_queue: Default::default(),
-            audit_done: Default::default(),
+            writer: None,
         };
         store.check_schema()?;
         let next_id = store.read(|tx| Ok(tx.open_table(META)?.get(KEY_NEXT_ID)?.map(|g| g.value()).unwrap_or(1)))?;
-        let q = store.audit_queue.get_mut().unwrap();
-        q.next_id = next_id;
-        q.done_upto = next_id - 1;
+        store.writer = Some(AuditWriter::start(store.db.clone(), store.max_audit, next_id.max(1))?);
         Ok(store)
     }
 
@@ -223,46 +209,16 @@ impl Store for RedbStore {
         self.read_version().ok().flatten().unwrap_or(SCHEMA_VERSION)
     }
 
-    /// Group commit: concurrent appends queue their record; one caller at a time writes everything queued in one
-    /// transaction (immediate if any record asks for it) while the others wait for it, so N concurrent operations
-    /// cost one commit instead of N. Every caller returns only once its own record is written.
+    /// Queues the record for the audit writer (see [`writer`]): eventual records return at once, immediate ones
+    /// once their group's commit is on stable storage.
     fn append_audit(&self, rec: NewAuditRecord, durability: Durability) -> Result<AuditRecord, StoreError> {
         let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::backend("encode audit record", e))?;
-        let mut q = self.audit_queue.lock().unwrap();
-        let id = q.next_id;
-        q.next_id += 1;
-        q.pending.push((id, bytes, durability == Durability::Immediate));
-        loop {
-            if q.done_upto >= id {
-                return match q.failed.remove(&id) {
-                    None => Ok(AuditRecord { id, record: rec }),
-                    Some(e) => Err(StoreError::backend("append audit record", e)),
-                };
-            }
-            if q.writing {
-                q = self.audit_done.wait(q).unwrap();
-                continue;
-            }
-            q.writing = true;
-            let batch = std::mem::take(&mut q.pending);
-            drop(q);
-            let result = self.write_audit_batch(&batch);
-            q = self.audit_queue.lock().unwrap();
-            q.writing = false;
-            if let Some((hi, _, _)) = batch.last() {
-                q.done_upto = q.done_upto.max(*hi);
-            }
-            if let Err(e) = result {
-                let msg = e.to_string();
-                for (bid, _, _) in &batch {
-                    q.failed.insert(*bid, msg.clone());
-                }
-            }
-            self.audit_done.notify_all();
-        }
+        let id = self.writer().append(bytes, durability)?;
+        Ok(AuditRecord { id, record: rec })
     }
 
     fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.writer().wait_written();
         self.read(|tx| {
             let audit = tx.open_table(AUDIT)?;
             let upper = filter.before_id.unwrap_or(u64::MAX);
@@ -291,6 +247,7 @@ impl Store for RedbStore {
     }
 
     fn audit_len(&self) -> Result<u64, StoreError> {
+        self.writer().wait_written();
         self.read(|tx| Ok(tx.open_table(AUDIT)?.len()?))
     }
 
@@ -334,37 +291,21 @@ impl Store for RedbStore {
 }
 
 impl RedbStore {
-    fn write_audit_batch(&self, batch: &[(u64, Vec<u8>, bool)]) -> Result<(), StoreError> {
-        let Some((hi, _, _)) = batch.last() else { return Ok(()) };
-        let immediate = batch.iter().any(|(_, _, i)| *i);
-        // Checking the table length costs a scan of its metadata; do it when an id crosses a multiple of 128,
-        // so the log holds at most `max_audit + 128` records.
-        let prune = batch.iter().any(|(id, _, _)| id % 128 == 0);
-        let max = self.max_audit;
-        let durability = if immediate {
-            Durability::Immediate
-        } else {
-            Durability::Eventual
-        };
-        self.write(durability, "append audit records", |tx| {
-            tx.open_table(META)?.insert(KEY_NEXT_ID, hi + 1)?;
-            let mut audit = tx.open_table(AUDIT)?;
-            for (id, bytes, _) in batch {
-                audit.insert(*id, bytes.as_slice())?;
-            }
-            if prune {
-                let len = audit.len()?;
-                for _ in max..len {
-                    audit.pop_first()?;
-                }
-            }
-            Ok(())
-        })
+    fn writer(&self) -> &AuditWriter {
+        self.writer
+            .as_ref()
+            .expect("the audit writer starts when the store is opened")
     }
 
-    /// Makes every eventual-durability write durable (an empty immediate commit). Called at shutdown.
+    /// Makes every audit record appended so far durable (the writer commits what is queued, then one immediate
+    /// commit). Called at shutdown (SIGTERM); dropping the store does the same.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.write(Durability::Immediate, "flush", |_| Ok(()))
+        self.writer().flush()
+    }
+
+    /// Acknowledged eventual-durability audit records whose write failed since the store was opened.
+    pub fn lost_audit_records(&self) -> u64 {
+        self.writer().lost()
     }
 
     /// Writes a schema version directly; for tests of version handling only.
@@ -515,6 +456,178 @@ mod tests {
         drop(s);
         let s = RedbStore::open(&dir.path().join("s.redb"), 100_000).unwrap();
         assert_eq!(s.audit_len().unwrap(), 803, "every record is there after reopening");
+    }
+
+    fn sample() -> NewAuditRecord {
+        cacheos_core::audit::NewAuditRecord {
+            time_ms: 1,
+            frontend: cacheos_core::auth::Frontend::Rest,
+            principal: cacheos_core::auth::Principal::Uid { uid: 0 },
+            operation: "system.status".into(),
+            args: serde_json::json!({}),
+            outcome: cacheos_core::audit::Outcome::Ok,
+            error_code: None,
+            error: None,
+            duration_us: 1,
+            session: None,
+            utterance: None,
+        }
+    }
+
+    #[test]
+    fn eventual_appends_do_not_wait_for_the_writer_but_immediate_ones_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(RedbStore::open(&dir.path().join("s.redb"), 1000).unwrap());
+        let rec = sample();
+        // Hold redb's single write transaction: the writer cannot commit anything meanwhile.
+        let blocker = s.db.begin_write().unwrap();
+        let t = std::time::Instant::now();
+        let ids: Vec<u64> = (0..50)
+            .map(|_| s.append_audit(rec.clone(), Durability::Eventual).unwrap().id)
+            .collect();
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(500),
+            "eventual appends waited {:?}",
+            t.elapsed()
+        );
+        assert_eq!(ids, (1..=50).collect::<Vec<_>>(), "ids strictly increase from 1");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (s2, rec2) = (s.clone(), rec.clone());
+        std::thread::spawn(move || {
+            done_tx
+                .send(s2.append_audit(rec2, Durability::Immediate).unwrap().id)
+                .unwrap()
+        });
+        assert!(
+            done_rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            "an immediate append returned before its commit"
+        );
+        drop(blocker);
+        assert_eq!(done_rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), 51);
+        assert_eq!(s.audit_len().unwrap(), 51, "queries see every queued record");
+        let newest = s.query_audit(&AuditFilter::default()).unwrap();
+        assert_eq!(newest[0].id, 51);
+        assert_eq!(newest[50].id, 1);
+    }
+
+    #[test]
+    fn queries_see_records_queued_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(&dir.path().join("s.redb"), 100_000).unwrap();
+        let rec = sample();
+        for i in 1..=300u64 {
+            let r = s.append_audit(rec.clone(), Durability::Eventual).unwrap();
+            assert_eq!(r.id, i);
+            if i % 37 == 0 {
+                assert_eq!(s.audit_len().unwrap(), i);
+            }
+        }
+        assert_eq!(s.query_audit(&AuditFilter::default()).unwrap()[0].id, 300);
+    }
+
+    #[test]
+    fn dropping_the_store_persists_queued_eventual_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.redb");
+        {
+            let s = RedbStore::open(&p, 100_000).unwrap();
+            let rec = sample();
+            for _ in 0..500 {
+                s.append_audit(rec.clone(), Durability::Eventual).unwrap();
+            }
+        }
+        let s = RedbStore::open(&p, 100_000).unwrap();
+        assert_eq!(s.audit_len().unwrap(), 500);
+        let r = s.append_audit(sample(), Durability::Eventual).unwrap();
+        assert_eq!(r.id, 501, "ids continue after reopening");
+    }
+
+    /// Child half of the crash tests: appends as `CACHEOS_STORE_CRASH_MODE` says, prints the acknowledged ids,
+    /// then aborts the process (no destructor, no flush), as a power cut or SIGKILL would.
+    #[test]
+    fn crash_child() {
+        let (Ok(path), Ok(mode)) = (
+            std::env::var("CACHEOS_STORE_CRASH_PATH"),
+            std::env::var("CACHEOS_STORE_CRASH_MODE"),
+        ) else {
+            return;
+        };
+        let s = RedbStore::open(Path::new(&path), 100_000).unwrap();
+        let rec = sample();
+        let mut last = 0;
+        for i in 0..400u64 {
+            let d = if mode == "immediate" && i % 40 == 39 {
+                Durability::Immediate
+            } else {
+                Durability::Eventual
+            };
+            last = s.append_audit(rec.clone(), d).unwrap().id;
+            if d == Durability::Immediate {
+                println!("durable-upto {last}");
+            }
+        }
+        if mode == "idle" {
+            std::thread::sleep(writer::FLUSH_INTERVAL * 3);
+            println!("durable-upto {last}");
+        }
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        std::process::abort();
+    }
+
+    fn crash(mode: &str) -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.redb");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tests::crash_child", "--nocapture", "--test-threads=1"])
+            .env("CACHEOS_STORE_CRASH_PATH", &p)
+            .env("CACHEOS_STORE_CRASH_MODE", mode)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the child must abort");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let acked = stdout
+            .lines()
+            .filter_map(|l| l.split_once("durable-upto ").map(|(_, n)| n))
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .max()
+            .unwrap_or_else(|| {
+                panic!(
+                    "child printed no ids: {stdout} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let s = RedbStore::open(&p, 100_000).unwrap();
+        let ids: Vec<u64> = s
+            .query_audit(&AuditFilter {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        let n = ids.len() as u64;
+        assert_eq!(ids, (1..=n).rev().collect::<Vec<_>>(), "records are a gap-free prefix");
+        let next = s.append_audit(sample(), Durability::Immediate).unwrap().id;
+        assert!(next > n, "ids are not reused after a crash");
+        (acked, n)
+    }
+
+    #[test]
+    fn immediate_records_survive_a_crash_with_everything_before_them() {
+        let (acked, kept) = crash("immediate");
+        assert_eq!(acked, 400, "the last append was immediate");
+        assert!(kept >= acked, "acknowledged immediate record {acked} lost: {kept} kept");
+    }
+
+    #[test]
+    fn eventual_records_are_durable_after_the_flush_interval() {
+        let (acked, kept) = crash("idle");
+        assert!(
+            kept >= acked,
+            "eventual records older than the flush interval lost: {kept} of {acked} kept"
+        );
     }
 
     #[test]

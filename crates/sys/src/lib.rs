@@ -7,7 +7,9 @@ pub mod drive;
 pub mod journal;
 pub mod probe;
 pub mod sandbox;
+pub mod software;
 pub mod systemd;
+pub mod tls;
 pub mod token;
 
 /// Whether systemd is PID 1 (the `sd_booted()` test: `/run/systemd/system` exists).

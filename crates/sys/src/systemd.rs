@@ -267,8 +267,81 @@ mod tests {
     use super::*;
     use zbus::zvariant::Value;
 
+    /// A property value as `busctl --json=short` prints it (`{"type": SIG, "data": …}`), for the types unit
+    /// properties use; other types are left out (the rules read none of them).
+    fn from_busctl(sig: &str, data: &serde_json::Value) -> Option<OwnedValue> {
+        let val: Value<'static> = match sig {
+            "s" => Value::from(data.as_str()?.to_owned()),
+            "o" => Value::from(zbus::zvariant::ObjectPath::try_from(data.as_str()?.to_owned()).ok()?),
+            "b" => Value::from(data.as_bool()?),
+            "y" => Value::from(u8::try_from(data.as_u64()?).ok()?),
+            "q" => Value::from(u16::try_from(data.as_u64()?).ok()?),
+            "n" => Value::from(i16::try_from(data.as_i64()?).ok()?),
+            "u" => Value::from(u32::try_from(data.as_u64()?).ok()?),
+            "i" => Value::from(i32::try_from(data.as_i64()?).ok()?),
+            "t" => Value::from(data.as_u64()?),
+            "x" => Value::from(data.as_i64()?),
+            "as" => Value::from(
+                data.as_array()?
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<String>>>()?,
+            ),
+            "(ss)" => {
+                let a = data.as_array()?;
+                Value::from(zbus::zvariant::Structure::from((
+                    a.first()?.as_str()?.to_owned(),
+                    a.get(1)?.as_str()?.to_owned(),
+                )))
+            }
+            _ => return None,
+        };
+        OwnedValue::try_from(val).ok()
+    }
+
+    /// The properties of `GetAll` answers recorded with `busctl --json=short call … GetAll s IFACE` (one JSON
+    /// document per line, several interfaces of one unit), merged as [`SystemdUnits`] merges them.
+    fn recorded_props(text: &str) -> HashMap<String, OwnedValue> {
+        let mut all = HashMap::new();
+        for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+            let doc: serde_json::Value = serde_json::from_str(line).expect("busctl JSON");
+            for map in doc["data"].as_array().into_iter().flatten() {
+                for (k, v) in map.as_object().into_iter().flatten() {
+                    if let Some(x) = v["type"].as_str().and_then(|t| from_busctl(t, &v["data"])) {
+                        all.insert(k.clone(), x);
+                    }
+                }
+            }
+        }
+        all
+    }
+
     fn v<'a>(x: impl Into<Value<'a>>) -> OwnedValue {
         OwnedValue::try_from(x.into()).unwrap()
+    }
+
+    /// The real path end to end on what systemd 252 answered in the appliance VM: the `GetAll` answers of the
+    /// `Unit` and `Service` interfaces of the missing-executable fault (recorded with busctl) through
+    /// [`from_props`], and the journal the guest printed for it, through the rules.
+    #[test]
+    fn recorded_dbus_properties_and_journal_reach_the_rules() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(dir.join("tests/fixtures/getall-missing-exec.json")).unwrap();
+        let u = from_props("cacheos-fault-exec.service", &recorded_props(&text));
+        assert_eq!(u.id, "cacheos-fault-exec.service");
+        assert_eq!((u.load_state.as_str(), u.active_state.as_str()), ("loaded", "failed"));
+        assert_eq!(u.result, "exit-code");
+        assert_eq!((u.exec_main_code, u.exec_main_status), (1, 203));
+        assert!(u.requires.contains(&"sysinit.target".to_owned()), "{:?}", u.requires);
+        assert!(u.state_change_ms > 1_700_000_000_000);
+        let journal =
+            std::fs::read_to_string(dir.join("../core/tests/fixtures/diagnose/recorded-252-missing-exec/journal.json"))
+                .unwrap();
+        let (entries, bad) = cacheos_core::diagnose::JournalEntry::parse_all(&journal);
+        assert_eq!(bad, 0);
+        let f = cacheos_core::diagnose::rules::diagnose_unit(&u, &entries, None);
+        assert_eq!(f.cause, cacheos_core::diagnose::CauseClass::MissingExecutable, "{f:#?}");
+        assert_eq!(f.subject.as_deref(), Some("/usr/bin/cacheos-does-not-exist"));
     }
 
     #[test]

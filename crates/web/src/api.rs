@@ -30,7 +30,7 @@ use crate::AppState;
     components(schemas(ErrorBody, cacheos_core::Event, cacheos_core::EventKind)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "system"), (name = "supervisor"), (name = "audit"), (name = "web"), (name = "events"), (name = "chat"), (name = "drives"), (name = "kb"))
+    tags((name = "system"), (name = "supervisor"), (name = "audit"), (name = "web"), (name = "events"), (name = "chat"), (name = "drives"), (name = "kb"), (name = "software"), (name = "models"))
 )]
 pub(crate) struct ApiDoc;
 

@@ -79,9 +79,10 @@ impl AuthGate {
         }
     }
 
-    /// Whether `peer` is trusted without credentials.
+    /// Whether `peer` is trusted without credentials (loopback, also IPv4 loopback as an IPv4-mapped address on a
+    /// dual-stack `[::]` listener, as the TLS redirect sees it).
     pub fn trusted(&self, peer: IpAddr) -> bool {
-        self.access.trust_loopback && peer.is_loopback()
+        self.access.trust_loopback && peer.to_canonical().is_loopback()
     }
 
     /// The principal for a request from `peer` with an optional bearer token, or the error to answer with.

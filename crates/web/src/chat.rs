@@ -8,8 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cacheos_chat::service::HistoryEntry;
+use cacheos_chat::service::{ChatEvent, HistoryEntry};
 use cacheos_core::{Caller, CoreError};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -77,9 +78,11 @@ fn line(v: serde_json::Value) -> Result<Bytes, Infallible> {
     Ok(Bytes::from(s))
 }
 
-/// Sends a message: the reply streams as newline-delimited JSON: first `{"type":"interpretation",..}` (what will
-/// be done), then, when an operation ran, `{"type":"result",..}`, then `{"type":"reply","text":..}`.
-/// Destructive operations are only planned; a later "ja"/"yes" in the same session runs them.
+/// Sends a message: the reply streams as newline-delimited JSON: while a language model writes an answer or a
+/// question, `{"type":"token","text":..}` pieces (a preview); then `{"type":"interpretation",..}` (what will be
+/// done), then, when an operation ran, `{"type":"result",..}`, then `{"type":"reply","text":..}` (the validated
+/// whole). Destructive operations are only planned; a later "ja"/"yes" in the same session runs them.
+/// `POST /api/v1/models/stop` stops a model that is still writing.
 #[utoipa::path(post, path = "/api/v1/chat", operation_id = "chat.send", tag = "chat", request_body = ChatRequest,
     responses((status = 200, description = "application/x-ndjson stream", content_type = "application/x-ndjson")))]
 pub(crate) async fn chat(
@@ -89,56 +92,57 @@ pub(crate) async fn chat(
 ) -> Result<Response, ApiError> {
     check_text(&req.text)?;
     let chat = state.chat.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
-    // Validate the session before answering 200.
-    let (c, p, s, t) = (
-        chat.clone(),
-        caller.principal.clone(),
-        req.session.clone(),
-        req.text.clone(),
-    );
-    let (session, first) = tokio::task::spawn_blocking(move || c.interpret(&p, s.as_deref(), &t))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::from(CoreError::from(e)))?;
-    let _ = tx
-        .send(line(
-            serde_json::json!({"type": "interpretation", "session": session, "interpretation": first}),
-        ))
-        .await;
-    tokio::spawn(async move {
-        let r = tokio::task::spawn_blocking(move || chat.chat(&caller.principal, Some(&session), &req.text)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<serde_json::Value, CoreError>>();
+    // One run of the chat: its events become lines as they happen; the session is understood once (a model is
+    // asked at most once per message, plus its one retry).
+    tokio::task::spawn_blocking(move || {
+        let events = tx.clone();
+        let r = chat.chat_streaming(&caller.principal, req.session.as_deref(), &req.text, &mut |ev| {
+            let _ = events.send(Ok(match ev {
+                ChatEvent::Token(text) => serde_json::json!({"type": "token", "text": text}),
+                ChatEvent::Interpretation {
+                    session,
+                    interpretation,
+                } => serde_json::json!(
+                    {"type": "interpretation", "session": session, "interpretation": interpretation}
+                ),
+            }));
+        });
         match r {
-            Ok(Ok(reply)) => {
+            Ok(reply) => {
                 if let Some(ex) = reply.executed {
-                    let _ = tx
-                        .send(line(serde_json::json!({"type": "result", "executed": ex})))
-                        .await;
+                    let _ = tx.send(Ok(serde_json::json!({"type": "result", "executed": ex})));
                 }
-                let _ = tx
-                    .send(line(
-                        serde_json::json!({"type": "reply", "session": reply.session, "text": reply.reply}),
-                    ))
-                    .await;
-            }
-            Ok(Err(e)) => {
-                let e = CoreError::from(e);
-                let _ = tx
-                    .send(line(
-                        serde_json::json!({"type": "error", "code": e.code(), "message": e.full_message()}),
-                    ))
-                    .await;
+                let _ = tx.send(Ok(
+                    serde_json::json!({"type": "reply", "session": reply.session, "text": reply.reply}),
+                ));
             }
             Err(e) => {
-                let _ = tx
-                    .send(line(
-                        serde_json::json!({"type": "error", "code": "internal", "message": e.to_string()}),
-                    ))
-                    .await;
+                let _ = tx.send(Err(CoreError::from(e)));
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    // An error before the first line (a bad or foreign session) is an HTTP error; later ones are lines.
+    let first = match rx.recv().await {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(ApiError::from(e)),
+        None => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the chat ended without a reply",
+            ))
+        }
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| {
+            let v = x.unwrap_or_else(
+                |e| serde_json::json!({"type": "error", "code": e.code(), "message": e.full_message()}),
+            );
+            (line(v), rx)
+        })
+    });
+    let stream = futures_util::stream::once(async move { line(first) }).chain(rest);
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(stream),
@@ -148,7 +152,7 @@ pub(crate) async fn chat(
 
 /// A session's history, oldest first.
 #[utoipa::path(get, path = "/api/v1/chat/{session}/history", operation_id = "chat.history", tag = "chat",
-    params(("session" = String, Path, description = "session id")), responses((status = 200, body = Object)))]
+    params(("session" = String, Path, description = "session id")), responses((status = 200, body = [Object])))]
 pub(crate) async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

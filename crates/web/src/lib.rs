@@ -13,9 +13,14 @@ mod error;
 mod kb;
 mod license;
 pub mod metrics;
+mod models;
 mod sandboxes;
 mod session;
+mod software;
 mod ui;
+// issue 19 (trust)
+pub mod tls;
+mod web_cert;
 
 use std::sync::Arc;
 
@@ -153,13 +158,37 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(diagnose::journal))
         .routes(utoipa_axum::routes!(diagnose::services))
         .routes(utoipa_axum::routes!(diagnose::restart))
+        // issue 15 (software)
+        .routes(utoipa_axum::routes!(software::search))
+        .routes(utoipa_axum::routes!(software::plan))
+        .routes(utoipa_axum::routes!(software::install))
+        .routes(utoipa_axum::routes!(software::job))
+        .routes(utoipa_axum::routes!(software::cancel))
+        .routes(utoipa_axum::routes!(software::list))
+        .routes(utoipa_axum::routes!(software::remove))
+        .routes(utoipa_axum::routes!(software::expose, software::unexpose))
+        .routes(utoipa_axum::routes!(software::service))
+        // issue 14 (models)
+        .routes(utoipa_axum::routes!(models::list))
+        .routes(utoipa_axum::routes!(models::use_model))
+        .routes(utoipa_axum::routes!(models::status))
+        .routes(utoipa_axum::routes!(models::unload))
+        .routes(utoipa_axum::routes!(models::test))
+        .routes(utoipa_axum::routes!(models::stop))
+        .routes(utoipa_axum::routes!(models::privacy))
+        // issue 19 (trust)
+        .routes(utoipa_axum::routes!(web_cert::web_cert))
 }
 
 #[cfg(test)]
 mod diagnose_tests;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 #[cfg(test)]
 mod upload_tests;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -159,6 +159,11 @@ pub(crate) async fn get(
     Ok(Json(info))
 }
 
+/// Cookies are `Secure` on a TLS port by configuration, and on every request that came over TLS (issue 19).
+fn secure(state: &AppState, transport: Option<Extension<crate::tls::Transport>>) -> bool {
+    state.gate.access.secure_cookies || transport.is_some_and(|Extension(t)| t.tls)
+}
+
 fn cookie_header(value: &str, max_age: u64, secure: bool) -> Result<HeaderValue, ApiError> {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -175,6 +180,7 @@ fn cookie_header(value: &str, max_age: u64, secure: bool) -> Result<HeaderValue,
 pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<crate::tls::Transport>>,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -182,11 +188,7 @@ pub(crate) async fn login(
     state.gate.check_token(peer.ip(), Some(&req.token))?;
     let (id, csrf) = state.gate.sessions.create()?;
     tracing::info!(peer = %peer.ip(), "web login");
-    let cookie = cookie_header(
-        &id,
-        state.gate.access.session_idle.as_secs(),
-        state.gate.access.secure_cookies,
-    )?;
+    let cookie = cookie_header(&id, state.gate.access.session_idle.as_secs(), secure(&state, transport))?;
     let body = SessionInfo {
         authenticated: true,
         via: Some("cookie"),
@@ -201,6 +203,7 @@ pub(crate) async fn login(
 pub(crate) async fn logout(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<crate::tls::Transport>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     auth::check_same_origin(&headers)?;
@@ -210,6 +213,6 @@ pub(crate) async fn logout(
         }
         state.gate.sessions.remove(id);
     }
-    let cookie = cookie_header("", 0, state.gate.access.secure_cookies)?;
+    let cookie = cookie_header("", 0, secure(&state, transport))?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

@@ -704,3 +704,18 @@ async fn asking_for_the_session_state_is_no_failed_attempt() {
     .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Found by tests/fuzz/openapi (schemathesis, issue 19): the documented response shapes match what is answered.
+#[test]
+fn openapi_documents_null_audit_args_and_the_chat_history_array() {
+    let doc = serde_json::to_value(openapi()).unwrap();
+    let args = &doc["components"]["schemas"]["NewAuditRecord"]["properties"]["args"];
+    let t = args["type"].clone();
+    assert!(
+        t == serde_json::json!(["object", "null"]) || args["nullable"] == true,
+        "audit args must admit null: {args}"
+    );
+    let h = &doc["paths"]["/api/v1/chat/{session}/history"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(h["type"], "array", "{h}");
+}

@@ -177,13 +177,40 @@ fn episode(entries: &[JournalEntry]) -> &[JournalEntry] {
         e.is(id::UNIT_FAILURE_RESULT) || e.is(id::JOB_FAILED) || e.is(id::PROCESS_EXIT) || e.is(id::OUT_OF_MEMORY)
     });
     let end = last_fail.map_or(entries.len(), |i| i + 1);
-    let start = entries[..end]
-        .iter()
-        .rposition(|e| e.is(id::UNIT_STARTED))
-        .map_or(0, |i| i + 1);
+    let started = entries[..end].iter().rposition(|e| e.is(id::UNIT_STARTED));
+    let mut start = started.map_or(0, |i| i + 1);
+    // A process that fails at once logs before systemd's "Started" line of the same start: on a real systemd
+    // (252) the spawn failure ("Failed to locate executable …", 203/EXEC) of a simple service is in the journal
+    // *before* "Started X". Those lines carry the Started line's INVOCATION_ID and belong to this episode.
+    if let Some(s) = started {
+        if let Some(inv) = invocation(&entries[s]) {
+            while start > 0 && invocation(&entries[start - 1]) == Some(inv) {
+                start -= 1;
+            }
+        }
+    }
     // A crash after a good start is after the Started line; a failed start has none in its episode. Keep the
     // tail (messages the unit printed after systemd's last failure line are part of it, too).
     &entries[start.min(entries.len())..]
+}
+
+/// The invocation an entry belongs to: `INVOCATION_ID` (systemd's lines about the unit and the spawned child's),
+/// else `_SYSTEMD_INVOCATION_ID` (the unit's own output).
+fn invocation(e: &JournalEntry) -> Option<&str> {
+    e.field("INVOCATION_ID").or_else(|| e.field("_SYSTEMD_INVOCATION_ID"))
+}
+
+/// Whether systemd said it stopped restarting the unit: "Start request repeated too quickly." (systemd 252 logs
+/// this without a `MESSAGE_ID` and keeps `Result=` of the last failure, e.g. `exit-code`, when an automatic
+/// restart hits the start limit; `Result=start-limit-hit` only when a start request is refused).
+fn start_limit_hit(p: &UnitProperties, entries: &[JournalEntry]) -> bool {
+    p.result == "start-limit-hit"
+        || p.is_failed()
+            && entries
+                .iter()
+                .rev()
+                .take_while(|e| !e.is(id::UNIT_STARTED))
+                .any(|e| from_systemd(e) && e.message.contains("Start request repeated too quickly"))
 }
 
 /// Whether an entry is worth showing: a warning or worse, or one of systemd's failure messages.
@@ -322,7 +349,7 @@ pub fn diagnose_unit(p: &UnitProperties, entries: &[JournalEntry], mem: Option<M
     }
 
     // 2. The restart loop ended in the start limit: say so, and what made it fail each time.
-    if p.result == "start-limit-hit" {
+    if start_limit_hit(p, entries) {
         let earlier = entries
             .iter()
             .rev()
@@ -340,7 +367,13 @@ pub fn diagnose_unit(p: &UnitProperties, entries: &[JournalEntry], mem: Option<M
             result: earlier.to_owned(),
             ..p.clone()
         };
-        let inner = diagnose_unit(&inner_props, entries, mem);
+        // What made it fail each time: the entries before systemd gave up (so the inner diagnosis does not find
+        // the start limit again).
+        let gave_up = entries
+            .iter()
+            .rposition(|e| from_systemd(e) && e.message.contains("Start request repeated too quickly"))
+            .unwrap_or(entries.len());
+        let inner = diagnose_unit(&inner_props, &entries[..gave_up], mem);
         f.cause = CauseClass::RestartLoop;
         f.subject = Some(restarts.to_string());
         f.summary = format!(

@@ -40,6 +40,7 @@ fn sandbox(name: &str, state: SandboxState, memory_max: Option<u64>) -> SandboxI
         memory_peak: None,
         tasks_current: None,
         last_error: None,
+        software: None,
     }
 }
 
@@ -166,6 +167,62 @@ fn every_unit_fault_gets_its_cause_class_evidence_and_fix() {
             assert!(p.operation().is_some(), "{fixture}: plan {p:?} is an operation");
         }
     }
+}
+
+/// Fixtures recorded in the appliance VM (systemd 252, `systemctl show UNIT` and `journalctl -b -o json -u UNIT` as
+/// the guest printed them during the fault-injection self-test), for the faults the hand-written fixtures got wrong:
+/// a simple service whose program cannot be executed logs its spawn failure *before* systemd's "Started" line (the
+/// rules used to cut it off and named no path), and a restart loop that hits the start limit keeps
+/// `Result=exit-code` with only "Start request repeated too quickly." in the journal.
+const RECORDED_FAULTS: &[Case] = &[
+    (
+        "recorded-252-missing-exec",
+        "cacheos-fault-exec.service",
+        CauseClass::MissingExecutable,
+        Some("/usr/bin/cacheos-does-not-exist"),
+        "Failed at step EXEC spawning /usr/bin/cacheos-does-not-exist: No such file or directory",
+        None,
+    ),
+    (
+        "recorded-252-permission-denied",
+        "cacheos-fault-perm.service",
+        CauseClass::PermissionDenied,
+        Some("/var/tmp/cacheos-fault-noexec.sh"),
+        "spawning /var/tmp/cacheos-fault-noexec.sh: Permission denied",
+        None,
+    ),
+    (
+        "recorded-252-start-limit-hit",
+        "cacheos-fault-loop.service",
+        CauseClass::RestartLoop,
+        Some("3"),
+        "Start request repeated too quickly.",
+        Some("service.restart"),
+    ),
+];
+
+#[test]
+fn faults_recorded_on_the_appliance_get_their_cause_class_and_evidence() {
+    for (fixture, unit, cause, subject, line, plan) in RECORDED_FAULTS {
+        let fx = load(fixture);
+        let (d, _, _) = diagnostics(&fx);
+        let f = d.unit(unit).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        assert_eq!(f.cause, *cause, "{fixture}: {f:#?}");
+        assert_eq!(f.subject.as_deref(), *subject, "{fixture}: subject of {f:#?}");
+        assert!(
+            has_line(&f, line),
+            "{fixture}: evidence lacks {line:?}: {:#?}",
+            f.evidence
+        );
+        assert_eq!(f.fix.plan.as_ref().map(|p| p.op.as_str()), *plan, "{fixture}: plan");
+    }
+    // The loop's underlying failure is the program's exit status, found in the entries before systemd gave up.
+    let fx = load("recorded-252-start-limit-hit");
+    let (d, _, _) = diagnostics(&fx);
+    let f = d.unit("cacheos-fault-loop.service").unwrap();
+    let inner = f.because.as_deref().expect("what made it fail each time");
+    assert_eq!(inner.cause, CauseClass::ExitCode, "{inner:#?}");
+    assert_eq!(inner.subject.as_deref(), Some("3/NOTIMPLEMENTED"), "{inner:#?}");
 }
 
 #[test]

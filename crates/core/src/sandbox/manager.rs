@@ -72,6 +72,7 @@ impl SandboxRecord {
             memory_peak: None,
             tasks_current: None,
             last_error: self.last_error.clone(),
+            software: None,
         }
     }
 }

@@ -231,6 +231,9 @@ pub struct SandboxInfo {
     pub tasks_current: Option<u64>,
     /// Why the last start or stop failed.
     pub last_error: Option<String>,
+    /// Exposed ports, their URLs and services kept running (issue 15; `sandbox.info` only, when there are any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<crate::software::expose::SandboxNetworkInfo>,
 }
 
 /// A root file system prepared for one sandbox, as nspawn gets it.

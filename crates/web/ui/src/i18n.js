@@ -9,7 +9,7 @@ const en = {
   notAvailable: 'Not available yet', notAvailableText: 'This cacheosd does not offer {what} over REST yet ({path}).',
   // chat
   chatIntro: 'Ask in German or English, for example “zeig mir den Systemstatus” or “show the audit log of the last hour”.',
-  message: 'Message', send: 'Send', you: 'You', cacheos: 'CacheOS', newSession: 'New conversation',
+  message: 'Message', send: 'Send', stopModel: 'Stop', you: 'You', cacheos: 'CacheOS', newSession: 'New conversation',
   willDo: 'What I will do', operation: 'Operation', args: 'Arguments', risk: 'Risk',
   confirmPlan: 'Run this plan', cancelPlan: 'Cancel', planConfirmed: 'Confirmed', planCancelled: 'Cancelled',
   result: 'Result', conversation: 'Conversation', thinking: 'Working…', historyEmpty: 'No messages in this conversation yet.',
@@ -65,7 +65,7 @@ const de = {
   refresh: 'Aktualisieren', none: 'Keine', yes: 'ja', no: 'nein', name: 'Name', state: 'Zustand', actions: 'Aktionen',
   notAvailable: 'Noch nicht verfügbar', notAvailableText: 'Dieser cacheosd bietet {what} noch nicht über REST an ({path}).',
   chatIntro: 'Frag auf Deutsch oder Englisch, zum Beispiel „zeig mir den Systemstatus“ oder „zeige das Protokoll der letzten Stunde“.',
-  message: 'Nachricht', send: 'Senden', you: 'Du', cacheos: 'CacheOS', newSession: 'Neues Gespräch',
+  message: 'Nachricht', send: 'Senden', stopModel: 'Anhalten', you: 'Du', cacheos: 'CacheOS', newSession: 'Neues Gespräch',
   willDo: 'Was ich tun werde', operation: 'Operation', args: 'Argumente', risk: 'Risiko',
   confirmPlan: 'Plan ausführen', cancelPlan: 'Abbrechen', planConfirmed: 'Bestätigt', planCancelled: 'Abgebrochen',
   result: 'Ergebnis', conversation: 'Gespräch', thinking: 'Arbeite…', historyEmpty: 'Noch keine Nachrichten in diesem Gespräch.',

@@ -1,8 +1,9 @@
 // Chat: the conversation with streamed replies (POST /api/v1/chat, NDJSON); destructive plans are shown with
-// explicit confirm/cancel buttons, which send “yes”/“no” in the same session like any other chat client.
+// explicit confirm/cancel buttons, which send “yes”/“no” in the same session like any other chat client. A language
+// model's words stream in as they are written (token lines) and Stop ends a model that is still writing.
 import { h, mount, id } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, stream, ApiError } from '../api.js';
+import { get, post, stream, ApiError } from '../api.js';
 
 const KEY = 'cacheos.chat.session';
 
@@ -34,6 +35,8 @@ export async function chatPage(main) {
   const logRegion = h('div', { role: 'log', 'aria-live': 'polite', 'aria-label': t('conversation') }, log);
   const input = h('input', { id: 'chat-input', type: 'text', autocomplete: 'off', maxlength: 4000, required: true });
   const sendBtn = h('button', { class: 'btn primary', type: 'submit' }, t('send'));
+  const stopBtn = h('button', { class: 'btn', type: 'button', hidden: true,
+    onclick: () => post('/api/v1/models/stop').catch(() => {}) }, t('stopModel'));
   const status = h('p', { class: 'sr-only', role: 'status' });
   let busy = false;
 
@@ -73,16 +76,21 @@ export async function chatPage(main) {
   }
 
   async function sendNow(text) {
-    busy = true; sendBtn.disabled = true;
+    busy = true; sendBtn.disabled = true; stopBtn.hidden = false;
     bubble('me', h('p', {}, text));
     const body = h('div', {}, h('p', { class: 'muted' }, t('thinking')));
     const li = bubble('bot', body);
     let plan = null;
     let actionsShown = false;
+    // The model's words while it writes; replaced by the validated reply.
+    let streamed = null;
     try {
       await stream('/api/v1/chat', { text, session: sessionId() }, (msg) => {
-        if (msg.type === 'interpretation') {
-          mount(body);
+        if (msg.type === 'token') {
+          if (!streamed) { mount(body); streamed = h('p', { class: 'reply streaming' }); body.append(streamed); }
+          streamed.append(msg.text);
+        } else if (msg.type === 'interpretation') {
+          if (!streamed) mount(body);
           plan = msg.interpretation.kind === 'operation' && msg.interpretation.needs_confirmation ? msg.interpretation : null;
           const box = interpretationBox(msg.interpretation);
           if (box) body.append(box);
@@ -92,6 +100,7 @@ export async function chatPage(main) {
           body.append(h('details', { class: 'result' }, h('summary', {}, `${t('result')}: ${ex.operation || ''}`),
             h('pre', {}, JSON.stringify(ex.output ?? ex.error ?? ex, null, 2))));
         } else if (msg.type === 'reply') {
+          if (streamed) { streamed.remove(); streamed = null; }
           // A plan's reply repeats its explanation, already shown in the plan box.
           if (!(plan && msg.text === plan.explanation)) {
             const p = h('p', { class: 'reply' }, msg.text);
@@ -106,7 +115,7 @@ export async function chatPage(main) {
       mount(body, h('p', { class: 'error', role: 'alert' }, `${t('error')}: ${e instanceof ApiError ? e.message : e}`));
       plan = null;
     } finally {
-      busy = false; sendBtn.disabled = false;
+      busy = false; sendBtn.disabled = false; stopBtn.hidden = true;
       status.textContent = li.textContent.slice(0, 200);
       // Focus stays on a plan's buttons (or wherever the person moved it); otherwise back to the input.
       if (!plan && !log.contains(document.activeElement)) input.focus();
@@ -114,7 +123,7 @@ export async function chatPage(main) {
   }
 
   const form = h('form', { class: 'chatform', onsubmit: (e) => { e.preventDefault(); const v = input.value; input.value = ''; send(v); } },
-    h('label', { for: 'chat-input', class: 'sr-only' }, t('message')), input, sendBtn);
+    h('label', { for: 'chat-input', class: 'sr-only' }, t('message')), input, sendBtn, stopBtn);
   const reset = h('button', { class: 'btn', type: 'button', onclick: () => {
     sessionStorage.setItem(KEY, newSessionId()); mount(log); input.focus();
   } }, t('newSession'));
