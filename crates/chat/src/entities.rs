@@ -98,6 +98,7 @@ const NEGATIONS: &[&str] = &[
     "nimmer",
     "aufhoeren",
     "disable",
+    "unpersist",
     "turn-off",
     "beenden",
     "beende",
@@ -583,6 +584,25 @@ impl Entities {
                     "namens" | "named" | "called" | "heisst" | "heissen" | "nenne" | "nenn"
                 ) && !crate::lang::function_word(w)
                     && !matches!(w, "it" | "es" | "sie" | "ihn" | "them"));
+            // "alpine.qcow2 als net einhängen": after an image and "als/as", a short plain word is the drive's
+            // name even when it is vocabulary (not a flag such as writable, not a noun such as drive).
+            let strongly = strongly
+                || (matches!(prev, "als" | "as")
+                    && list.iter().any(|e| e.kind == "image" || e.kind == "path")
+                    && !crate::lang::function_word(w)
+                    && w.len() <= 16
+                    && !matches!(w, "well" | "usual" | "before" | "root" | "admin" | "user" | "benutzer")
+                    && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    && lookup(i).iter().all(|h| {
+                        !matches!(
+                            h.concept,
+                            crate::lexicon::Concept::Writable
+                                | crate::lexicon::Concept::ReadOnly
+                                | crate::lexicon::Concept::Drive
+                                | crate::lexicon::Concept::Image
+                                | crate::lexicon::Concept::Sandbox
+                        ) || h.distance > 0
+                    }));
             let marked = NAME_MARKERS.contains(&prev) || strongly || (prev == "it" && prev2 == "label");
             let label_marked = matches!(
                 prev,
@@ -618,6 +638,18 @@ impl Entities {
             }
             if tk.quoted {
                 list.push(ent("quoted", json!(tk.raw), i, i + 1));
+                // `als Laufwerk "ubuntu"`, `as "vm"`, `called "lab"`: a quoted new name.
+                let drive_noun = matches!(prev, "laufwerk" | "drive" | "sandbox" | "container" | "disk" | "platte");
+                if !file_like(&tk.raw)
+                    && !tk.raw.contains('/')
+                    && !tk.raw.contains(' ')
+                    && (NAME_MARKERS.contains(&prev) || (drive_noun && matches!(prev2, "als" | "as")))
+                {
+                    let n = clean_name(&tk.raw);
+                    if !n.is_empty() {
+                        list.push(ent("name", json!(n), i, i + 1));
+                    }
+                }
                 if file_like(&tk.raw) || tk.raw.contains('/') {
                     list.push(ent("path", json!(tk.raw), i, i + 1));
                 }
@@ -749,10 +781,33 @@ impl Entities {
                         | "subdirectory"
                 )
             };
+            // "the root dir", "das Wurzelverzeichnis": the drive's top level.
+            let root = (folder(prev) || folder(next)) && matches!(w, "root" | "wurzel" | "top" | "top-level" | "haupt")
+                || matches!(
+                    w,
+                    "wurzelverzeichnis"
+                        | "hauptverzeichnis"
+                        | "rootverzeichnis"
+                        | "root-verzeichnis"
+                        | "stammverzeichnis"
+                        | "root-ordner"
+                        | "hauptordner"
+                );
+            if root {
+                list.push(ent("path", json!("/"), i, i + 1));
+                i += 1;
+                continue;
+            }
+            // A vocabulary word is a folder's name only between an article and the folder word ("im logs
+            // verzeichnis", "the logs folder").
+            let article = matches!(
+                prev,
+                "im" | "in" | "ins" | "the" | "den" | "der" | "das" | "dem" | "des" | "my" | "mein"
+            );
             if (folder(prev) || folder(next))
                 && !folder(w)
                 && !crate::lang::function_word(w)
-                && lookup(i).iter().all(|h| h.distance > 0)
+                && (lookup(i).iter().all(|h| h.distance > 0) || (folder(next) && article))
                 && w.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
             {
                 list.push(Entity {
@@ -769,7 +824,8 @@ impl Entities {
                 continue;
             }
             // "max 64 processes", "höchstens 64 Prozesse", "tasks max 200", "max 200 tasks".
-            if let Some(n) = slots::number(w).filter(|n| n.fract() == 0.0) {
+            let spelled = number_word(w).filter(|_| !ARTICLES.contains(&w));
+            if let Some(n) = slots::number(w).or(spelled).filter(|n| n.fract() == 0.0) {
                 let next = toks.get(i + 1).map(|t| t.norm.as_str()).unwrap_or("");
                 let before: Vec<&str> = toks[i.saturating_sub(2)..i].iter().map(|t| t.norm.as_str()).collect();
                 let proc = |x: &str| {
@@ -781,6 +837,9 @@ impl Entities {
                             | "tasks"
                             | "tasks_max"
                             | "pids"
+                            | "procs"
+                            | "prozess"
+                            | "process"
                             | "threads"
                             | "aufgaben"
                     )
@@ -855,8 +914,13 @@ impl Entities {
                         | "neue"
                         | "neuen"
                         | "neues"
+                        | "leg"
+                        | "lege"
                 )
             };
+            // "spin up ci", "fire up lab", "set up box1".
+            let prev2 = i.checked_sub(2).map(|j| toks[j].norm.as_str()).unwrap_or("");
+            let phrasal = prev == "up" && matches!(prev2, "spin" | "fire" | "set" | "start" | "bring" | "boot");
             let after_verb = matches!(
                 next,
                 "anlegen" | "erstellen" | "erzeugen" | "einrichten" | "bauen" | "aufsetzen"
@@ -868,9 +932,15 @@ impl Entities {
                     .trim_start()
                     .get(toks[i].raw.len()..)
                     .is_some_and(|r| r.starts_with(':'))
-                    || matches!(next, "aus" | "from" | "off" | "auf" | "based" | "basierend"));
+                    || matches!(
+                        next,
+                        "aus" | "from" | "off" | "auf" | "based" | "basierend" | "vom" | "von" | "on" | "using"
+                    ));
             let fuzzy_noun = prev.len() >= 6 && (dl(prev, "sandbox") <= 1 || dl(prev, "container") <= 1);
-            if !(noun(prev) || verb(prev) || after_verb || leading || fuzzy_noun) || toks[i].quoted || taken(i, &list) {
+            if !(noun(prev) || verb(prev) || phrasal || after_verb || leading || fuzzy_noun)
+                || toks[i].quoted
+                || taken(i, &list)
+            {
                 continue;
             }
             // A vocabulary word is a name too where nothing else can be meant: right after the noun or the verb
@@ -926,7 +996,9 @@ impl Entities {
         }
         let words: Vec<&str> = toks.iter().map(|t| t.norm.as_str()).collect();
         let has = |ws: &[&str]| words.iter().any(|w| ws.contains(w));
-        let negated = has(NEGATIONS);
+        // "persistenz für data aus", "auto-attach off": a trailing off/aus switches something off.
+        let trailing_off = words.last().is_some_and(|w| matches!(*w, "aus" | "off"));
+        let negated = has(NEGATIONS) || trailing_off;
         // A word that is a new object's name ("namens net") does not ask for a network.
         let named: Vec<bool> = (0..toks.len())
             .map(|i| {

@@ -336,6 +336,11 @@ fn exec_parts(text: &str, known: &Known, session: &Session) -> Option<(Option<St
     (!argv.is_empty()).then_some((target, argv))
 }
 
+/// Whether `word` (folded) names a program of the command gazetteer (`ping`, `uname`, `df` …).
+pub(crate) fn is_program(word: &str) -> bool {
+    COMMANDS.contains(&word)
+}
+
 /// Programs people name when they want something run in a sandbox ("git status in build", "mach in web ein apt
 /// update"): a word from this list starts a command even without a quote or an exec verb.
 const COMMANDS: &[&str] = &[
@@ -732,6 +737,12 @@ fn tidy_argv(mut argv: Vec<String>) -> Vec<String> {
                 | "bitte"
                 | "please"
                 | "nach"
+                | "von"
+                | "from"
+                | "auf"
+                | "on"
+                | "im"
+                | "inside"
                 | "for"
                 | "me"
                 | "fuer"
@@ -782,9 +793,10 @@ fn command_argv_raw(text: &str, known: &Known, session: &Session) -> Option<Vec<
                 | "me"
                 | "up"
                 | "hoch"
-        ) || argv
-            .iter()
-            .any(|w| matches!(fold(w).as_str(), "sandbox" | "container" | "sandboxen" | "vorlage"))
+        ) || first.chars().next().is_some_and(|c| c.is_ascii_digit())
+            || argv
+                .iter()
+                .any(|w| matches!(fold(w).as_str(), "sandbox" | "container" | "sandboxen" | "vorlage"))
     };
     let words = shell_words(text);
     let folded: Vec<String> = words

@@ -63,6 +63,9 @@ pub const THRESHOLDS: Thresholds = Thresholds {
 /// The factor on a reading whose object kind the request does not name while it names another kind.
 pub const KIND_MISMATCH: f32 = 0.2;
 
+/// The factor on a reading that takes no command while the request carries one starting with a known program.
+pub const IGNORED_COMMAND: f32 = 0.01;
+
 /// From this probability on, "no operation" or a reading that still needs an argument counts as confident (the
 /// model backend is not asked).
 pub const CONFIDENT_NONE: f32 = 0.6;
@@ -73,6 +76,11 @@ const YES_NO: &[&str] = &[
     "jo",
     "jep",
     "jup",
+    "jap",
+    "japp",
+    "nah",
+    "halt",
+    "leave",
     "klar",
     "sicher",
     "bestaetige",
@@ -190,6 +198,37 @@ const YES_NO: &[&str] = &[
     "machen",
 ];
 
+/// The object an operation names that does not exist: its kind, the name and the existing names of that kind.
+/// Only sandboxes and drives are checked, only when the appliance lists some of that kind (an empty list may mean
+/// the caller could not ask), and names made in this conversation count as existing.
+fn missing_object(i: &Interpretation, session: &Session, known: &Known) -> Option<(&'static str, String, Vec<String>)> {
+    let Interpretation::Operation { operation, .. } = i else {
+        return None;
+    };
+    let op = operation.name();
+    let def = slotfill::slots().get(op)?;
+    let args = operation.audit_args();
+    for (arg, spec) in def {
+        let spec = spec.trim_start_matches('^');
+        let (kind, names, last): (&'static str, &Vec<String>, &Option<String>) = match spec {
+            "sandbox!" => ("sandbox", &known.sandboxes, &session.last_sandbox),
+            "drive!" => ("drive", &known.drives, &session.last_drive),
+            _ => continue,
+        };
+        let Some(name) = args.get(arg).and_then(Value::as_str) else {
+            continue;
+        };
+        if names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if last.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        return Some((kind, name.to_string(), names.clone()));
+    }
+    None
+}
+
 /// Whether the utterance is essentially a yes or a no ("ja", "ja bitte, mach das", "no, cancel it"), not a
 /// question or a request that happens to contain such a word ("welche Datenkanäle gibt es").
 pub fn essentially_yes_or_no(toks: &[Token]) -> bool {
@@ -266,6 +305,38 @@ impl Engine {
     /// [`Engine::interpret`], and whether the pipeline is confident: `false` when it asks back between readings or
     /// does not understand without being sure it is out of scope. Only then is an optional model backend asked.
     pub fn understand(&self, text: &str, session: &mut Session, known: &Known) -> (Interpretation, bool) {
+        let before = session.clone();
+        let (i, sure) = self.understand_inner(text, session, known);
+        match missing_object(&i, &before, known) {
+            None => (i, sure),
+            Some((kind, name, existing)) => {
+                // An operation on an object that does not exist is never proposed ("lösch die sandbox prod"): the
+                // chat says so and offers the objects of that kind, and the session stays as it was.
+                let lang = session.lang.or(before.lang).unwrap_or(Lang::En);
+                *session = before;
+                session.lang = Some(lang);
+                let (de, en) = match kind {
+                    "drive" => ("kein Laufwerk", "drive"),
+                    _ => ("keine Sandbox", "sandbox"),
+                };
+                let list = existing.join(", ");
+                let text = t(
+                    lang,
+                    &format!("Es gibt {de} „{name}“. Vorhanden: {list}. Welche meinst du?"),
+                    &format!("There is no {en} \"{name}\". There are: {list}. Which one do you mean?"),
+                );
+                (
+                    Interpretation::Question {
+                        text,
+                        options: existing,
+                    },
+                    true,
+                )
+            }
+        }
+    }
+
+    fn understand_inner(&self, text: &str, session: &mut Session, known: &Known) -> (Interpretation, bool) {
         let text = crate::normalize::head(text);
         let ents = Entities::find(text, known, session);
         let lang = crate::lang::detect(&ents.toks).or(session.lang).unwrap_or(Lang::En);
@@ -307,8 +378,23 @@ impl Engine {
         // is unlikely: its probability drops and the others are renormalised.
         let mut changed = false;
         for (i, p) in pred.iter_mut() {
-            if slotfill::names_only_other_kinds(&model.classes[*i], &ents) {
+            let class = &model.classes[*i];
+            if slotfill::names_only_other_kinds(class, &ents) {
                 *p *= KIND_MISMATCH;
+                changed = true;
+            }
+            if slotfill::ignores_command(class, &ents) {
+                *p *= IGNORED_COMMAND;
+                changed = true;
+            }
+        }
+        // A time window ("der letzten zwei Stunden", "over the last hour") makes the status a history.
+        if ents.first("duration").is_some() {
+            let at = |n: &str| pred.iter().position(|(i, _)| model.classes[*i] == n);
+            if let (Some(s), Some(h)) = (at("system.status"), at("system.history")) {
+                let moved = pred[s].1;
+                pred[s].1 = 0.0;
+                pred[h].1 += moved;
                 changed = true;
             }
         }

@@ -72,6 +72,22 @@ pub fn names_only_other_kinds(op: &str, e: &Entities) -> bool {
     has_other && !has_needed
 }
 
+/// Whether the request carries a command that starts with a known program ("ping -c 3 example.com von web aus")
+/// while `op` takes no command: such a reading is unlikely, whatever the words around the command suggest.
+pub fn ignores_command(op: &str, e: &Entities) -> bool {
+    let Some(c) = e.first("command") else { return false };
+    let program = c
+        .value
+        .get(0)
+        .and_then(Value::as_str)
+        .is_some_and(|w| crate::objects::is_program(&crate::normalize::fold(w)));
+    let takes = slots().get(op).is_some_and(|d| {
+        d.values()
+            .any(|s| s.split(',').any(|k| k.trim_start_matches('^').starts_with("command")))
+    });
+    program && op.contains('.') && !takes
+}
+
 /// The outcome of filling an operation's slots.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filled {
