@@ -1,6 +1,6 @@
 //! cacheos-bench-chat: the chat's understanding, measured against baselines in the same run. Accuracy of the
 //! pipeline (parser + classifier) against the parser alone (the old rule engine) on the utterance table and on the
-//! held-out sets (`crates/chat/tests/heldout/{de,en}.tsv`, aggregates only: right, wrong operation, asked), the
+//! held-out sets (`crates/chat/tests/heldout{,2}/{de,en}.tsv`, aggregates only: right, wrong operation, asked), the
 //! committed model's size and load time, and interpretation latency p50/p99 over the whole utterance table (German
 //! and English, with session context where the table continues a conversation) against plain lowercasing and
 //! whitespace tokenising of the same texts, the least any text front end does. No daemon.
@@ -69,16 +69,21 @@ fn accuracy(engine: &Engine, baseline: &Engine) {
         &evaluate(engine, &table, &known(), true),
         &evaluate(baseline, &table, &known(), true),
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chat/tests/heldout");
-    for lang in ["de", "en"] {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chat/tests");
+    for (set, lang) in [
+        ("heldout", "de"),
+        ("heldout", "en"),
+        ("heldout2", "de"),
+        ("heldout2", "en"),
+    ] {
         // Only aggregate figures: the held-out lines are never printed.
-        let Ok(content) = std::fs::read_to_string(dir.join(format!("{lang}.tsv"))) else {
-            println!("held-out {lang}: not present");
+        let Ok(content) = std::fs::read_to_string(tests.join(set).join(format!("{lang}.tsv"))) else {
+            println!("{set} {lang}: not present");
             continue;
         };
         let ex = parse_tsv(&content);
         row(
-            &format!("held-out {lang} ({})", ex.len()),
+            &format!("{set} {lang} ({})", ex.len()),
             &evaluate(engine, &ex, &appliance_known(), false),
             &evaluate(baseline, &ex, &appliance_known(), false),
         );
