@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import assert from 'node:assert/strict';
 
 const require = createRequire(join(process.env.UI_DIR, 'package.json'));
@@ -243,6 +244,29 @@ await test('system: charts from the server history, live samples by SSE, supervi
   await page.waitForFunction((b) => document.querySelector('figcaption').textContent !== b, before, { timeout: 15000 });
   assert.deepEqual(problems, []);
   await context.close();
+});
+
+await test('system: the web certificate fingerprint shown is the one TLS clients are served', async () => {
+  if (!(await endpoint('/api/v1/web/cert'))) return { skipped: 'endpoint not yet available (/api/v1/web/cert)' };
+  // What a TLS client on the same port is served, read with node's own TLS client (independently of the UI and
+  // of cacheosd's code). The dev daemon serves TLS and plain HTTP on one port.
+  const url = new URL(BASE);
+  const served = await new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: url.hostname, port: Number(url.port), servername: 'localhost', rejectUnauthorized: false }, () => {
+      const fp = s.getPeerCertificate().fingerprint256; s.end(); resolve(fp);
+    });
+    s.on('error', reject);
+  });
+  assert.match(served, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  for (const [locale, heading] of [['en-GB', 'Web certificate'], ['de-DE', 'Web-Zertifikat']]) {
+    const { context, page, problems } = await open({ locale });
+    await page.goto(BASE + '/system');
+    await page.locator('main[data-ready]').waitFor();
+    await page.locator('h2', { hasText: heading }).waitFor();
+    assert.equal((await page.getByTestId('cert-fingerprint').textContent()).trim(), served, locale);
+    assert.deepEqual(problems, []);
+    await context.close();
+  }
 });
 
 await test('login page renders (loopback is trusted, so it says so) and a wrong token is refused', async () => {

@@ -492,6 +492,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
+    // Operations the last run did not finish (SIGKILL, crash, power loss) get their audit record first (outcome
+    // error, code `interrupted`), so the log says what was cut off before reconciling repairs what it left.
+    {
+        let core = core.clone();
+        match tokio::task::spawn_blocking(move || core.settle_interrupted()).await? {
+            Ok(settled) if !settled.is_empty() => {
+                let names: Vec<&str> = settled.iter().map(|r| r.record.operation.as_str()).collect();
+                tracing::warn!(operations = ?names, "operations interrupted by the last stop were recorded");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e.full_message(), "recording interrupted operations failed"),
+        }
+    }
+
     // Make drive records and the kernel agree before any front end can touch drives, then sandbox records and the
     // running containers (sandboxes bind drives, so drives come first).
     let reconciles = [

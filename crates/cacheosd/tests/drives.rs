@@ -354,6 +354,7 @@ fn sigkill_during_attach_and_detach_then_restart_is_clean() {
         wait_until(&format!("{point} to be reached"), Duration::from_secs(30), || {
             paused(&state)
         });
+        let before = d.get("/api/v1/audit?limit=1000");
         d.kill9();
         let _ = client.kill();
         let _ = client.wait();
@@ -361,6 +362,12 @@ fn sigkill_during_attach_and_detach_then_restart_is_clean() {
         let d = Daemon::start(&bus.address, &state);
         let drives = d.get("/api/v1/drives");
         assert_eq!(drives, serde_json::json!([]), "{point} {image}: records after restart");
+        let op = if point.starts_with("attach") {
+            "drive.attach"
+        } else {
+            "drive.detach"
+        };
+        assert_interrupted_recorded(&d, &before, op, &format!("{point} {image}"));
         assert_eq!(
             leftovers(&state),
             Vec::<String>::new(),

@@ -487,11 +487,13 @@ fn sigkill_during_create_start_and_restart_then_restart_is_consistent() {
             std::time::Duration::from_secs(60),
             || std::fs::read_to_string(state.join("paused")).ok(),
         );
+        let before = d.get("/api/v1/audit?limit=1000");
         d.kill9();
         let _ = client.kill();
         let _ = client.wait();
 
         let d = Daemon::start(&bus.address, &state);
+        common::assert_interrupted_recorded(&d, &before, &format!("sandbox.{command}"), &what);
         let list = d.get("/api/v1/sandboxes");
         let rec = list.as_array().unwrap().iter().find(|s| s["name"] == "victim");
         assert_eq!(rec.map(|r| r["state"].as_str().unwrap()), expected, "{what}: {list}");

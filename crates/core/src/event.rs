@@ -15,7 +15,8 @@ use crate::supervisor::{DaemonState, TaskState};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventKind {
-    /// An operation finished (after its audit record was written).
+    /// An operation that changes something, or any operation that failed or was denied, finished (after its audit
+    /// record was written). Successful read-only operations are audited but not published.
     OperationFinished {
         /// Dotted name.
         operation: String,

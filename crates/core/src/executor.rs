@@ -20,9 +20,12 @@ use crate::sandbox::{
     Bind, ExecSpec, OutputChunk, ReconcileReport as SandboxReconcileReport, SandboxInfo, SandboxManager, SandboxSpec,
     Template,
 };
-use crate::store::{Durability, Store};
+use crate::store::{Durability, Store, StoreError, INTENT_KIND};
 use crate::supervisor::{SupervisorControl, SupervisorStatus};
 use crate::system::{SystemProbe, SystemStatus};
+
+/// Error code of the audit record of an operation that a crash interrupted (see [`Core::settle_interrupted`]).
+pub const INTERRUPTED: &str = "interrupted";
 
 /// The result of an operation. Serialised without a tag: front ends know which variant an operation returns.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -238,6 +241,8 @@ pub struct Core {
     models: std::sync::OnceLock<model::ModelDeps>,
     /// The web port's certificate (issue 19), set once by the daemon.
     web_cert: std::sync::OnceLock<crate::web_cert::WebCert>,
+    /// Makes intent keys unique within a millisecond.
+    intent_seq: std::sync::atomic::AtomicU64,
 }
 
 /// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
@@ -264,6 +269,7 @@ impl Core {
             software: std::sync::OnceLock::new(),
             models: std::sync::OnceLock::new(),
             web_cert: std::sync::OnceLock::new(),
+            intent_seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -413,6 +419,9 @@ impl Core {
         let started = Instant::now();
         let time_ms = self.deps.clock.now_ms();
 
+        // An operation that changes something leaves a durable intent before it acts: the audit record it gets if
+        // it never finishes (a crash, SIGKILL, power loss). Its real audit record replaces it in the same commit.
+        let mut intent = None;
         let result = self
             .validate(&op)
             .and_then(|()| {
@@ -424,7 +433,12 @@ impl Core {
                         reason,
                     })
             })
-            .and_then(|()| self.run(caller, &op, streams));
+            .and_then(|()| {
+                if op.risk() != Risk::ReadOnly {
+                    intent = Some(self.record_intent(caller, &op, time_ms)?);
+                }
+                self.run(caller, &op, streams)
+            });
 
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -439,7 +453,11 @@ impl Core {
             Ok(_) => tracing::debug!("operation succeeded"),
             Err(e) => tracing::info!(code = e.code(), error = %e.full_message(), "operation failed"),
         }
-        let durability = if op.risk() == Risk::ReadOnly && outcome == Outcome::Ok {
+        // A successful read-only operation changed nothing: its audit record may wait for the next group commit's
+        // fsync, and it is not published (subscribers react to changes and failures; publishing every read cost a
+        // D-Bus signal per request and made web pages that reload on `operation-finished` reload themselves).
+        let read_ok = op.risk() == Risk::ReadOnly && outcome == Outcome::Ok;
+        let durability = if read_ok {
             Durability::Eventual
         } else {
             Durability::Immediate
@@ -461,20 +479,79 @@ impl Core {
             session: caller.session.clone(),
             utterance: caller.utterance.clone(),
         };
-        let audit_id = match self.deps.store.append_audit(rec, durability) {
+        let appended = match &intent {
+            Some(key) => self.deps.store.append_audit_closing(rec, durability, key),
+            None => self.deps.store.append_audit(rec, durability),
+        };
+        let audit_id = match appended {
             Ok(r) => Some(r.id),
             Err(e) => {
                 tracing::error!(error = %e, "audit record could not be written");
                 None
             }
         };
-        self.deps.events.publish(EventKind::OperationFinished {
-            operation: info.name.to_string(),
-            frontend: caller.frontend,
-            outcome,
-            audit_id,
-        });
+        if !read_ok {
+            self.deps.events.publish(EventKind::OperationFinished {
+                operation: info.name.to_string(),
+                frontend: caller.frontend,
+                outcome,
+                audit_id,
+            });
+        }
         result
+    }
+
+    /// Writes the intent of `op` (kind [`INTENT_KIND`]): the audit record it gets when it is interrupted.
+    fn record_intent(&self, caller: &Caller, op: &Operation, time_ms: u64) -> Result<String, CoreError> {
+        let seq = self.intent_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("{time_ms:016}-{seq:06}");
+        let rec = NewAuditRecord {
+            time_ms,
+            frontend: caller.frontend,
+            principal: caller.principal.clone(),
+            operation: op.name().to_string(),
+            args: op.audit_args(),
+            outcome: Outcome::Error,
+            error_code: Some(INTERRUPTED.to_string()),
+            error: Some(
+                "interrupted: cacheosd ended while this operation ran (crash, kill or power loss); \
+                 what it had done was reconciled at the next start"
+                    .into(),
+            ),
+            duration_us: 0,
+            session: caller.session.clone(),
+            utterance: caller.utterance.clone(),
+        };
+        let value = serde_json::to_value(&rec).map_err(|e| StoreError::backend("encode intent", e))?;
+        self.deps.store.put_record(INTENT_KIND, &key, &value)?;
+        Ok(key)
+    }
+
+    /// At start, before anything else runs: turns every intent left by operations a crash interrupted into its
+    /// audit record (outcome `error`, code `interrupted`) and publishes it. Returns those records, oldest first.
+    /// An intent that cannot be read is dropped with a warning (it names no operation that could be recorded).
+    pub fn settle_interrupted(&self) -> Result<Vec<AuditRecord>, CoreError> {
+        let mut out = Vec::new();
+        for (key, value) in self.deps.store.list_records(INTENT_KIND)? {
+            let rec: NewAuditRecord = match serde_json::from_value(value) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(intent = %key, error = %e, "unreadable operation intent dropped");
+                    self.deps.store.delete_record(INTENT_KIND, &key)?;
+                    continue;
+                }
+            };
+            tracing::warn!(operation = %rec.operation, intent = %key, "operation was interrupted by the last stop");
+            let r = self.deps.store.append_audit_closing(rec, Durability::Immediate, &key)?;
+            self.deps.events.publish(EventKind::OperationFinished {
+                operation: r.record.operation.clone(),
+                frontend: r.record.frontend,
+                outcome: r.record.outcome,
+                audit_id: Some(r.id),
+            });
+            out.push(r);
+        }
+        Ok(out)
     }
 
     fn validate(&self, op: &Operation) -> Result<(), CoreError> {
@@ -1030,9 +1107,13 @@ mod tests {
     fn core() -> (Core, Arc<MemoryStore>, Arc<FakeSupervisor>) {
         let store = Arc::new(MemoryStore::new());
         let sup = Arc::new(FakeSupervisor::default());
+        (core_over(store.clone(), sup.clone()), store, sup)
+    }
+
+    fn core_over(store: Arc<MemoryStore>, sup: Arc<dyn SupervisorControl>) -> Core {
         let clock = Arc::new(FakeClock::at(5_000));
-        let core = Core::new(CoreDeps {
-            store: store.clone(),
+        Core::new(CoreDeps {
+            store,
             probe: Arc::new(FixedProbe(SystemStatus {
                 hostname: "box".into(),
                 ..Default::default()
@@ -1048,8 +1129,84 @@ mod tests {
             drives: None,
             sandboxes: None,
             metrics: Arc::new(crate::system::MetricsHistory::new(4)),
+        })
+    }
+
+    /// A supervisor whose kill-task dies half-way (like a daemon killed mid-operation), after noting the intents
+    /// the store held at that moment.
+    struct DiesMidway {
+        store: Arc<MemoryStore>,
+        seen: Mutex<Vec<(String, serde_json::Value)>>,
+    }
+
+    impl SupervisorControl for DiesMidway {
+        fn status(&self) -> SupervisorStatus {
+            FakeSupervisor::default().status()
+        }
+        fn kill_task(&self, _: &str) -> Result<(), SupervisorError> {
+            *self.seen.lock().unwrap() = self.store.list_records(INTENT_KIND).unwrap();
+            panic!("killed mid-operation");
+        }
+    }
+
+    #[test]
+    fn a_changing_operation_leaves_an_intent_until_audited_and_an_interrupted_one_is_settled_at_start() {
+        // Finished: no intent remains, one audit record.
+        let (core, store, _) = core();
+        let kill = Operation::SupervisorKillTask(KillTaskArgs { task: "web".into() });
+        core.execute(&user(0), kill.clone()).unwrap();
+        assert!(store.list_records(INTENT_KIND).unwrap().is_empty());
+        assert_eq!(store.audit_len().unwrap(), 1);
+        // Reads and refused operations write none.
+        core.execute(&user(4242), Operation::SystemStatus).unwrap();
+        core.execute(&user(4242), kill.clone()).unwrap_err();
+        assert!(store.list_records(INTENT_KIND).unwrap().is_empty());
+
+        // Interrupted: the intent was durable before the operation acted and is all that is left.
+        let store = Arc::new(MemoryStore::new());
+        let sup = Arc::new(DiesMidway {
+            store: store.clone(),
+            seen: Mutex::default(),
         });
-        (core, store, sup)
+        let core = core_over(store.clone(), sup.clone());
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute(&user(0), kill.clone())));
+        assert!(died.is_err());
+        let seen = sup.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].1["operation"], "supervisor.kill-task");
+        assert_eq!(store.audit_len().unwrap(), 0);
+        assert_eq!(store.list_records(INTENT_KIND).unwrap(), seen);
+
+        // The next start: a new core over the same store settles it into one audit record, published.
+        let core = core_over(store.clone(), Arc::new(FakeSupervisor::default()));
+        let mut rx = core.events().subscribe();
+        let settled = core.settle_interrupted().unwrap();
+        assert_eq!(settled.len(), 1);
+        let r = &settled[0].record;
+        assert_eq!(
+            (r.operation.as_str(), r.outcome, r.error_code.as_deref(), r.frontend),
+            (
+                "supervisor.kill-task",
+                Outcome::Error,
+                Some(INTERRUPTED),
+                Frontend::Dbus
+            )
+        );
+        assert_eq!(r.principal, Principal::Uid { uid: 0 });
+        assert_eq!(r.args, serde_json::json!({"task": "web"}));
+        assert!(r.error.as_deref().unwrap().starts_with("interrupted: "), "{r:?}");
+        assert_eq!(store.query_audit(&AuditFilter::default()).unwrap(), settled);
+        assert!(store.list_records(INTENT_KIND).unwrap().is_empty());
+        assert!(matches!(
+            rx.try_recv().unwrap().kind,
+            EventKind::OperationFinished {
+                outcome: Outcome::Error,
+                ..
+            }
+        ));
+        // Settling again finds nothing.
+        assert!(core.settle_interrupted().unwrap().is_empty());
+        assert_eq!(store.audit_len().unwrap(), 1);
     }
 
     fn user(uid: u32) -> Caller {
@@ -1057,7 +1214,7 @@ mod tests {
     }
 
     #[test]
-    fn status_is_run_audited_and_published() {
+    fn status_is_run_and_audited_but_not_published_while_changes_and_failures_are() {
         let (core, store, _) = core();
         let mut rx = core.events().subscribe();
         let out = core.execute(&user(4242), Operation::SystemStatus).unwrap();
@@ -1071,16 +1228,25 @@ mod tests {
         );
         assert_eq!(r.principal, Principal::Uid { uid: 4242 });
         assert_eq!(r.time_ms, 5_000);
-        let ev = rx.try_recv().unwrap();
-        assert_eq!(
-            ev.kind,
-            EventKind::OperationFinished {
-                operation: "system.status".into(),
-                frontend: Frontend::Dbus,
-                outcome: Outcome::Ok,
-                audit_id: Some(recs[0].id)
-            }
-        );
+        assert!(rx.try_recv().is_err(), "a successful read is audited, not published");
+
+        // A denied operation and a changing one are published, each with its audit id.
+        let kill = Operation::SupervisorKillTask(KillTaskArgs { task: "web".into() });
+        core.execute(&user(4242), kill.clone()).unwrap_err();
+        core.execute(&user(0), kill).unwrap();
+        let recs = store.query_audit(&AuditFilter::default()).unwrap();
+        for (outcome, rec) in [(Outcome::Denied, &recs[1]), (Outcome::Ok, &recs[0])] {
+            assert_eq!(
+                rx.try_recv().unwrap().kind,
+                EventKind::OperationFinished {
+                    operation: "supervisor.kill-task".into(),
+                    frontend: Frontend::Dbus,
+                    outcome,
+                    audit_id: Some(rec.id)
+                }
+            );
+        }
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

@@ -96,7 +96,25 @@ pub trait Store: Send + Sync {
     fn list_records(&self, kind: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Deletes a record; returns whether it existed.
     fn delete_record(&self, kind: &str, key: &str) -> Result<bool, StoreError>;
+    /// Appends the audit record of an operation and deletes its intent record (kind [`INTENT_KIND`], key
+    /// `intent`). A store that can should do both in one commit, so that after a crash an operation has either its
+    /// intent or its audit record, never both and never neither; the default does one after the other.
+    fn append_audit_closing(
+        &self,
+        rec: NewAuditRecord,
+        durability: Durability,
+        intent: &str,
+    ) -> Result<AuditRecord, StoreError> {
+        let r = self.append_audit(rec, durability)?;
+        self.delete_record(INTENT_KIND, intent)?;
+        Ok(r)
+    }
 }
+
+/// Record kind of the intent the executor writes (immediately durable) before an operation that changes something
+/// runs; its audit record replaces it. Intents found at start belong to operations a crash interrupted
+/// (`Core::settle_interrupted`).
+pub const INTENT_KIND: &str = "op-intent";
 
 /// The schema version this build writes. Bump it with a migration in `cacheos-store`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -338,6 +356,30 @@ pub mod conformance {
         assert!(!store.delete_record("drive", "a").unwrap());
         assert_eq!(store.list_records("drive").unwrap().len(), 1);
         assert_eq!(store.list_records("sandbox").unwrap().len(), 1);
+
+        // An operation's audit record replaces its intent.
+        store
+            .put_record(INTENT_KIND, "i1", &serde_json::json!({"op": 1}))
+            .unwrap();
+        store
+            .put_record(INTENT_KIND, "i2", &serde_json::json!({"op": 2}))
+            .unwrap();
+        let d = store
+            .append_audit_closing(
+                rec(4000, Frontend::Cli, "drive.attach", Outcome::Ok),
+                Durability::Immediate,
+                "i1",
+            )
+            .unwrap();
+        assert!(d.id > c.id);
+        assert_eq!(store.query_audit(&AuditFilter::default()).unwrap()[0], d);
+        let left: Vec<_> = store
+            .list_records(INTENT_KIND)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, vec!["i2"]);
     }
 }
 

@@ -23,7 +23,7 @@ use writer::AuditWriter;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
+pub(crate) const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 
 const KEY_VERSION: &str = "schema_version";
 const KEY_NEXT_ID: &str = "audit_next_id";
@@ -213,7 +213,19 @@ impl Store for RedbStore {
     /// once their group's commit is on stable storage.
     fn append_audit(&self, rec: NewAuditRecord, durability: Durability) -> Result<AuditRecord, StoreError> {
         let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::backend("encode audit record", e))?;
-        let id = self.writer().append(bytes, durability)?;
+        let id = self.writer().append(bytes, durability, None)?;
+        Ok(AuditRecord { id, record: rec })
+    }
+
+    /// Like [`Store::append_audit`], and the intent record goes in the same commit as the audit record.
+    fn append_audit_closing(
+        &self,
+        rec: NewAuditRecord,
+        durability: Durability,
+        intent: &str,
+    ) -> Result<AuditRecord, StoreError> {
+        let bytes = serde_json::to_vec(&rec).map_err(|e| StoreError::backend("encode audit record", e))?;
+        let id = self.writer().append(bytes, durability, Some(intent))?;
         Ok(AuditRecord { id, record: rec })
     }
 
@@ -340,8 +352,11 @@ mod tests {
             s.flush().unwrap();
         }
         let s = RedbStore::open(&p, 1000).unwrap();
-        assert_eq!(s.audit_len().unwrap(), 3);
+        assert_eq!(s.audit_len().unwrap(), 4);
         assert_eq!(s.list_records("sandbox").unwrap().len(), 1);
+        // The intent closed with its audit record stays gone; the open one is still there.
+        let intents: Vec<_> = s.list_records(cacheos_core::store::INTENT_KIND).unwrap();
+        assert_eq!(intents.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), ["i2"]);
         // Ids are never reused after reopening.
         let r = s
             .append_audit(
@@ -349,7 +364,7 @@ mod tests {
                 Durability::Immediate,
             )
             .unwrap();
-        assert_eq!(r.id, 4);
+        assert_eq!(r.id, 5);
     }
 
     #[test]
@@ -405,7 +420,7 @@ mod tests {
         let s = RedbStore::open(&dir.path().join("s.redb"), 3).unwrap();
         cacheos_core::store::conformance::run(&s);
         let rec = s.query_audit(&AuditFilter::default()).unwrap()[0].record.clone();
-        for _ in 0..125 {
+        for _ in 0..124 {
             s.append_audit(rec.clone(), Durability::Eventual).unwrap();
         }
         // Id 128 was the last append: pruning ran and kept the newest three.
@@ -452,10 +467,10 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 800);
-        assert_eq!(s.audit_len().unwrap(), 803);
+        assert_eq!(s.audit_len().unwrap(), 804);
         drop(s);
         let s = RedbStore::open(&dir.path().join("s.redb"), 100_000).unwrap();
-        assert_eq!(s.audit_len().unwrap(), 803, "every record is there after reopening");
+        assert_eq!(s.audit_len().unwrap(), 804, "every record is there after reopening");
     }
 
     fn sample() -> NewAuditRecord {

@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 use cacheos_core::store::{Durability, StoreError};
 use redb::{Database, ReadableTableMetadata};
 
-use crate::{AUDIT, KEY_NEXT_ID, META};
+use cacheos_core::store::INTENT_KIND;
+
+use crate::{AUDIT, KEY_NEXT_ID, META, RECORDS};
 
 /// How long eventual records may stay without an fsync while the writer is idle.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// A queued record: id, JSON, whether it needs immediate durability.
-type Queued = (u64, Vec<u8>, bool);
+/// A queued record: id, JSON, whether it needs immediate durability, the intent record it replaces (deleted in the
+/// same commit, so after a crash an operation has its intent or its audit record, never both).
+type Queued = (u64, Vec<u8>, bool, Option<String>);
 
 #[derive(Debug, Default)]
 struct State {
@@ -89,12 +92,17 @@ impl AuditWriter {
 
     /// Queues a record and returns its id: at once for eventual durability, after its fsync'd commit for
     /// immediate durability.
-    pub(crate) fn append(&self, bytes: Vec<u8>, durability: Durability) -> Result<u64, StoreError> {
+    pub(crate) fn append(
+        &self,
+        bytes: Vec<u8>,
+        durability: Durability,
+        intent: Option<&str>,
+    ) -> Result<u64, StoreError> {
         let immediate = durability == Durability::Immediate;
         let mut st = self.shared.state.lock().unwrap();
         let id = st.next_id;
         st.next_id += 1;
-        st.pending.push((id, bytes, immediate));
+        st.pending.push((id, bytes, immediate, intent.map(str::to_owned)));
         self.shared.work.notify_one();
         if !immediate {
             return Ok(id);
@@ -177,8 +185,8 @@ impl Shared {
             }
             let batch = std::mem::take(&mut st.pending);
             let idle_flush = st.written_upto > st.durable_upto && last_durable.elapsed() >= FLUSH_INTERVAL;
-            let immediate = st.shutdown || idle_flush || batch.iter().any(|(_, _, i)| *i);
-            let upto = batch.last().map_or(st.written_upto, |(hi, _, _)| *hi);
+            let immediate = st.shutdown || idle_flush || batch.iter().any(|(_, _, i, _)| *i);
+            let upto = batch.last().map_or(st.written_upto, |(hi, _, _, _)| *hi);
             drop(st);
 
             let result = self.commit(&batch, immediate);
@@ -195,7 +203,7 @@ impl Shared {
                 Err(e) => {
                     let msg = e.to_string();
                     tracing::error!(error = %msg, records = batch.len(), "audit records could not be written");
-                    for (id, _, imm) in &batch {
+                    for (id, _, imm, _) in &batch {
                         if *imm {
                             st.failed.insert(*id, msg.clone());
                         } else {
@@ -223,15 +231,22 @@ impl Shared {
             redb::Durability::None
         });
         let r: Result<(), redb::Error> = (|| {
-            if let Some((hi, _, _)) = batch.last() {
+            if let Some((hi, _, _, _)) = batch.last() {
                 tx.open_table(META)?.insert(KEY_NEXT_ID, hi + 1)?;
                 let mut audit = tx.open_table(AUDIT)?;
-                for (id, bytes, _) in batch {
+                for (id, bytes, _, _) in batch {
                     audit.insert(*id, bytes.as_slice())?;
+                }
+                let intents: Vec<&str> = batch.iter().filter_map(|(_, _, _, i)| i.as_deref()).collect();
+                if !intents.is_empty() {
+                    let mut records = tx.open_table(RECORDS)?;
+                    for key in intents {
+                        records.remove((INTENT_KIND, key))?;
+                    }
                 }
                 // Checking the table length costs a scan of its metadata; do it when an id crosses a multiple of
                 // 128, so the log holds at most `max_audit + 128` records.
-                if batch.iter().any(|(id, _, _)| id % 128 == 0) {
+                if batch.iter().any(|(id, _, _, _)| id % 128 == 0) {
                     let len = audit.len()?;
                     for _ in self.max_audit..len {
                         audit.pop_first()?;

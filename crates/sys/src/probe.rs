@@ -170,6 +170,31 @@ fn failed_units() -> Result<u32, ProbeError> {
         })
 }
 
+/// Counts the CPUs in a kernel CPU list such as `0-3,6,8-9` (`/sys/devices/system/cpu/online`).
+pub fn parse_cpu_list(text: &str) -> Option<u32> {
+    let mut n = 0;
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        n += match part.split_once('-') {
+            Some((a, b)) => b.parse::<u32>().ok()?.checked_sub(a.parse::<u32>().ok()?)? + 1,
+            None => part.parse::<u32>().map(|_| 1).ok()?,
+        };
+    }
+    (n > 0).then_some(n)
+}
+
+/// The machine's online CPUs: one small sysfs read per status. (`std::thread::available_parallelism` also parses
+/// `/proc/self/mountinfo` and the cgroup files on every call; it was the largest single cost of `system.status`.)
+fn online_cpus() -> u32 {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|t| parse_cpu_list(&t))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+}
+
 fn round2(x: f32) -> f64 {
     (x as f64 * 100.0).round() / 100.0
 }
@@ -200,9 +225,7 @@ impl SystemProbe for HostProbe {
                 five: round2(load.five),
                 fifteen: round2(load.fifteen),
             },
-            cpu_count: std::thread::available_parallelism()
-                .map(|n| n.get() as u32)
-                .unwrap_or(1),
+            cpu_count: online_cpus(),
             cpu_percent: *self.cpu_percent.lock().unwrap(),
             memory: Memory {
                 total_bytes: mem.mem_total,
@@ -266,6 +289,16 @@ impl SystemProbe for HostProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_lists_are_counted() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0-3,6,8-9"), Some(7));
+        assert_eq!(parse_cpu_list("5"), Some(1));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
 
     #[test]
     fn os_release_parsing() {

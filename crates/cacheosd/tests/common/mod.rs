@@ -313,3 +313,50 @@ pub fn busybox_template(tree: &Path) {
     }
     std::fs::write(tree.join("etc/os-release"), "ID=busybox\nNAME=\"busybox test tree\"\n").unwrap();
 }
+
+/// After a SIGKILL and a restart: the operation that was cut off has exactly one audit record (outcome error, code
+/// `interrupted`, its arguments), every record acknowledged before the kill is still there, ids only grew, and the
+/// restart's own reconcile came after it.
+pub fn assert_interrupted_recorded(d: &Daemon, before: &serde_json::Value, op: &str, what: &str) {
+    let after = d.get("/api/v1/audit?limit=1000");
+    let ids = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (old, new) = (ids(before), ids(&after));
+    for id in &old {
+        assert!(new.contains(id), "{what}: acknowledged audit record {id} lost: {after}");
+    }
+    let max_old = old.iter().copied().max().unwrap_or(0);
+    let added: Vec<&serde_json::Value> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["id"].as_u64().unwrap() > max_old)
+        .collect();
+    let interrupted: Vec<_> = added.iter().filter(|r| r["error_code"] == "interrupted").collect();
+    assert_eq!(interrupted.len(), 1, "{what}: one interrupted record: {added:?}");
+    let r = interrupted[0];
+    assert_eq!(
+        (r["operation"].as_str(), r["outcome"].as_str()),
+        (Some(op), Some("error")),
+        "{what}: {r}"
+    );
+    assert_eq!(r["args"]["name"], "victim", "{what}: {r}");
+    // Newest first: the reconcile at start has a higher id than the interrupted record.
+    let first_reconcile = added
+        .iter()
+        .filter(|r| r["operation"].as_str().unwrap_or("").ends_with(".reconcile"));
+    for rec in first_reconcile {
+        assert!(
+            rec["id"].as_u64() > r["id"].as_u64(),
+            "{what}: reconcile before the interrupted record"
+        );
+    }
+    for w in new.windows(2) {
+        assert!(w[0] > w[1], "{what}: ids not strictly ordered: {new:?}");
+    }
+}

@@ -1,10 +1,10 @@
-// System: host overview, supervisor task health (live through the task-state-changed event), and CPU, memory,
-// disk and load charts (uPlot) over the last hour: GET /api/v1/system/history, then live `metrics-sampled` events.
+// System: host overview, supervisor task health (live through the task-state-changed event), the web port's TLS
+// certificate fingerprint (GET /api/v1/web/cert), and CPU, memory, disk and load charts (uPlot) over the last hour: GET /api/v1/system/history, then live `metrics-sampled` events.
 // Against a daemon without system.history the page samples GET /api/v1/system/status itself.
 import uPlot from 'uplot';
 import { h, mount, fmtBytes, fmtDuration } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, on, hasEndpoint } from '../api.js';
+import { get, on, hasEndpoint, ApiError } from '../api.js';
 import { errorBox, table } from './common.js';
 
 const HOUR_MS = 3600 * 1000;
@@ -55,7 +55,8 @@ export async function systemPage(main) {
   const overview = h('section');
   const charts = h('section');
   const sup = h('section');
-  main.append(overview, charts, sup);
+  const cert = h('section');
+  main.append(overview, charts, sup, cert);
   const serverHistory = await hasEndpoint('/api/v1/system/history');
   let samples = serverHistory ? [] : loadSamples();
   let plots = [];
@@ -108,6 +109,23 @@ export async function systemPage(main) {
     } catch (e) { mount(sup, errorBox(e)); }
   }
 
+  // issue 19: the web port's certificate fingerprint, so a person can compare it with the browser's and the console's.
+  async function renderCert() {
+    try {
+      const c = await get('/api/v1/web/cert');
+      mount(cert, h('h2', { id: 'cert-h' }, t('certTitle')),
+        h('dl', { class: 'kv card' },
+          h('dt', {}, t('certFingerprint')), h('dd', {}, h('code', { class: 'fingerprint', 'data-testid': 'cert-fingerprint' }, c.fingerprint_sha256)),
+          h('dt', {}, t('certPath')), h('dd', {}, h('code', {}, c.path)),
+          h('dt', {}, t('certRedirect')), h('dd', {}, c.redirects_plain_http ? t('certRedirects') : t('certNoRedirect'))),
+        h('p', { class: 'muted' }, t('certHint')));
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 409 || e.missingEndpoint)) {
+        mount(cert, h('h2', { id: 'cert-h' }, t('certTitle')), h('p', { class: 'muted' }, t('certNone')));
+      } else mount(cert, errorBox(e));
+    }
+  }
+
   function add(s) {
     if (!samples.length || samples[samples.length - 1].t < s.t) samples.push(s);
     samples = samples.filter((x) => x.t > Date.now() - HOUR_MS);
@@ -140,10 +158,10 @@ export async function systemPage(main) {
   const offs = [on('task-state-changed', () => renderSupervisor())];
   if (serverHistory) {
     offs.push(on('metrics-sampled', (ev) => { add(fromMetric(ev.sample)); if (!document.hidden) renderCharts(); }));
-    await Promise.all([overviewOnly(), fromServer(), renderSupervisor()]);
+    await Promise.all([overviewOnly(), fromServer(), renderSupervisor(), renderCert()]);
     timer = setInterval(() => { if (!document.hidden) overviewOnly(); }, 60000);
   } else {
-    await Promise.all([poll(), renderSupervisor()]);
+    await Promise.all([poll(), renderSupervisor(), renderCert()]);
     timer = setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
   }
   const rerender = () => renderCharts();
