@@ -96,7 +96,24 @@ pub trait Store: Send + Sync {
     fn list_records(&self, kind: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Deletes a record; returns whether it existed.
     fn delete_record(&self, kind: &str, key: &str) -> Result<bool, StoreError>;
+    /// Puts (`Some`) and deletes (`None`) records in one transaction, in order. [`Durability::Eventual`] may
+    /// skip the fsync (the metrics history writes a sample every few seconds); the default applies them one by one.
+    fn write_records(&self, changes: &[RecordChange], durability: Durability) -> Result<(), StoreError> {
+        let _ = durability;
+        for (kind, key, value) in changes {
+            match value {
+                Some(v) => self.put_record(kind, key, v)?,
+                None => {
+                    self.delete_record(kind, key)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
+
+/// One change of [`Store::write_records`]: kind, key, the new value or `None` to delete.
+pub type RecordChange = (&'static str, String, Option<serde_json::Value>);
 
 /// The schema version this build writes. Bump it with a migration in `cacheos-store`.
 pub const SCHEMA_VERSION: u32 = 1;
