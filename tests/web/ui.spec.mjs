@@ -242,6 +242,18 @@ await test('system: charts from the server history, live samples by SSE, supervi
   // from "–" (one sample, no CPU figure yet) or its previous value.
   const before = await page.locator('figcaption').first().textContent();
   await page.waitForFunction((b) => document.querySelector('figcaption').textContent !== b, before, { timeout: 15000 });
+  // The longer ranges ask the daemon for a day (minute means) or 30 days (hour means); the choice is kept.
+  const asked = page.waitForRequest((r) => r.url().includes('/api/v1/system/history?since_ms='));
+  await page.locator('button[data-range="24h"]').click();
+  const since = Number(new URL((await asked).url()).searchParams.get('since_ms'));
+  assert.ok(Math.abs(Date.now() - 24 * 3600 * 1000 - since) < 60000, `since_ms ${since}`);
+  await page.locator('#ch-h', { hasText: 'Last 24 hours' }).waitFor();
+  assert.equal(await page.locator('button[data-range="24h"]').getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.locator('.plot canvas').count(), 4);
+  await page.reload();
+  await page.locator('#ch-h', { hasText: 'Last 24 hours' }).waitFor();
+  await page.locator('button[data-range="1h"]').click();
+  await page.locator('#ch-h', { hasText: 'Last hour' }).waitFor();
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -51,7 +51,8 @@ enum BusArg {
 enum Command {
     /// Show system status (system.status).
     Status,
-    /// Show CPU, memory, disk and load samples of the last hour (system.history), oldest first.
+    /// Show CPU, memory, disk and load samples (system.history), oldest first: every sample of the last hour, minute
+    /// means of the last day, hour means of the last 30 days, by how far back --since reaches.
     History {
         /// Only samples at or after this time: a duration ago (`10m`, `2h`) or an RFC 3339 time.
         #[arg(long)]

@@ -373,10 +373,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    // One hour of metric samples for `system.history`, filled by the metrics task below.
-    let metrics = Arc::new(cacheos_core::MetricsHistory::new(
-        (3600 / cfg.metrics.sample_interval_secs.max(1)) as usize + 1,
-    ));
+    // The metrics history for `system.history` (every sample for an hour, minutes for a day, hours for 30 days),
+    // kept in the store across restarts and filled by the metrics task below.
+    let metrics = Arc::new(cacheos_core::MetricsHistory::persistent(
+        store.clone(),
+        cfg.metrics.sample_interval_secs,
+    )?);
     let core = Arc::new(
         Core::new(CoreDeps {
             store: store.clone(),
@@ -569,15 +571,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     _ = tick.tick() => {}
                     _ = ctx.shutdown.cancelled() => return Ok(()),
                 }
-                let p = p.clone();
-                let status = tokio::task::spawn_blocking(move || {
+                let (p, c, m) = (p.clone(), core.clone(), metrics.clone());
+                let sample = tokio::task::spawn_blocking(move || {
                     p.sample()?;
-                    p.status()
+                    let sample = cacheos_core::MetricSample::of(&p.status()?);
+                    // Kept for `system.history` (written to the store) and published for live charts below.
+                    m.push(sample.clone());
+                    // Units and sandboxes that failed since the last sample go out as `service-failed`.
+                    c.check_failures();
+                    anyhow::Ok(sample)
                 })
                 .await??;
-                // Kept for `system.history` and published for live charts (SSE `metrics-sampled`).
-                let sample = cacheos_core::MetricSample::of(&status);
-                metrics.push(sample.clone());
                 core.events()
                     .publish(cacheos_core::EventKind::MetricsSampled { sample });
                 ctx.ready();

@@ -521,7 +521,14 @@ impl Engine {
         }
         if has(Concept::History) && (has(Concept::System) || has(Concept::Resource)) {
             let since_ms = slots::window_ms(&p.toks).map(|w| known.now_ms.saturating_sub(w));
-            return self.operation(Operation::SystemHistory(HistoryArgs { since_ms }), lang, session);
+            return self.operation(
+                Operation::SystemHistory(HistoryArgs {
+                    since_ms,
+                    ..Default::default()
+                }),
+                lang,
+                session,
+            );
         }
         if has(Concept::System)
             || has(Concept::Status)

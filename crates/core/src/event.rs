@@ -91,6 +91,16 @@ pub enum EventKind {
         /// `started`, `running`, `done`, `cancelled` or `failed`.
         state: String,
     },
+    /// A systemd unit or a sandbox has failed (seen by the failure watch; once per failure, again only after it
+    /// recovered). The chat page and the web UI offer to look: "Der Dienst X ist ausgefallen – soll ich nachsehen?".
+    ServiceFailed {
+        /// Unit name (`nginx.service`) or sandbox name.
+        name: String,
+        /// `unit` or `sandbox`.
+        target: crate::diagnose::TargetKind,
+        /// systemd's `Result` or the sandbox's last error, when known.
+        detail: Option<String>,
+    },
     // issue 15 (software)
     /// A software install job started, moved to a step, printed a line or ended.
     SoftwareJob {
@@ -147,6 +157,7 @@ impl EventKind {
             EventKind::KbIndex { .. } => "kb-index",
             EventKind::LicenseJob { .. } => "license-job",
             EventKind::SoftwareJob { .. } => "software-job",
+            EventKind::ServiceFailed { .. } => "service-failed",
         }
     }
 }

@@ -243,6 +243,8 @@ pub struct Core {
     web_cert: std::sync::OnceLock<crate::web_cert::WebCert>,
     /// Makes intent keys unique within a millisecond.
     intent_seq: std::sync::atomic::AtomicU64,
+    /// What was failed at the last [`Core::check_failures`].
+    failures: crate::diagnose::watch::FailureWatch,
 }
 
 /// What the `kb.*` operations need: the jobs over the index and where the appliance's documentation is.
@@ -270,7 +272,48 @@ impl Core {
             models: std::sync::OnceLock::new(),
             web_cert: std::sync::OnceLock::new(),
             intent_seq: std::sync::atomic::AtomicU64::new(0),
+            failures: Default::default(),
         }
+    }
+
+    /// Looks for units and sandboxes that failed since the last check and publishes a
+    /// [`EventKind::ServiceFailed`] for each (the daemon calls it with every metrics sample). Returns how many.
+    /// Without systemd only sandboxes are watched; a unit list that cannot be read leaves the units as they were.
+    pub fn check_failures(&self) -> usize {
+        use crate::diagnose::TargetKind;
+        let mut failed = Vec::new();
+        let units = self.diagnostics.as_deref().map(|d| d.units().list());
+        match units {
+            Some(Ok(list)) => failed.extend(
+                list.into_iter()
+                    .filter(|u| u.active_state == "failed" && !u.name.starts_with("cacheos-sandbox-"))
+                    .map(|u| (TargetKind::Unit, u.name, None)),
+            ),
+            Some(Err(crate::diagnose::DiagnoseError::NoSystemd)) | None => {}
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "failure watch: units not listed");
+                return 0;
+            }
+        }
+        if let Some(s) = self.sandboxes() {
+            match s.list() {
+                Ok(list) => failed.extend(
+                    list.into_iter()
+                        .filter(|i| i.state == crate::sandbox::SandboxState::Failed)
+                        .map(|i| (TargetKind::Sandbox, i.name, i.last_error)),
+                ),
+                Err(e) => {
+                    tracing::debug!(error = %e, "failure watch: sandboxes not listed");
+                    return 0;
+                }
+            }
+        }
+        let events = self.failures.check(failed);
+        let n = events.len();
+        for e in events {
+            self.events().publish(e);
+        }
+        n
     }
 
     pub(crate) fn web_cert_slot(&self) -> &std::sync::OnceLock<crate::web_cert::WebCert> {
@@ -1015,7 +1058,7 @@ impl Core {
                 Some(t) => Output::WebToken(WebToken { token: t.clone() }),
                 None => return Err(CoreError::FailedPrecondition("the web port is disabled".into())),
             },
-            Operation::SystemHistory(a) => Output::SystemHistory(self.deps.metrics.since(a.since_ms)),
+            Operation::SystemHistory(a) => Output::SystemHistory(self.deps.metrics.query(a.since_ms, a.resolution)),
             Operation::DriveUpload(a) => {
                 let Some(input) = input else {
                     return Err(CoreError::InvalidArgument {

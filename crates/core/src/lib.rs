@@ -14,6 +14,7 @@ pub mod event;
 pub mod executor;
 pub mod kb;
 pub mod license;
+pub mod metrics_history;
 pub mod model;
 pub mod operation;
 pub mod sandbox;

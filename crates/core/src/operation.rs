@@ -479,6 +479,10 @@ pub struct HistoryArgs {
     /// Only samples taken at or after this time (ms since the Unix epoch); all kept samples when absent.
     #[serde(default)]
     pub since_ms: Option<u64>,
+    /// The resolution; when absent, the finest one that reaches back to `since_ms` (every sample for the last
+    /// hour, one-minute means for the last day, one-hour means for the last 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<crate::metrics_history::Resolution>,
 }
 
 /// Arguments of `supervisor.kill-task`.
@@ -582,7 +586,7 @@ pub enum Operation {
     #[serde(rename = "sandbox.reconcile")]
     SandboxReconcile,
     /// `system.history`: always valid (empty until the metrics worker has sampled); anyone may call it. The daemon
-    /// keeps one hour of samples in memory.
+    /// keeps every sample for an hour, minute means for a day and hour means for 30 days, in the store.
     #[serde(rename = "system.history")]
     SystemHistory(HistoryArgs),
     /// `drive.upload`: the name must be a plain file name not yet in the images directory, and the bytes (the
@@ -916,7 +920,10 @@ mod tests {
                 lines: None,
             }),
             Operation::SandboxReconcile,
-            Operation::SystemHistory(HistoryArgs { since_ms: Some(1) }),
+            Operation::SystemHistory(HistoryArgs {
+                since_ms: Some(1),
+                resolution: Some(crate::metrics_history::Resolution::Minute),
+            }),
             Operation::DriveUpload(UploadArgs {
                 name: "u.img".into(),
                 size: Some(3),

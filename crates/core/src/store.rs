@@ -109,12 +109,29 @@ pub trait Store: Send + Sync {
         self.delete_record(INTENT_KIND, intent)?;
         Ok(r)
     }
+    /// Puts (`Some`) and deletes (`None`) records in one transaction, in order. [`Durability::Eventual`] may
+    /// skip the fsync (the metrics history writes a sample every few seconds); the default applies them one by one.
+    fn write_records(&self, changes: &[RecordChange], durability: Durability) -> Result<(), StoreError> {
+        let _ = durability;
+        for (kind, key, value) in changes {
+            match value {
+                Some(v) => self.put_record(kind, key, v)?,
+                None => {
+                    self.delete_record(kind, key)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Record kind of the intent the executor writes (immediately durable) before an operation that changes something
 /// runs; its audit record replaces it. Intents found at start belong to operations a crash interrupted
 /// (`Core::settle_interrupted`).
 pub const INTENT_KIND: &str = "op-intent";
+
+/// One change of [`Store::write_records`]: kind, key, the new value or `None` to delete.
+pub type RecordChange = (&'static str, String, Option<serde_json::Value>);
 
 /// The schema version this build writes. Bump it with a migration in `cacheos-store`.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -163,59 +163,11 @@ impl MetricSample {
     }
 }
 
-/// The last `capacity` metric samples, oldest first (a ring buffer in memory; a restart starts it empty).
-#[derive(Debug)]
-pub struct MetricsHistory {
-    capacity: usize,
-    samples: std::sync::Mutex<std::collections::VecDeque<MetricSample>>,
-}
-
-impl MetricsHistory {
-    /// An empty history keeping at most `capacity` samples.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            samples: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(capacity.max(1))),
-        }
-    }
-
-    /// Appends a sample, dropping the oldest when full.
-    pub fn push(&self, sample: MetricSample) {
-        let mut s = self.samples.lock().unwrap();
-        if s.len() == self.capacity {
-            s.pop_front();
-        }
-        s.push_back(sample);
-    }
-
-    /// Samples taken at or after `since_ms` (all when `None`), oldest first.
-    pub fn since(&self, since_ms: Option<u64>) -> Vec<MetricSample> {
-        let s = self.samples.lock().unwrap();
-        s.iter()
-            .filter(|x| since_ms.is_none_or(|t| x.time_ms >= t))
-            .cloned()
-            .collect()
-    }
-}
+pub use crate::metrics_history::MetricsHistory;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_is_a_ring_buffer_filtered_by_time() {
-        let h = MetricsHistory::new(3);
-        for t in 1..=5 {
-            h.push(MetricSample {
-                time_ms: t,
-                ..Default::default()
-            });
-        }
-        let times: Vec<_> = h.since(None).iter().map(|s| s.time_ms).collect();
-        assert_eq!(times, vec![3, 4, 5]);
-        let times: Vec<_> = h.since(Some(4)).iter().map(|s| s.time_ms).collect();
-        assert_eq!(times, vec![4, 5]);
-    }
 
     #[test]
     fn a_sample_takes_the_root_file_system() {

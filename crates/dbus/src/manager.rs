@@ -119,7 +119,8 @@ impl Manager {
         self.run_json(&hdr, conn, Operation::SystemStatus).await
     }
 
-    /// Operation system.history: CPU, memory, disk and load samples kept by the daemon (one hour), oldest first, as a
+    /// Operation system.history: CPU, memory, disk and load samples kept by the daemon, oldest first, at the finest resolution that reaches
+    /// back to `since_ms` (every sample for an hour, minute means for a day, hour means for 30 days), as a
     /// JSON array (schema MetricSample); `since_ms` > 0 returns only samples from then on. Anyone may call it.
     #[zbus(out_args("json"))]
     async fn get_system_history(
@@ -130,6 +131,7 @@ impl Manager {
     ) -> Result<String, Error> {
         let args = cacheos_core::operation::HistoryArgs {
             since_ms: (since_ms > 0).then_some(since_ms),
+            ..Default::default()
         };
         self.run_json(&hdr, conn, Operation::SystemHistory(args)).await
     }

@@ -3,7 +3,8 @@
 //! Layout (schema version 1):
 //! - `meta`: `&str -> u64` (`schema_version`, `audit_next_id`)
 //! - `audit`: `u64 id -> JSON bytes` of [`cacheos_core::NewAuditRecord`]
-//! - `records`: `(kind, key) -> JSON bytes`
+//! - `records`: `(kind, key) -> JSON bytes` (also the metrics history: kinds `metrics.sample|minute|hour`, see
+//!   [`cacheos_core::metrics_history`])
 //!
 //! Opening never overwrites a file it does not understand: a corrupt file or one from a newer schema is reported
 //! and left byte-for-byte untouched.
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cacheos_core::audit::{AuditFilter, AuditRecord, NewAuditRecord};
-use cacheos_core::store::{scan_newest_first, Durability, Store, StoreError, SCHEMA_VERSION};
+use cacheos_core::store::{scan_newest_first, Durability, RecordChange, Store, StoreError, SCHEMA_VERSION};
 use redb::{Database, ReadableTableMetadata, TableDefinition};
 
 pub mod writer;
@@ -299,6 +300,46 @@ impl Store for RedbStore {
         self.write(Durability::Immediate, "delete record", |tx| {
             Ok(tx.open_table(RECORDS)?.remove((kind, key))?.is_some())
         })
+    }
+
+    /// One transaction; an eventual one is committed without fsync (redb `Durability::None`, as the audit writer
+    /// does) and becomes durable with the next immediate commit of anyone, or when the store is dropped.
+    fn write_records(&self, changes: &[RecordChange], durability: Durability) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut encoded = Vec::with_capacity(changes.len());
+        for (kind, key, value) in changes {
+            let bytes = value
+                .as_ref()
+                .map(serde_json::to_vec)
+                .transpose()
+                .map_err(|e| StoreError::backend("encode record", e))?;
+            encoded.push((*kind, key.as_str(), bytes));
+        }
+        let op = "write records";
+        let mut tx = self.db.begin_write().map_err(|e| backend(op)(e.into()))?;
+        tx.set_durability(match durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Eventual => redb::Durability::None,
+        });
+        (|| -> Result<(), redb::Error> {
+            let mut t = tx.open_table(RECORDS)?;
+            for (kind, key, bytes) in &encoded {
+                match bytes {
+                    Some(b) => {
+                        t.insert((*kind, *key), b.as_slice())?;
+                    }
+                    None => {
+                        t.remove((*kind, *key))?;
+                    }
+                }
+            }
+            Ok(())
+        })()
+        .map_err(backend(op))?;
+        tx.commit().map_err(|e| backend(op)(e.into()))?;
+        Ok(())
     }
 }
 
@@ -643,6 +684,91 @@ mod tests {
             kept >= acked,
             "eventual records older than the flush interval lost: {kept} of {acked} kept"
         );
+    }
+
+    fn metric(time_ms: u64) -> cacheos_core::MetricSample {
+        cacheos_core::MetricSample {
+            time_ms,
+            cpu_percent: Some((time_ms % 97) as f64),
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 4 << 30,
+            load_one: 0.5,
+            disk_used_bytes: 10 << 30,
+            disk_total_bytes: 100 << 30,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_metrics_history_survives_a_restart_at_every_resolution() {
+        use cacheos_core::metrics_history::Resolution;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let t0 = 1_700_000_000_000u64;
+        let before: Vec<_> = {
+            let store = Arc::new(RedbStore::open(&path, 100).unwrap());
+            let h = cacheos_core::MetricsHistory::persistent(store.clone(), 5).unwrap();
+            // Three hours at one sample every 5 s.
+            for i in 0..3 * 720 {
+                h.try_push(metric(t0 + i * 5000)).unwrap();
+            }
+            Resolution::ALL.iter().map(|r| h.query(None, Some(*r))).collect()
+        };
+        assert_eq!(before[0].len(), 721);
+        assert!(before[1].len() > 170 && before[2].len() == 4, "{}", before[2].len());
+        let store = Arc::new(RedbStore::open(&path, 100).unwrap());
+        let h = cacheos_core::MetricsHistory::persistent(store.clone(), 5).unwrap();
+        let after: Vec<_> = Resolution::ALL.iter().map(|r| h.query(None, Some(*r))).collect();
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(b.len(), a.len());
+            for (x, y) in b.iter().zip(a) {
+                // JSON keeps f64 to the last digit or two; compare the rest exactly.
+                assert!(
+                    (x.cpu_percent.unwrap() - y.cpu_percent.unwrap()).abs() < 1e-9,
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(
+                    (x.time_ms, x.memory_used_bytes, x.disk_used_bytes),
+                    (y.time_ms, y.memory_used_bytes, y.disk_used_bytes)
+                );
+            }
+        }
+        // The next sample continues the open minute rather than starting a history of its own.
+        h.try_push(metric(t0 + 3 * 720 * 5000)).unwrap();
+        assert_eq!(h.query(None, Some(Resolution::Sample)).len(), 721);
+    }
+
+    #[test]
+    fn the_metrics_history_keeps_the_file_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Arc::new(RedbStore::open(&path, 100).unwrap());
+        // Small tiers so that the test runs many times around each ring quickly.
+        let tiers = cacheos_core::metrics_history::default_tiers(5)
+            .map(|mut t| {
+                t.keep_ms /= 60;
+                t.step_ms /= 60;
+                t.capacity = (t.capacity / 60).max(2);
+                t
+            })
+            .to_vec();
+        let h = cacheos_core::MetricsHistory::with_tiers(store.clone(), tiers).unwrap();
+        let mut sizes = Vec::new();
+        for i in 0..8_000u64 {
+            h.try_push(metric(1_000_000 + i * 100)).unwrap();
+            if i % 2000 == 1999 {
+                store.flush().unwrap();
+                sizes.push(std::fs::metadata(&path).unwrap().len());
+            }
+        }
+        let total: usize = cacheos_core::metrics_history::Resolution::ALL
+            .iter()
+            .map(|r| store.list_records(r.kind()).unwrap().len())
+            .sum();
+        let bound: usize = h.lens().iter().map(|(_, n)| n).sum();
+        assert_eq!(total, bound);
+        // Once the rings are full the file stops growing (redb reuses the freed pages).
+        assert!(sizes[3] <= sizes[1] + (64 << 10), "{sizes:?}");
     }
 
     #[test]

@@ -16,17 +16,29 @@ use cacheos_core::diagnose::{DiagnoseError, JournalEntry, JournalQuery, JournalS
 #[derive(Debug, Clone)]
 pub struct Journalctl {
     program: String,
+    /// Arguments put before every query's (`--directory=…` for a journal other than the system's).
+    prefix: Vec<String>,
 }
 
 impl Default for Journalctl {
     fn default() -> Self {
         Self {
             program: "journalctl".into(),
+            prefix: Vec::new(),
         }
     }
 }
 
 impl Journalctl {
+    /// Reads the journal files in `dir` instead of the system journal (`journalctl --directory`; the benchmark's
+    /// generated journal).
+    pub fn in_directory(dir: &std::path::Path) -> Self {
+        Self {
+            prefix: vec![format!("--directory={}", dir.display())],
+            ..Self::default()
+        }
+    }
+
     /// journalctl's arguments for a query (without the program name). Text search (`grep`) is applied to the parsed
     /// entries instead of `-g`, whose argument is a regular expression.
     pub fn args(unit: Option<&str>, q: &JournalQuery) -> Vec<String> {
@@ -65,6 +77,7 @@ impl Journalctl {
 impl JournalSource for Journalctl {
     fn entries(&self, unit: Option<&str>, q: &JournalQuery) -> Result<Vec<JournalEntry>, DiagnoseError> {
         let out = Command::new(&self.program)
+            .args(&self.prefix)
             .args(Self::args(unit, q))
             .output()
             .map_err(|e| DiagnoseError::Journal(Box::new(e)))?;

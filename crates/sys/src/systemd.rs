@@ -179,6 +179,7 @@ pub fn from_props(unit: &str, p: &HashMap<String, OwnedValue>) -> UnitProperties
         n_restarts: p.get("NRestarts").and_then(u32_of).unwrap_or(0),
         requires,
         after: list("After"),
+        triggered_by: list("TriggeredBy"),
         fragment_path: s("FragmentPath"),
         memory_max: p.get("MemoryMax").and_then(u64_of).filter(|m| *m != u64::MAX),
         control_group: s("ControlGroup"),

@@ -114,9 +114,12 @@ pub(crate) async fn system_status(
 pub(crate) struct HistoryParams {
     /// Only samples taken at or after this time (ms since the Unix epoch).
     since_ms: Option<u64>,
+    /// `sample`, `minute` or `hour`; by default the finest that reaches back to `since_ms`.
+    resolution: Option<cacheos_core::metrics_history::Resolution>,
 }
 
-/// CPU, memory, disk and load samples of the last hour (or since `since_ms`), oldest first. New samples arrive as
+/// CPU, memory, disk and load samples since `since_ms` (all kept samples of the last hour when absent), oldest
+/// first: every sample for the last hour, minute means for the last day, hour means for the last 30 days. New samples arrive as
 /// `metrics-sampled` events on `/api/v1/events`.
 #[utoipa::path(get, path = "/api/v1/system/history", operation_id = "system.history", tag = "system",
     params(HistoryParams), responses((status = 200, body = Vec<cacheos_core::MetricSample>),
@@ -127,7 +130,10 @@ pub(crate) async fn system_history(
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<Vec<cacheos_core::MetricSample>>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-argument", e.body_text()))?;
-    let op = Operation::SystemHistory(cacheos_core::operation::HistoryArgs { since_ms: p.since_ms });
+    let op = Operation::SystemHistory(cacheos_core::operation::HistoryArgs {
+        since_ms: p.since_ms,
+        resolution: p.resolution,
+    });
     match run(&state, caller, op).await? {
         Output::SystemHistory(s) => Ok(Json(s)),
         _ => Err(unexpected("system.history")),

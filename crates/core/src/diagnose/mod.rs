@@ -12,6 +12,7 @@ pub mod fake;
 pub mod journal;
 pub mod metrics;
 pub mod rules;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ pub struct UnitProperties {
     pub requires: Vec<String>,
     /// `After`.
     pub after: Vec<String>,
+    /// `TriggeredBy`: the socket (or path, timer) units that start this one on demand.
+    #[serde(default)]
+    pub triggered_by: Vec<String>,
     /// `FragmentPath` (empty for transient units without one).
     pub fragment_path: String,
     /// `MemoryMax` in bytes, when limited.
@@ -87,6 +91,7 @@ impl UnitProperties {
                 "NRestarts" => p.n_restarts = v.parse().unwrap_or(0),
                 "Requires" | "BindsTo" | "Requisite" => p.requires.extend(list(v)),
                 "After" => p.after = list(v),
+                "TriggeredBy" => p.triggered_by = list(v),
                 "FragmentPath" => p.fragment_path = v.into(),
                 "MemoryMax" => p.memory_max = v.parse().ok(),
                 "ControlGroup" => p.control_group = v.into(),
@@ -576,6 +581,31 @@ impl Diagnostics {
                 f.summary = format!("{} did not start because {} failed", props.id, dep.id);
                 f.fix.instruction = format!("fix {} first (see below), then start {} again", dep.id, props.id);
                 f.because = Some(Box::new(self.unit_props(dep, depth + 1)?));
+            }
+        }
+        // A socket-activated service is not failed itself when its socket could not listen (port in use, bad
+        // address): it is just never started. Name the socket and diagnose it.
+        if f.cause == CauseClass::Healthy && depth < 4 && props.unit_type() == "service" {
+            let failed_socket = props
+                .triggered_by
+                .iter()
+                .filter(|t| t.ends_with(".socket"))
+                .filter_map(|t| self.units.properties(t).ok())
+                .find(|s| s.is_failed());
+            if let Some(sock) = failed_socket {
+                let inner = self.unit_props(sock.clone(), depth + 1)?;
+                f.cause = CauseClass::DependencyFailed;
+                f.subject = Some(sock.id.clone());
+                f.summary = format!(
+                    "{} is not running: it is started by {}, which failed ({})",
+                    props.id,
+                    sock.id,
+                    inner.cause.as_str()
+                );
+                f.fix.instruction = format!("fix {} first (see below); it starts {} on demand", sock.id, props.id);
+                f.fix.plan = inner.fix.plan.clone();
+                f.evidence = inner.evidence.clone();
+                f.because = Some(Box::new(inner));
             }
         }
         Ok(f)

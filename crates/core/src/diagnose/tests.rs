@@ -418,3 +418,66 @@ fn unit_names_and_memory_events_parse() {
     assert_eq!(signal_name(11), Some("SEGV"));
     assert_eq!(rules::bytes(33554432), "32 MiB");
 }
+
+/// A socket-activated service whose socket could not bind: the service is not failed (it never started), so the
+/// diagnosis names the failed socket and gives its cause, port and evidence.
+#[test]
+fn a_socket_activated_service_names_its_socket_that_could_not_bind() {
+    let fx = load("socket-activated");
+    let (d, _, _) = diagnostics(&fx);
+    let f = d.unit("cacheos-fault-sock").unwrap();
+    assert_eq!(f.cause, CauseClass::DependencyFailed, "{f:#?}");
+    assert_eq!(f.subject.as_deref(), Some("cacheos-fault-sock.socket"));
+    assert!(f.summary.contains("port-in-use"), "{}", f.summary);
+    assert!(has_line(&f, "Address already in use"), "{:#?}", f.evidence);
+    let inner = f.because.as_deref().expect("the socket's own finding");
+    assert_eq!(inner.cause, CauseClass::PortInUse);
+    assert_eq!(inner.subject.as_deref(), Some("8089"));
+    let plan = f.fix.plan.as_ref().expect("restart the socket");
+    assert_eq!(plan.op, "service.restart");
+    assert_eq!(plan.args["unit"], "cacheos-fault-sock.socket");
+    // The socket asked for directly is the port case itself.
+    assert_eq!(
+        d.unit("cacheos-fault-sock.socket").unwrap().cause,
+        CauseClass::PortInUse
+    );
+    // A socket-activated service whose socket is fine stays healthy.
+    let (u, j) = load("socket-activated").fakes();
+    let mut sock = u.properties("cacheos-fault-sock.socket").unwrap();
+    sock.active_state = "active".into();
+    sock.sub_state = "listening".into();
+    sock.result = "success".into();
+    u.add(sock);
+    let f = Diagnostics::new(Arc::new(u), Arc::new(j))
+        .unit("cacheos-fault-sock.service")
+        .unwrap();
+    assert_eq!(f.cause, CauseClass::Healthy, "{f:#?}");
+}
+
+/// The failure watch of the core: a unit that fails after the first check goes out once as `service-failed`.
+#[test]
+fn a_unit_that_fails_goes_out_as_one_service_failed_event() {
+    let (core, _, units) = crate::testing::core_with_diagnostics(&["missing-exec"]);
+    let mut rx = core.events().subscribe();
+    // Already failed at the first check: learnt, not announced.
+    assert_eq!(core.check_failures(), 0);
+    units.add(UnitProperties {
+        id: "nginx.service".into(),
+        load_state: "loaded".into(),
+        active_state: "failed".into(),
+        sub_state: "failed".into(),
+        result: "exit-code".into(),
+        ..Default::default()
+    });
+    assert_eq!(core.check_failures(), 1);
+    assert_eq!(core.check_failures(), 0);
+    let ev = rx.try_recv().expect("an event");
+    assert_eq!(ev.kind.type_name(), "service-failed");
+    match ev.kind {
+        crate::event::EventKind::ServiceFailed { name, target, .. } => {
+            assert_eq!((name.as_str(), target), ("nginx.service", TargetKind::Unit));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "announced once");
+}

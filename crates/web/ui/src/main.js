@@ -1,7 +1,7 @@
 // The CacheOS web UI: a client-side router over the pages; data only from the REST API and the event stream.
 import { h, mount } from './dom.js';
 import { t, lang, setLang, languages } from './i18n.js';
-import { get, del, setCsrf, setUnauthenticatedHandler } from './api.js';
+import { get, del, on, setCsrf, setUnauthenticatedHandler } from './api.js';
 import { chatPage } from './pages/chat.js';
 import { drivesPage } from './pages/drives.js';
 import { sandboxesPage } from './pages/sandboxes.js';
@@ -58,6 +58,30 @@ async function logout() {
   navigate('/login');
 }
 
+// `service-failed` events (a unit or sandbox failed): a notice on every page but the chat, whose log says it
+// itself; "take a look" hands the question to the chat page, which asks it.
+export const ASK_KEY = 'cacheos.chat.ask';
+export function failureText(ev) {
+  return t(ev.target === 'sandbox' ? 'sandboxFailed' : 'serviceFailed', { name: ev.name });
+}
+export function failureQuestion(ev) {
+  return t(ev.target === 'sandbox' ? 'whySandbox' : 'whyService', { name: ev.name });
+}
+function watchFailures() {
+  const region = h('div', { id: 'notices', class: 'notices', role: 'region', 'aria-label': t('notices') });
+  document.querySelector('header.top').after(region);
+  on('service-failed', (ev) => {
+    if (!session.authenticated || location.pathname === '/chat' || location.pathname === '/') return;
+    const note = h('div', { class: 'card notice', role: 'alert' }, h('p', {}, failureText(ev)),
+      h('div', { class: 'actions' },
+        h('button', { class: 'btn', type: 'button', onclick: () => note.remove() }, t('dismiss')),
+        h('button', { class: 'btn primary', type: 'button', onclick: () => {
+          note.remove(); sessionStorage.setItem(ASK_KEY, failureQuestion(ev)); navigate('/chat');
+        } }, t('lookNow'))));
+    region.append(note);
+  });
+}
+
 export function navigate(path) {
   if (path !== location.pathname) history.pushState({}, '', path);
   route();
@@ -101,6 +125,7 @@ async function start() {
     navigate(new URL(a.href).pathname);
   });
   window.addEventListener('popstate', route);
+  if (session.authenticated) watchFailures();
   await route();
 }
 

@@ -3,7 +3,7 @@
 // model's words stream in as they are written (token lines) and Stop ends a model that is still writing.
 import { h, mount, id } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
-import { get, post, stream, ApiError } from '../api.js';
+import { get, post, stream, on, ApiError } from '../api.js';
 
 const KEY = 'cacheos.chat.session';
 
@@ -145,4 +145,19 @@ export async function chatPage(main) {
   }
   // Only when nothing else has focus yet (a plan's cancel button may already have it).
   if (document.activeElement === document.body || document.activeElement === null) input.focus();
+
+  // A unit or sandbox failed: the console says so and offers to look (the answer is the diagnosis).
+  const off = on('service-failed', (ev) => {
+    const name = ev.target === 'sandbox' ? 'whySandbox' : 'whyService';
+    const q = t(name, { name: ev.name });
+    const body = h('div', {}, h('p', { class: 'reply' },
+      t(ev.target === 'sandbox' ? 'sandboxFailed' : 'serviceFailed', { name: ev.name })));
+    const look = h('button', { class: 'btn primary', type: 'button', onclick: () => { look.disabled = true; send(q); } }, t('lookNow'));
+    body.append(h('div', { class: 'actions' }, look));
+    bubble('bot', body).classList.add('notice');
+  });
+  // "Take a look" on another page's notice.
+  const asked = sessionStorage.getItem('cacheos.chat.ask');
+  if (asked) { sessionStorage.removeItem('cacheos.chat.ask'); send(asked); }
+  return off;
 }

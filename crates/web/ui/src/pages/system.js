@@ -1,6 +1,9 @@
 // System: host overview, supervisor task health (live through the task-state-changed event), the web port's TLS
-// certificate fingerprint (GET /api/v1/web/cert), and CPU, memory, disk and load charts (uPlot) over the last hour: GET /api/v1/system/history, then live `metrics-sampled` events.
-// Against a daemon without system.history the page samples GET /api/v1/system/status itself.
+// certificate fingerprint (GET /api/v1/web/cert), and CPU, memory,
+// disk and load charts (uPlot) over the last hour, day or 30 days: GET /api/v1/system/history?since_ms=… (the daemon
+// answers every sample for an hour, minute means for a day, hour means for 30 days), then live `metrics-sampled`
+// events (the hour range) or a refetch every minute (the longer ones). Against a daemon without system.history the
+// page samples GET /api/v1/system/status itself (last hour only).
 import uPlot from 'uplot';
 import { h, mount, fmtBytes, fmtDuration } from '../dom.js';
 import { t, fmtTime } from '../i18n.js';
@@ -8,6 +11,9 @@ import { get, on, hasEndpoint, ApiError } from '../api.js';
 import { errorBox, table } from './common.js';
 
 const HOUR_MS = 3600 * 1000;
+// The ranges the page offers: [key, span, i18n key]; the choice is kept for the tab.
+const RANGES = [['1h', HOUR_MS, 'range1h'], ['24h', 24 * HOUR_MS, 'range24h'], ['30d', 30 * 24 * HOUR_MS, 'range30d']];
+const RANGE_KEY = 'cacheos.metrics.range';
 const POLL_MS = 10000;
 const STORE = 'cacheos.metrics';
 
@@ -38,14 +44,14 @@ function sampleOf(st) {
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
-function chart(el, title, series, samples, maxY) {
+function chart(el, title, series, samples, maxY, spanMs) {
   const fg = css('--fg'), grid = css('--border');
   const data = [samples.map((s) => s.t / 1000), ...series.map(([key]) => samples.map((s) => s[key]))];
   const width = Math.max(240, el.clientWidth - 8);
   const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
   return new uPlot({
     width, height: 160, legend: { show: false }, cursor: { show: false },
-    scales: { x: { time: true, range: () => [Date.now() / 1000 - 3600, Date.now() / 1000] }, y: maxY ? { range: [0, maxY] } : { range: (u, min, max) => [0, Math.max(1, max * 1.2)] } },
+    scales: { x: { time: true, range: () => [(Date.now() - spanMs) / 1000, Date.now() / 1000] }, y: maxY ? { range: [0, maxY] } : { range: (u, min, max) => [0, Math.max(1, max * 1.2)] } },
     axes: [{ ...axis }, { ...axis, size: 44 }],
     series: [{}, ...series.map(([, color, label]) => ({ label, stroke: css(color), width: 2, spanGaps: true }))],
   }, data, el);
@@ -61,6 +67,9 @@ export async function systemPage(main) {
   let samples = serverHistory ? [] : loadSamples();
   let plots = [];
   let timer = null;
+  let range = RANGES.find((r) => r[0] === sessionStorage.getItem(RANGE_KEY)) || RANGES[0];
+  if (!serverHistory) range = RANGES[0];
+  const span = () => range[1];
 
   const specs = [
     ['cpu', [['cpu', '--c1', t('cpu')]], 100, (s) => (s.cpu == null ? '–' : `${s.cpu.toFixed(1)} %`)],
@@ -81,9 +90,13 @@ export async function systemPage(main) {
       canvasBox);
       return [fig, canvasBox, series, max];
     });
-    mount(charts, h('h2', { id: 'ch-h' }, t('charts')), serverHistory ? null : h('p', { class: 'muted' }, t('historyNote')),
+    const picker = serverHistory ? h('div', { class: 'row', role: 'group', 'aria-label': t('range') }, RANGES.map((r) =>
+      h('button', { class: 'btn' + (r === range ? ' primary' : ''), type: 'button', 'aria-pressed': String(r === range),
+        'data-range': r[0], onclick: () => choose(r) }, t(r[2])))) : null;
+    mount(charts, h('h2', { id: 'ch-h' }, t(serverHistory ? range[2] : 'charts')), picker,
+      serverHistory ? null : h('p', { class: 'muted' }, t('historyNote')),
       h('div', { class: 'grid2' }, boxes.map((b) => b[0])));
-    for (const [, box, series, max] of boxes) plots.push(chart(box, '', series, samples, max));
+    for (const [, box, series, max] of boxes) plots.push(chart(box, '', series, samples, max, span()));
   }
 
   function renderOverview(st) {
@@ -128,7 +141,14 @@ export async function systemPage(main) {
 
   function add(s) {
     if (!samples.length || samples[samples.length - 1].t < s.t) samples.push(s);
-    samples = samples.filter((x) => x.t > Date.now() - HOUR_MS);
+    samples = samples.filter((x) => x.t > Date.now() - span());
+  }
+
+  async function choose(r) {
+    range = r;
+    sessionStorage.setItem(RANGE_KEY, r[0]);
+    samples = [];
+    await fromServer();
   }
 
   async function overviewOnly() {
@@ -137,7 +157,8 @@ export async function systemPage(main) {
 
   async function fromServer() {
     try {
-      const hist = await get('/api/v1/system/history?since_ms=' + (Date.now() - HOUR_MS));
+      const hist = await get('/api/v1/system/history?since_ms=' + (Date.now() - span()));
+      samples = [];
       for (const m of hist) add(fromMetric(m));
     } catch (e) { mount(charts, errorBox(e)); return; }
     renderCharts();
@@ -157,9 +178,13 @@ export async function systemPage(main) {
 
   const offs = [on('task-state-changed', () => renderSupervisor())];
   if (serverHistory) {
-    offs.push(on('metrics-sampled', (ev) => { add(fromMetric(ev.sample)); if (!document.hidden) renderCharts(); }));
+    // The hour range draws every sample as it comes; the longer ones show means and refetch once a minute.
+    offs.push(on('metrics-sampled', (ev) => {
+      if (range !== RANGES[0]) return;
+      add(fromMetric(ev.sample)); if (!document.hidden) renderCharts();
+    }));
     await Promise.all([overviewOnly(), fromServer(), renderSupervisor(), renderCert()]);
-    timer = setInterval(() => { if (!document.hidden) overviewOnly(); }, 60000);
+    timer = setInterval(() => { if (!document.hidden) { overviewOnly(); if (range !== RANGES[0]) fromServer(); } }, 60000);
   } else {
     await Promise.all([poll(), renderSupervisor(), renderCert()]);
     timer = setInterval(() => { if (!document.hidden) poll(); }, POLL_MS);
