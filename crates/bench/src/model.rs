@@ -208,11 +208,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut added = Vec::new();
     let mut inside = Vec::new();
-    for q in [
-        "show me the system status",
-        "welche Laufwerke habe ich?",
-        "explain what a sandbox is",
-    ] {
+    for q in ["show me the system status"] {
         *timed.spent.lock().unwrap() = Duration::ZERO;
         let t = Instant::now();
         let c = consult(
