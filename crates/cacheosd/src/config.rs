@@ -37,6 +37,43 @@ pub struct Config {
     pub sandboxes: SandboxesConfig,
     /// Knowledge base (issue 17).
     pub kb: KbConfig,
+    /// Language models (issue 14).
+    pub models: ModelsConfig,
+}
+
+/// `[models]`: the in-process GGUF backend (used when the daemon is built with the `gguf` feature).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Unload a GGUF model after this many seconds without a request (the next request loads it again).
+    pub idle_unload_secs: u64,
+    /// Most memory a GGUF model may use (file, context cache, buffers), in MiB; 0 means what the machine has
+    /// available less 256 MiB.
+    pub memory_limit_mib: u64,
+    /// Context length in tokens (clipped to the model's training context).
+    pub context_tokens: u32,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        let g = cacheos_model::GgufSettings::default();
+        Self {
+            idle_unload_secs: g.idle.as_secs(),
+            memory_limit_mib: 0,
+            context_tokens: g.n_ctx,
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// The backend's settings.
+    pub fn gguf(&self) -> cacheos_model::GgufSettings {
+        cacheos_model::GgufSettings {
+            n_ctx: self.context_tokens.max(256),
+            memory_limit: (self.memory_limit_mib > 0).then(|| self.memory_limit_mib << 20),
+            idle: std::time::Duration::from_secs(self.idle_unload_secs.max(1)),
+        }
+    }
 }
 
 /// `[kb]`.
@@ -204,6 +241,7 @@ impl Default for Config {
             drives: DrivesConfig::default(),
             sandboxes: SandboxesConfig::default(),
             kb: KbConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }

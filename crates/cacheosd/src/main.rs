@@ -476,10 +476,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // issue 14 (models): the language-model backends. Nothing is active on a fresh appliance; a choice made with
     // model.use is kept in the store and re-activated here in the background (an endpoint may be slow to answer).
-    let models = Arc::new(cacheos_model::ModelManager::new(
-        &cfg.state_dir.join("models"),
-        &cfg.state_dir,
-    ));
+    let models = Arc::new(
+        cacheos_model::ModelManager::new(&cfg.state_dir.join("models"), &cfg.state_dir).with_gguf(cfg.models.gguf()),
+    );
     core.set_models(cacheos_core::executor::ModelDeps {
         host: models.clone(),
         models_dir: cfg.state_dir.join("models"),

@@ -188,7 +188,11 @@ pub enum ModelHostError {
     #[error("no model is in use; choose one with model.use")]
     NoModel,
     /// The model needs more memory than it may use.
-    #[error("the model needs about {needed} bytes but may use only {allowed} bytes")]
+    #[error(
+        "the model needs about {} MiB (file, context cache and buffers) but may use only {} MiB; free memory or \
+         choose a smaller model",
+        .needed >> 20, .allowed >> 20
+    )]
     TooLarge {
         /// Bytes needed (file size plus context).
         needed: u64,

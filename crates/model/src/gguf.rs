@@ -22,6 +22,32 @@ pub struct GgufHeader {
     pub context_length: Option<u64>,
     /// Whether the file carries a chat template (`tokenizer.chat_template`).
     pub chat_template: bool,
+    /// `<architecture>.block_count` (layers), for the memory estimate.
+    pub block_count: Option<u64>,
+    /// `<architecture>.embedding_length`.
+    pub embedding_length: Option<u64>,
+    /// `<architecture>.attention.head_count`.
+    pub head_count: Option<u64>,
+    /// `<architecture>.attention.head_count_kv` (grouped-query attention; default: `head_count`).
+    pub head_count_kv: Option<u64>,
+}
+
+impl GgufHeader {
+    /// Bytes of an f16 key/value cache of `n_ctx` positions (llama.cpp's default cache type), when the header
+    /// says enough; without the attention sizes, a quarter of the file size stands in.
+    pub fn kv_cache_bytes(&self, n_ctx: u64, file_size: u64) -> u64 {
+        match (self.block_count, self.embedding_length, self.head_count) {
+            (Some(layers), Some(embd), Some(heads)) if heads > 0 => {
+                let kv_heads = self.head_count_kv.unwrap_or(heads);
+                let kv_embd = embd / heads * kv_heads;
+                n_ctx
+                    .saturating_mul(layers)
+                    .saturating_mul(kv_embd)
+                    .saturating_mul(2 * 2)
+            }
+            _ => file_size / 4,
+        }
+    }
 }
 
 /// Most metadata entries and string bytes accepted (real files have a few dozen entries).
@@ -178,7 +204,12 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, String> {
     }
     if let Some(a) = &h.architecture {
         let k = format!("{a}.context_length");
-        h.context_length = ints.iter().find(|(n, _)| *n == k).map(|x| x.1);
+        let get = |k: String| ints.iter().find(|(n, _)| *n == k).map(|x| x.1);
+        h.context_length = get(k);
+        h.block_count = get(format!("{a}.block_count"));
+        h.embedding_length = get(format!("{a}.embedding_length"));
+        h.head_count = get(format!("{a}.attention.head_count"));
+        h.head_count_kv = get(format!("{a}.attention.head_count_kv"));
     }
     // The tensor infos follow; a file cut inside its tensor data is caught by comparing with the offsets.
     let mut end = 0u64;

@@ -1,10 +1,14 @@
 //! CacheOS language-model backends (issue 14). [`ModelManager`] is both the core's [`ModelHost`] (what `model.*`
 //! operations switch) and the chat's [`ModelBackend`] (what the chat asks when it is not confident). Backends: an
-//! OpenAI-compatible HTTP server ([`openai`]) and, with the cargo feature `gguf`, llama.cpp in-process. Nothing is
+//! OpenAI-compatible HTTP server ([`openai`]) and, with the cargo feature `gguf`, llama.cpp in-process ([`llama`]:
+//! loaded by `model.use` on its own worker thread, unloaded after an idle time and loaded again by the next request).
+//! Both stream through the same `on_token` callback and stop on [`ModelManager::stop`]. Nothing is
 //! active until `model.use`; CacheOS never downloads weights. The API key of an endpoint is kept in
 //! `<state_dir>/model-api-key` (mode 0600, replaced atomically, removed by `model.unload`) and never returned.
 
 pub mod gguf;
+#[cfg(feature = "gguf")]
+pub mod llama;
 pub mod openai;
 
 use std::io::Write;
@@ -12,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cacheos_chat::model::{Message, ModelBackend, ModelError, ModelIdentity, ModelRequest};
 use cacheos_core::model::{
@@ -26,6 +31,34 @@ pub const TEST_PROMPT: &str = "Answer in one short sentence: what is a virtual d
 
 /// File name of the endpoint's API key below the state directory.
 pub const KEY_FILE: &str = "model-api-key";
+
+/// Settings of the in-process GGUF backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GgufSettings {
+    /// Context length (clipped to the model's training context).
+    pub n_ctx: u32,
+    /// Bytes a model may use (none: what the machine has available, less 256 MiB).
+    pub memory_limit: Option<u64>,
+    /// Unload after this long without a request.
+    pub idle: Duration,
+}
+
+impl Default for GgufSettings {
+    fn default() -> Self {
+        Self {
+            n_ctx: 4096,
+            memory_limit: None,
+            idle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Threads when `model.use` names none: the cores this process may run on.
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
 
 struct Active {
     choice: ModelChoice,
@@ -49,6 +82,13 @@ pub struct ModelManager {
     stats: Mutex<Stats>,
     /// Changed by [`ModelManager::stop`]: running generations end.
     stop: Arc<AtomicU64>,
+    gguf: GgufSettings,
+    /// The loaded GGUF model (none: no GGUF active, or unloaded after the idle time).
+    #[cfg(feature = "gguf")]
+    runtime: Mutex<Option<Arc<llama::Runtime>>>,
+    /// Held while a GGUF model loads, so that two requests after an idle unload load it once.
+    #[cfg(feature = "gguf")]
+    loading: Mutex<()>,
 }
 
 impl ModelManager {
@@ -61,7 +101,18 @@ impl ModelManager {
             active: Mutex::new(None),
             stats: Mutex::default(),
             stop: Arc::default(),
+            gguf: GgufSettings::default(),
+            #[cfg(feature = "gguf")]
+            runtime: Mutex::default(),
+            #[cfg(feature = "gguf")]
+            loading: Mutex::default(),
         }
+    }
+
+    /// Other settings of the in-process GGUF backend.
+    pub fn with_gguf(mut self, g: GgufSettings) -> Self {
+        self.gguf = g;
+        self
     }
 
     /// Other time-outs (tests).
@@ -154,7 +205,7 @@ impl ModelManager {
         }
     }
 
-    fn record(&self, r: &Result<(String, openai::Timing), OpenAiError>) {
+    fn record<E: std::fmt::Display>(&self, r: &Result<(String, openai::Timing), E>) {
         let mut s = self.stats.lock().unwrap();
         match r {
             Ok((_, t)) => {
@@ -236,6 +287,15 @@ impl ModelHost for ModelManager {
                     Some(k) => self.write_key(k)?,
                     None => self.remove_key(),
                 }
+                // A GGUF model in use leaves memory.
+                #[cfg(feature = "gguf")]
+                {
+                    let _loading = self.loading.lock().unwrap();
+                    let old = self.runtime.lock().unwrap().take();
+                    if let Some(old) = old {
+                        old.shutdown();
+                    }
+                }
                 let mut c = choice.clone();
                 c.model = Some(model);
                 *self.active.lock().unwrap() = Some(Active {
@@ -258,9 +318,10 @@ impl ModelHost for ModelManager {
                         h.architecture.as_deref().unwrap_or("?")
                     )));
                 }
-                Err(ModelHostError::Unavailable(
-                    "the in-process GGUF runtime is not built yet (issue 14, step 5)".into(),
-                ))
+                #[cfg(feature = "gguf")]
+                return self.activate_gguf(choice);
+                #[cfg(not(feature = "gguf"))]
+                unreachable!("checked above")
             }
         }
     }
@@ -268,10 +329,28 @@ impl ModelHost for ModelManager {
     fn status(&self) -> ModelStatus {
         let a = self.active.lock().unwrap();
         let s = self.stats.lock().unwrap();
+        #[cfg(feature = "gguf")]
+        let (gguf_loaded, memory_bytes, ended) = match self.runtime.lock().unwrap().as_ref() {
+            Some(rt) if rt.alive() => (true, Some(rt.info.memory_bytes), None),
+            Some(rt) => (false, None, rt.ended()),
+            None => (false, None, None),
+        };
+        #[cfg(not(feature = "gguf"))]
+        let (gguf_loaded, memory_bytes, ended) = (false, None, None::<String>);
         match a.as_ref() {
             None => ModelStatus {
                 last_error: s.last_error.clone(),
                 ..Default::default()
+            },
+            Some(a) if a.choice.backend == BackendKind::Gguf => ModelStatus {
+                active: Some(a.choice.clone()),
+                loaded: gguf_loaded,
+                memory_bytes,
+                last_tokens_per_s: s.last_tokens_per_s,
+                api_key_set: false,
+                remote: false,
+                // Why the model is out of memory (the idle time, a panic), unless a request failed since.
+                last_error: s.last_error.clone().or(ended),
             },
             Some(a) => ModelStatus {
                 active: Some(a.choice.clone()),
@@ -286,6 +365,16 @@ impl ModelHost for ModelManager {
     }
 
     fn unload(&self) -> Result<(), ModelHostError> {
+        #[cfg(feature = "gguf")]
+        {
+            // Waits for a load in progress; the model is out of memory when this returns.
+            let _loading = self.loading.lock().unwrap();
+            let rt = self.runtime.lock().unwrap().take();
+            if let Some(rt) = rt {
+                rt.shutdown();
+            }
+            *self.active.lock().unwrap() = None;
+        }
         *self.active.lock().unwrap() = None;
         *self.stats.lock().unwrap() = Stats::default();
         self.remove_key();
@@ -308,6 +397,20 @@ impl ModelHost for ModelManager {
             schema: serde_json::Value::Null,
             max_tokens: 64,
         };
+        #[cfg(feature = "gguf")]
+        if choice.backend == BackendKind::Gguf {
+            let r = self.gguf_generate(&choice, &req, &mut |_| {});
+            self.record(&r);
+            let (text, t) = r.map_err(|e| ModelHostError::Failed(e.to_string()))?;
+            return Ok(ModelTestResult {
+                backend: choice.backend,
+                model,
+                first_token_ms: t.first_token.unwrap_or(t.total).as_millis() as u64,
+                tokens_per_s: t.tokens_per_s(),
+                tokens: t.tokens,
+                text,
+            });
+        }
         // The lock is not held while the server answers.
         let r = self.client(&choice.target, key).chat(&model, &req, false, &mut |_| {});
         self.record(&r);
@@ -340,6 +443,21 @@ impl ModelBackend for ModelManager {
     }
 
     fn complete(&self, req: &ModelRequest, on_token: &mut dyn FnMut(&str)) -> Result<String, ModelError> {
+        #[cfg(feature = "gguf")]
+        {
+            let gguf = self
+                .active
+                .lock()
+                .unwrap()
+                .as_ref()
+                .filter(|a| a.choice.backend == BackendKind::Gguf)
+                .map(|a| a.choice.clone());
+            if let Some(choice) = gguf {
+                let r = self.gguf_generate(&choice, req, on_token);
+                self.record(&r);
+                return r.map(|x| x.0).map_err(|e| ModelError(e.to_string()));
+            }
+        }
         // The client is cheap to rebuild; the lock is not held while the server answers.
         let (base, key, model) = {
             let a = self.active.lock().unwrap();
@@ -355,5 +473,132 @@ impl ModelBackend for ModelManager {
         let r = client.chat(&model, req, true, on_token);
         self.record(&r);
         r.map(|x| x.0).map_err(ModelError::from)
+    }
+}
+
+#[cfg(feature = "gguf")]
+impl ModelManager {
+    fn load_options(&self, choice: &ModelChoice) -> llama::LoadOptions {
+        llama::LoadOptions {
+            path: PathBuf::from(&choice.target),
+            threads: choice.threads.filter(|t| *t > 0).unwrap_or_else(default_threads),
+            n_ctx: self.gguf.n_ctx,
+            memory_limit: self.gguf.memory_limit,
+            idle: self.gguf.idle,
+        }
+    }
+
+    fn host_error(e: llama::GgufError) -> ModelHostError {
+        match e {
+            llama::GgufError::Invalid { path, reason } => ModelHostError::Invalid {
+                field: "path",
+                reason: format!("{path}: {reason}"),
+            },
+            llama::GgufError::TooLarge { needed, allowed, .. } => ModelHostError::TooLarge { needed, allowed },
+            e => ModelHostError::Failed(e.to_string()),
+        }
+    }
+
+    /// Loads the GGUF file of `choice` (the previous model leaves memory first) and makes it the active model.
+    /// On failure nothing is loaded and the previous choice stays (it loads again on its next request).
+    fn activate_gguf(&self, choice: &ModelChoice) -> Result<ModelChoice, ModelHostError> {
+        let _loading = self.loading.lock().unwrap();
+        let old = self.runtime.lock().unwrap().take();
+        if let Some(old) = old {
+            old.shutdown();
+        }
+        let rt = llama::Runtime::start(self.load_options(choice), self.stop.clone()).map_err(Self::host_error)?;
+        let mut c = choice.clone();
+        c.threads = Some(rt.info.threads);
+        *self.runtime.lock().unwrap() = Some(Arc::new(rt));
+        self.remove_key();
+        *self.active.lock().unwrap() = Some(Active {
+            choice: c.clone(),
+            loaded: true,
+            key_set: false,
+        });
+        *self.stats.lock().unwrap() = Stats::default();
+        Ok(c)
+    }
+
+    /// The runtime of the active GGUF `choice`, loading the model again after an idle unload.
+    fn gguf_runtime(&self, choice: &ModelChoice) -> Result<Arc<llama::Runtime>, llama::GgufError> {
+        let live = || self.runtime.lock().unwrap().as_ref().filter(|r| r.alive()).cloned();
+        if let Some(rt) = live() {
+            return Ok(rt);
+        }
+        let _loading = self.loading.lock().unwrap();
+        if let Some(rt) = live() {
+            return Ok(rt);
+        }
+        // An unload or another model.use came first.
+        let still = self
+            .active
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|a| a.choice == *choice);
+        if !still {
+            return Err(llama::GgufError::Ended("the model was unloaded".into()));
+        }
+        tracing::info!(path = %choice.target, "loading the GGUF model again");
+        let rt = Arc::new(llama::Runtime::start(self.load_options(choice), self.stop.clone())?);
+        *self.runtime.lock().unwrap() = Some(rt.clone());
+        Ok(rt)
+    }
+
+    /// Runs `req` on the GGUF model (queued behind the running request), handing each piece to `on_token`.
+    pub(crate) fn gguf_generate(
+        &self,
+        choice: &ModelChoice,
+        req: &ModelRequest,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<(String, openai::Timing), llama::GgufError> {
+        use std::sync::mpsc::RecvTimeoutError;
+        for _attempt in 0..2 {
+            let rt = self.gguf_runtime(choice)?;
+            // None: the worker unloaded (idle) just now; load again once.
+            let Some(pending) = rt.submit(req.clone()) else {
+                continue;
+            };
+            let deadline = std::time::Instant::now() + self.timeouts.total;
+            let mut text = String::new();
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match pending.events.recv_timeout(left) {
+                    Ok(llama::Event::Piece(p)) => {
+                        on_token(&p);
+                        text.push_str(&p);
+                    }
+                    Ok(llama::Event::Done(t)) => return Ok((text, t)),
+                    Ok(llama::Event::Failed(e)) => return Err(e),
+                    Err(RecvTimeoutError::Timeout) => {
+                        pending.cancel();
+                        return Err(llama::GgufError::Generate(format!(
+                            "the generation took longer than {} s; stopped",
+                            self.timeouts.total.as_secs()
+                        )));
+                    }
+                    // The worker ended with the request still queued: load again once.
+                    Err(RecvTimeoutError::Disconnected) if text.is_empty() => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(llama::GgufError::Ended(rt.ended().unwrap_or_default()))
+                    }
+                }
+            }
+        }
+        Err(llama::GgufError::Ended(
+            "the model was unloaded while the request waited".into(),
+        ))
+    }
+
+    /// The loaded GGUF runtime, if any (benchmarks read its load figures).
+    pub fn gguf_loaded(&self) -> Option<llama::Loaded> {
+        self.runtime
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|r| r.alive())
+            .map(|r| r.info.clone())
     }
 }
