@@ -70,7 +70,7 @@ impl ModelsConfig {
     pub fn gguf(&self) -> cacheos_model::GgufSettings {
         cacheos_model::GgufSettings {
             n_ctx: self.context_tokens.max(256),
-            memory_limit: (self.memory_limit_mib > 0).then(|| self.memory_limit_mib << 20),
+            memory_limit: (self.memory_limit_mib > 0).then_some(self.memory_limit_mib.saturating_mul(1 << 20)),
             idle: std::time::Duration::from_secs(self.idle_unload_secs.max(1)),
         }
     }
