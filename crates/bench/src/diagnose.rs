@@ -8,9 +8,11 @@
 //! 2. `/metrics` scrape time and RSS of a running `cacheosd --dev` against Debian's `prometheus-node-exporter`.
 //! 3. Bytes of metrics history per day (written, and kept in the redb store), and the size at the bound.
 
+mod daemon;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use cacheos_core::diagnose::Diagnostics;
 use cacheos_core::metrics_history::Resolution;
 use cacheos_core::store::Store;
 use clap::Parser;
+use daemon::Kill;
 
 /// Monitoring and diagnosis benchmarks.
 #[derive(Debug, Parser)]
@@ -39,14 +42,6 @@ struct Args {
     /// Only the journal part (no daemons).
     #[arg(long)]
     journal_only: bool,
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -248,33 +243,8 @@ fn scrape_bench(args: &Args) -> anyhow::Result<()> {
         "{exporter} is missing (Debian package prometheus-node-exporter; scripts/host-deps installs it)"
     );
     let dir = tempfile::tempdir()?;
-    let sock = dir.path().join("bus");
-    let address = format!("unix:path={}", sock.display());
-    let _bus = Kill(
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", &format!("--address={address}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("dbus-daemon")?,
-    );
-    for _ in 0..200 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let port = free_port()?;
-    let daemon = Kill(
-        Command::new(&cacheosd)
-            .args(["--dev", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("CACHEOS_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
+    let dev = daemon::start_dev_daemon(&cacheosd, dir.path())?;
+    let (daemon, base) = (&dev.daemon, dev.base.clone());
     let ne_port = free_port()?;
     let ne = Kill(
         Command::new(exporter)
@@ -283,9 +253,8 @@ fn scrape_bench(args: &Args) -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    let ours = format!("http://127.0.0.1:{port}/metrics");
+    let ours = format!("{base}/metrics");
     let theirs = format!("http://127.0.0.1:{ne_port}/metrics");
-    wait_up(&format!("http://127.0.0.1:{port}/healthz"), "cacheosd")?;
     wait_up(&theirs, exporter)?;
     // Both warmed up and settled: their idle RSS.
     for _ in 0..10 {

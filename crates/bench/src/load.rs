@@ -6,8 +6,9 @@
 //! `scripts/load-soak` runs the soak (1,000 clients, 100 chat sessions, 10 minutes); without `--soak-secs`
 //! only the 1- and 64-client measurement runs (a few seconds per endpoint).
 
+mod daemon;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,14 +46,6 @@ struct Args {
     /// Fail when the status/healthz throughput ratio at the highest client count is below this.
     #[arg(long)]
     min_ratio: Option<f64>,
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A latency histogram with 2 % wide buckets from 1 us to about 1 hour.
@@ -256,52 +249,6 @@ fn measure(url: &str, clients: usize, secs: f64) -> Measured {
     }
 }
 
-fn start_daemon(cacheosd: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<(Kill, Kill, String)> {
-    let sock = dir.join("bus");
-    let address = format!("unix:path={}", sock.display());
-    let bus = Kill(
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", &format!("--address={address}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("dbus-daemon")?,
-    );
-    for _ in 0..200 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let daemon = Kill(
-        Command::new(cacheosd)
-            .args(["--dev", "--state-dir"])
-            .arg(dir.join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("CACHEOS_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", cacheosd.display()))?,
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let t0 = Instant::now();
-    while ureq::get(&format!("{base}/healthz")).call().is_err() {
-        if t0.elapsed() > Duration::from_secs(60) {
-            bail!("cacheosd did not come up");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!(
-        "cacheosd {} (pid {}), ready after {:.0} ms",
-        cacheosd.display(),
-        daemon.0.id(),
-        t0.elapsed().as_secs_f64() * 1e3
-    );
-    Ok((bus, daemon, base))
-}
-
 fn soak(args: &Args, base: &str, pid: u32) -> anyhow::Result<u64> {
     println!(
         "soak: {} REST clients (system.status) and {} chat sessions for {} s",
@@ -393,7 +340,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let dir = tempfile::tempdir()?;
-    let (_bus, daemon, base) = start_daemon(&cacheosd, dir.path())?;
+    let dev = daemon::start_dev_daemon(&cacheosd, dir.path())?;
+    let (daemon, base) = (&dev.daemon, dev.base.clone());
     let pid = daemon.0.id();
     std::thread::sleep(Duration::from_secs(1));
     let rss_start = rss_kib(pid)?;

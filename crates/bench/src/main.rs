@@ -3,8 +3,9 @@
 //! 64 concurrent clients (against `/healthz`, which does no core work, as baseline). Load comes from this
 //! process, a second process beside the daemon.
 
+mod daemon;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,14 +25,6 @@ struct Args {
     /// Seconds per REST measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -96,47 +89,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let dir = tempfile::tempdir()?;
-    let sock = dir.path().join("bus");
-    let address = format!("unix:path={}", sock.display());
-    let _bus = Kill(
-        Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", &format!("--address={address}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("dbus-daemon")?,
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    for _ in 0..200 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let daemon = Kill(
-        Command::new(&cacheosd)
-            .args(["--dev", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("CACHEOS_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let t0 = Instant::now();
-    while ureq::get(&format!("{base}/healthz")).call().is_err() {
-        if t0.elapsed() > Duration::from_secs(30) {
-            bail!("cacheosd did not come up");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!(
-        "cacheosd {} (pid {}), ready after {:.0} ms",
-        cacheosd.display(),
-        daemon.0.id(),
-        t0.elapsed().as_secs_f64() * 1e3
-    );
+    let dev = daemon::start_dev_daemon(&cacheosd, dir.path())?;
+    let (daemon, base) = (&dev.daemon, dev.base.clone());
+    let address = dev.bus_address.clone();
     std::thread::sleep(Duration::from_secs(2));
     let idle = rss_kib(daemon.0.id())?;
     println!("idle RSS after start:            {:>8.1} MiB", idle as f64 / 1024.0);
