@@ -537,6 +537,30 @@ await test('sandboxes page against a stand-in API: renders, axe, create, exec st
   }
 });
 
+await test('a sandbox that fails shows a notice on another page; "take a look" asks the chat, which diagnoses it', async () => {
+  if (!(await endpoint('/api/v1/sandboxes'))) return { skipped: 'endpoint not yet available (/api/v1/sandboxes)' };
+  const { context, page, problems } = await open();
+  await page.goto(BASE + '/drives');
+  await page.locator('main[data-ready]').waitFor();
+  const post = (path, body) => fetch(BASE + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal((await post('/api/v1/sandboxes', { name: 'kaputt', template: 'nosleep' })).status, 201);
+  // The tree has no `sleep`: the start fails for real and the failure watch (every metrics sample) announces it.
+  assert.notEqual((await post('/api/v1/sandboxes/kaputt/start', {})).status, 200);
+  const note = page.locator('.notice[role=alert]', { hasText: 'The sandbox kaputt has failed' });
+  await note.waitFor({ timeout: 30000 });
+  await axe(page, '/drives with a failure notice');
+  await page.screenshot({ path: join(ART, 'failure-notice.png'), fullPage: true });
+  await note.getByRole('button', { name: 'Yes, take a look' }).click();
+  await page.waitForURL(BASE + '/chat');
+  await page.locator('.msg.me', { hasText: 'why did the sandbox kaputt fail?' }).waitFor();
+  await page.locator('.msg.bot .reply', { hasText: 'kaputt' }).last().waitFor();
+  const audit = await (await fetch(BASE + '/api/v1/audit?operation=system.diagnose&limit=20')).json();
+  assert.ok(audit.some((r) => r.args && r.args.sandbox === 'kaputt' && r.frontend === 'chat'), JSON.stringify(audit));
+  assert.equal((await fetch(BASE + '/api/v1/sandboxes/kaputt?confirm=true', { method: 'DELETE' })).status, 200);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 await test('login flow as a non-loopback browser would see it (stand-in session endpoint): CSRF header sent', async () => {
   const { context, page, problems } = await open({ locale: 'de-DE' });
   let loggedIn = false;

@@ -9,6 +9,7 @@ use cacheos_dbus::client::ManagerProxy;
 use cacheos_dbus::Bus;
 use serde_json::Value;
 
+use crate::notice::FailureNotice;
 use crate::{connect, failure, parse_json, Failure};
 
 /// Words that end the conversation (the console logs out).
@@ -337,6 +338,26 @@ impl Input {
         }
     }
 
+    /// Moves the input to its own thread, which reads one line per [`Lines::ask`], so that notices can be
+    /// printed while the conversation waits. (Not through rustyline's external printer: with it, rustyline 15
+    /// handled typed keys only when the next one arrived.)
+    fn spawn(mut self) -> Lines {
+        let (want, asked) = std::sync::mpsc::channel::<String>();
+        let (give, got) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            while let Ok(prompt) = asked.recv() {
+                if give.send(self.read(&prompt)).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            want,
+            got,
+            prompt: String::new(),
+        }
+    }
+
     /// The next line; `None` at end of input.
     fn read(&mut self, prompt: &str) -> Option<String> {
         match self.editor.as_mut() {
@@ -350,6 +371,56 @@ impl Input {
             },
             None => read_line_unbuffered(),
         }
+    }
+}
+
+/// The input's thread: one line per request.
+struct Lines {
+    want: std::sync::mpsc::Sender<String>,
+    got: tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+    /// The prompt of the line being read.
+    prompt: String,
+}
+
+impl Lines {
+    /// Asks for the next line with `prompt`; [`Lines::next`] gives it.
+    fn ask(&mut self, prompt: &str) {
+        self.prompt = prompt.to_owned();
+        let _ = self.want.send(prompt.to_owned());
+    }
+
+    /// The line asked for; `None` at end of input.
+    async fn next(&mut self) -> Option<String> {
+        self.got.recv().await.flatten()
+    }
+
+    /// Prints `text` while a line is being read: on lines of its own below the prompt, which is then repeated
+    /// (what was typed so far stays in the line editor and is sent with Enter).
+    fn print(&self, text: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = write!(
+            out,
+            "{}{text}\n{}",
+            if self.prompt.is_empty() { "" } else { "\n" },
+            self.prompt
+        );
+        let _ = out.flush();
+    }
+}
+
+/// The next `Event` signal, or never when there is no connection.
+async fn next_event(events: &mut Option<cacheos_dbus::client::EventStream>) -> Option<(String, String)> {
+    use futures_util::StreamExt;
+    match events {
+        Some(s) => match s.next().await {
+            Some(sig) => sig.args().ok().map(|a| (a.kind, a.json)),
+            None => {
+                *events = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -389,10 +460,33 @@ pub async fn converse(
         None => println!("{}", unreachable_note(&style, &why)),
     }
     let interactive = std::io::stdin().is_terminal();
+    let mut events = match &proxy {
+        Some(p) => p.receive_event().await.ok(),
+        None => None,
+    };
+    let mut input = input.spawn();
+    // Failures announced since the last line (issue 16): a short yes asks about them.
+    let mut offers: Vec<FailureNotice> = Vec::new();
     loop {
-        let Some(line) = input.read(if interactive { PROMPT } else { "" }) else {
+        input.ask(if interactive { PROMPT } else { "" });
+        let line = loop {
+            tokio::select! {
+                line = input.next() => break line,
+                Some((kind, json)) = next_event(&mut events) => {
+                    if let Some(n) = FailureNotice::from_event(&kind, &json) {
+                        input.print(&style.warn(&n.text()));
+                        offers.retain(|o| o.name != n.name || o.sandbox != n.sandbox);
+                        offers.push(n);
+                    }
+                }
+            }
+        };
+        let Some(line) = line else {
             return Ok(Leave::Exit);
         };
+        let asked = crate::notice::answer(&line, &offers);
+        offers.clear();
+        let line = asked.unwrap_or(line);
         let command = classify(&line);
         match command {
             Command::Exit => return Ok(Leave::Exit),
@@ -404,6 +498,7 @@ pub async fn converse(
             match connect(bus).await {
                 Ok(p) => {
                     println!("{}", style.bold("Verbunden / connected."));
+                    events = p.receive_event().await.ok();
                     proxy = Some(p);
                 }
                 Err(f) => {

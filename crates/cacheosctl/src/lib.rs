@@ -2,6 +2,7 @@
 //! their exit codes, and the chat conversation ([`chat`]).
 
 pub mod chat;
+pub mod notice;
 pub mod shell;
 
 use cacheos_dbus::client::ManagerProxy;

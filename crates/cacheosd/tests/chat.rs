@@ -391,3 +391,105 @@ fn the_console_chats_leaves_for_bash_and_survives_a_missing_daemon() {
     assert_eq!(code, Some(0));
     assert!(!out.contains("not-run"), "{out}");
 }
+
+/// Issue 16: a sandbox that fails while the console waits for a line is announced there ("Die Sandbox … ist
+/// ausgefallen – soll ich nachsehen?"), and a plain "ja" asks the chat why, which answers with `system.diagnose`
+/// on that sandbox (audited with the question as its utterance). Needs root and systemd-nspawn: the failure is
+/// real (a busybox tree without `sleep`, so the container cannot start).
+#[test]
+fn the_console_announces_a_failed_sandbox_and_ja_diagnoses_it() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    if !enabled("the_console_announces_a_failed_sandbox_and_ja_diagnoses_it") {
+        return;
+    }
+    assert!(
+        is_root(),
+        "the console failure test needs root (CACHEOS_INTEGRATION is set)"
+    );
+    let bus = TestBus::session();
+    let state = bus.dir.path().canonicalize().unwrap().join("state");
+    let tree = state.join("templates/nosleep");
+    busybox_template(&tree);
+    std::fs::remove_file(tree.join("bin/sleep")).unwrap();
+    let d = Daemon::start(&bus.address, &state);
+
+    let mut child = Command::new(bin("cacheos-console"))
+        .env("CACHEOS_BUS", "session")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|mut r| {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    })
+    .collect();
+    let text = || seen.lock().unwrap().clone();
+    let mut stdin = child.stdin.take().unwrap();
+    wait_until("the console banner", Duration::from_secs(20), || {
+        text().contains("CacheOS-Chat").then_some(())
+    });
+
+    let o = d.ctl(&["sandbox", "create", "kaputt", "--template", "nosleep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = d.ctl(&["sandbox", "start", "kaputt"]);
+    assert!(!o.status.success(), "a tree without sleep must not start");
+    // The failure watch runs with every metrics sample (5 s by default).
+    wait_until("the failure notice on the console", Duration::from_secs(30), || {
+        text().contains("Die Sandbox kaputt ist ausgefallen").then_some(())
+    });
+    let out = text();
+    assert!(
+        out.contains("soll ich nachsehen? (ja)") && out.contains("The sandbox kaputt has failed"),
+        "{out}"
+    );
+    stdin.write_all(b"ja\n").unwrap();
+    wait_until("the diagnosis in the console", Duration::from_secs(30), || {
+        let audit = d.get("/api/v1/audit?operation=system.diagnose&limit=10");
+        audit
+            .as_array()?
+            .iter()
+            .find(|r| r["args"]["sandbox"] == "kaputt")
+            .cloned()
+    });
+    let audit = d.get("/api/v1/audit?operation=system.diagnose&limit=10");
+    let rec = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["args"]["sandbox"] == "kaputt")
+        .unwrap()
+        .clone();
+    assert_eq!(rec["utterance"], "warum ist die Sandbox kaputt ausgefallen?", "{rec}");
+    stdin.write_all(b"exit\n").unwrap();
+    drop(stdin);
+    let st = child.wait().unwrap();
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(st.success(), "{}", text());
+    let out = text();
+    let after = out.split("soll ich nachsehen? (ja)").nth(1).unwrap_or("");
+    assert!(after.contains("kaputt"), "the reply names the sandbox:\n{out}");
+    let o = d.ctl(&["sandbox", "remove", "kaputt", "--yes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
