@@ -210,3 +210,45 @@ fn blank_pdf() -> Vec<u8> {
     doc.save_to(&mut out).unwrap();
     out
 }
+
+#[test]
+fn a_sparse_two_gigabyte_log_is_read_up_to_the_limit_only() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("src");
+    std::fs::create_dir_all(&root).unwrap();
+    // 2 GiB on paper, a few KB on disk: log lines at the start, a hole, a line at the very end.
+    let path = root.join("big.log");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..100 {
+        writeln!(
+            f,
+            "2026-12-02T10:00:{:02} cacheosd[1]: rotated journal segment {i}",
+            i % 60
+        )
+        .unwrap();
+    }
+    f.set_len(2 << 30).unwrap();
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start((2 << 30) - 64)).unwrap();
+    writeln!(f, "needle beyond every limit").unwrap();
+    drop(f);
+    assert!(std::fs::metadata(&path).unwrap().len() >= (2 << 30) - 64);
+    write(&root, "ok.md", "# Fine\n\nrotated tyres are fine\n");
+    let kb = TantivyKb::open(
+        &t.path().join("kb"),
+        KbConfig {
+            max_file_bytes: 4 << 20,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let stop = AtomicBool::new(false);
+    let r = kb.index("big", &root, None, &mut |_| {}, &stop).unwrap();
+    // The first 4 MiB are the log's head and then the hole's NUL bytes: the file is skipped as binary, nothing
+    // beyond the limit is read, and the other file is indexed.
+    assert_eq!((r.indexed, r.skipped), (1, 1), "{r:?}");
+    assert!(kb.search("needle", 3).unwrap().is_empty());
+    let hits = kb.search("rotated", 5).unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].citation.path, "ok.md");
+}
