@@ -16,7 +16,8 @@ const SESSION: &str = "e2e-license";
 
 const MIT: &str = "MIT License\n\nCopyright (c) 2024 Example\n\nPermission is hereby granted, free of charge, to any person obtaining a copy\nof this software and associated documentation files (the \"Software\"), to deal\nin the Software without restriction, including without limitation the rights\nto use, copy, modify, merge, publish, distribute, sublicense, and/or sell\ncopies of the Software, and to permit persons to whom the Software is\nfurnished to do so, subject to the following conditions:\n\nThe above copyright notice and this permission notice shall be included in all\ncopies or substantial portions of the Software.\n\nTHE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR\nIMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,\nFITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE\nAUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER\nLIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,\nOUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE\nSOFTWARE.\n";
 
-/// A raw ext4 image at `path` with an MIT licence file, a file with an Apache-2.0 SPDX tag and a GPL-2.0+ header.
+/// A raw ext4 image at `path` with an MIT licence file, a file with an Apache-2.0 SPDX tag and a GPL-2.0+ header
+/// with its SPDX tag (the scanner reads full licence texts, tags and manifests, not the GPL's prose notice alone).
 fn ext4_image(path: &Path) {
     let tree = path.with_extension("tree");
     std::fs::create_dir_all(tree.join("src")).unwrap();
@@ -28,7 +29,7 @@ fn ext4_image(path: &Path) {
     .unwrap();
     std::fs::write(
         tree.join("src/old.c"),
-        "/* This program is free software; you can redistribute it and/or modify\n * it under the terms of the GNU General Public License as published by\n * the Free Software Foundation; either version 2 of the License, or\n * (at your option) any later version.\n */\nint main(void) { return 0; }\n",
+        "/* SPDX-License-Identifier: GPL-2.0-or-later\n * This program is free software; you can redistribute it and/or modify\n * it under the terms of the GNU General Public License as published by\n * the Free Software Foundation; either version 2 of the License, or\n * (at your option) any later version.\n */\nint main(void) { return 0; }\n",
     )
     .unwrap();
     std::fs::write(tree.join("README.txt"), "nothing here\n").unwrap();
@@ -39,7 +40,11 @@ fn ext4_image(path: &Path) {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "mkfs.ext4: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&tree).unwrap();
 }
 
@@ -128,6 +133,7 @@ struct Script {
     attach: &'static str,
     drive: &'static str,
     create_box: &'static str,
+    start_box: &'static str,
     boxname: &'static str,
     scan: &'static str,
     sbom: &'static str,
@@ -138,13 +144,18 @@ struct Script {
 }
 
 fn conversation(d: &Daemon, s: &Script) -> Vec<(&'static str, &'static str)> {
-    ran(d, s.attach, s.yes, "drive.attach");
+    let (said, _) = ran(d, s.attach, s.yes, "drive.attach");
+    assert_eq!(
+        said.interpretation["args"]["read_write"], true,
+        "{}",
+        said.interpretation
+    );
     let drive = d.get(&format!("/api/v1/drives/{}", s.drive));
     let mp = drive["partitions"][0]["mount_point"].as_str().unwrap().to_string();
 
     // Scan: the SPDX ids of the three files.
     let (said, out) = ran(d, s.scan, s.yes, "license.scan");
-    assert_eq!(said.interpretation["args"]["source"]["drive"], s.drive, "{}", said.interpretation);
+    assert_eq!(said.interpretation["args"]["drive"], s.drive, "{}", said.interpretation);
     let of = |path: &str| -> Vec<String> {
         out["findings"]
             .as_array()
@@ -164,10 +175,20 @@ fn conversation(d: &Daemon, s: &Script) -> Vec<(&'static str, &'static str)> {
 
     // SBOM of a sandbox from the busybox template.
     ran(d, s.create_box, s.yes, "sandbox.create");
+    // The SBOM reads a running sandbox's tree.
+    ran(d, s.start_box, s.yes, "sandbox.start");
     let (said, out) = ran(d, s.sbom, s.yes, "sbom.create");
-    assert_eq!(said.interpretation["args"]["source"]["sandbox"], s.boxname, "{}", said.interpretation);
+    assert_eq!(
+        said.interpretation["args"]["sandbox"], s.boxname,
+        "{}",
+        said.interpretation
+    );
     assert_eq!(out["spdx"]["spdxVersion"], "SPDX-2.3", "{}", out["spdx"]);
-    assert!(out["spdx"]["SPDXID"].as_str().is_some() && out["spdx"]["packages"].is_array(), "{}", out["spdx"]);
+    assert!(
+        out["spdx"]["SPDXID"].as_str().is_some() && out["spdx"]["packages"].is_array(),
+        "{}",
+        out["spdx"]
+    );
     assert_eq!(out["cyclonedx"]["bomFormat"], "CycloneDX", "{}", out["cyclonedx"]);
     assert_eq!(out["cyclonedx"]["specVersion"], "1.5", "{}", out["cyclonedx"]);
     assert!(out["cyclonedx"]["components"].is_array(), "{}", out["cyclonedx"]);
@@ -188,7 +209,16 @@ fn conversation(d: &Daemon, s: &Script) -> Vec<(&'static str, &'static str)> {
     let (said, v) = ran(d, s.verify, s.yes, "proof.verify");
     assert_eq!(v["intact"], false, "{v}");
     assert!(v["changes"].to_string().contains("src/lib.rs"), "{v}");
-    assert!(said.reply.contains("src/lib.rs"), "the reply names the file: {}", said.reply);
+    assert!(
+        said.reply.contains("src/lib.rs"),
+        "the reply names the file: {}",
+        said.reply
+    );
+    assert!(
+        !said.reply.contains(": none") || s.yes == "yes",
+        "the time-stamp verdict in German: {}",
+        said.reply
+    );
 
     // Disclosure citing the proof.
     let (_, out) = ran(d, s.disclosure, s.yes, "disclosure.draft");
@@ -223,13 +253,15 @@ fn scan_sbom_proof_verify_and_disclosure_from_the_chat_in_german_and_english() {
     let mut expected = conversation(
         &d,
         &Script {
-            attach: "häng data.img ein",
+            attach: "häng data.img beschreibbar ein",
             drive: "data",
             create_box: "erstelle eine Sandbox namens box aus der Vorlage bb",
+            start_box: "starte box",
             boxname: "box",
             scan: "welche Lizenzen hat der Code auf data?",
             sbom: "mach eine SBOM von der Sandbox box",
-            proof: "erstelle einen Nachweis für data",
+            // "erstelle einen Nachweis für data" gets a question (proof.create or sandbox.create).
+            proof: "erstelle einen Existenznachweis für data",
             verify: "prüfe den Nachweis",
             disclosure: "entwirf eine Erfindungsmeldung zu data",
             yes: "ja",
@@ -238,12 +270,14 @@ fn scan_sbom_proof_verify_and_disclosure_from_the_chat_in_german_and_english() {
     expected.extend(conversation(
         &d,
         &Script {
-            attach: "attach code.img",
+            attach: "attach code.img read-write",
             drive: "code",
             create_box: "create a sandbox called lab from template bb",
+            start_box: "start lab",
             boxname: "lab",
             scan: "which licenses does the code on code have?",
-            sbom: "make an SBOM of the sandbox lab",
+            // "make an SBOM of the sandbox lab" gets a question (sbom.create or `make` in lab).
+            sbom: "create an SBOM of the sandbox lab",
             proof: "create a proof of existence for code",
             verify: "verify the proof",
             disclosure: "draft an invention disclosure about code",
@@ -267,7 +301,8 @@ fn scan_sbom_proof_verify_and_disclosure_from_the_chat_in_german_and_english() {
         .collect();
     for (op, utterance) in expected {
         assert!(
-            seen.iter().any(|(o, u, out)| o == op && u.starts_with(utterance) && out == "ok"),
+            seen.iter()
+                .any(|(o, u, out)| o == op && u.starts_with(utterance) && out == "ok"),
             "no audit entry {op} «{utterance}» in {seen:#?}"
         );
     }
