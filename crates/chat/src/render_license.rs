@@ -261,7 +261,7 @@ pub fn output(o: &Output, lang: Lang) -> Option<String> {
                 if de { "unser Schlüssel" } else { "our key" },
                 yn(v.key_is_ours),
                 if de { "Zeitstempel" } else { "time stamp" },
-                v.timestamp
+                timestamp_verdict(&v.timestamp, de)
             );
             if !v.files_checked {
                 s.push_str(if de {
@@ -306,5 +306,20 @@ pub fn next_step(op: &Operation, o: &Output, lang: Lang) -> Option<String> {
             "Next: \"verify the proof\" or \"draft an invention disclosure about …\".".into()
         }),
         _ => None,
+    }
+}
+
+/// The time-stamp verdict of a verification (`none`, `imprint-matches`, `mismatch`, `malformed`) in words.
+fn timestamp_verdict(code: &str, de: bool) -> &str {
+    match (code, de) {
+        ("none", true) => "keiner",
+        ("none", false) => "none",
+        ("imprint-matches", true) => "passt",
+        ("imprint-matches", false) => "matches",
+        ("mismatch", true) => "passt NICHT",
+        ("mismatch", false) => "does NOT match",
+        ("malformed", true) => "unlesbar",
+        ("malformed", false) => "malformed",
+        (other, _) => other,
     }
 }
