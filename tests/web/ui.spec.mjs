@@ -17,7 +17,7 @@ const BASE = process.env.CACHEOS_URL;
 const ART = process.env.ARTIFACTS;
 mkdirSync(ART, { recursive: true });
 
-const PAGES = ['/chat', '/drives', '/sandboxes', '/system', '/audit', '/login'];
+const PAGES = ['/chat', '/drives', '/sandboxes', '/system', '/logs', '/audit', '/login'];
 const results = [];
 let failed = 0;
 
@@ -537,6 +537,58 @@ await test('sandboxes page against a stand-in API: renders, axe, create, exec st
   }
 });
 
+await test('logs page against a stand-in API: failed service first, Diagnose shows cause, evidence and fix; filters and live follow send the right queries', async () => {
+  const { context, page, problems } = await open();
+  const journalCalls = [];
+  const now = Date.now();
+  const entry = (n, msg, prio, unit) => ({ cursor: `c${n}`, time_us: (now - 60000 + n * 1000) * 1000, priority: prio, unit, message_id: null, message: msg, fields: {} });
+  let polls = 0;
+  const json = (route, body) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(body) });
+  const status = await (await fetch(BASE + '/api/v1/system/status')).json();
+  await context.route('**/api/v1/system/status', (route) => json(route, { ...status, failed_units: 1 }));
+  await context.route('**/api/v1/services', (route) => json(route, [
+    { name: 'ok.service', description: 'fine', active_state: 'active', sub_state: 'running', load_state: 'loaded', failed: false },
+    { name: 'nginx.service', description: 'web server', active_state: 'failed', sub_state: 'failed', load_state: 'loaded', failed: true }]));
+  await context.route('**/api/v1/journal?*', (route) => {
+    const q = new URL(route.request().url()).searchParams;
+    journalCalls.push(Object.fromEntries(q));
+    if (q.get('since_ms') && !q.get('grep') && journalCalls.length > 3) polls += 1;
+    const entries = [entry(1, 'Started web server.', 6, 'nginx.service'), entry(2, 'bind() to 0.0.0.0:80 failed (98: Address already in use)', 3, 'nginx.service')];
+    if (polls > 0) entries.push(entry(3, 'a line that came later', 4, 'nginx.service'));
+    return json(route, { entries, folded: [] });
+  });
+  await context.route('**/api/v1/diagnose?*', (route) => json(route, { scope: 'unit nginx.service', checked: ['nginx.service'], findings: [{
+    target_kind: 'unit', target: 'nginx.service', cause: 'port-in-use', subject: '0.0.0.0:80', summary: 'nginx.service failed: port 80 is already in use',
+    state: 'failed', evidence: [{ time_ms: now - 30000, cursor: 'c2', message: 'bind() to 0.0.0.0:80 failed (98: Address already in use)', count: 3, last_time_ms: now, priority: 3, unit: 'nginx.service' }],
+    entries_seen: 2, fix: { instruction: 'stop what holds port 80, then restart nginx.service', plan: { op: 'service.restart', args: { unit: 'nginx.service' } } } }] }));
+  await page.goto(BASE + '/logs');
+  await page.locator('main[data-ready]').waitFor();
+  const firstRow = page.locator('section.services tbody tr').first();
+  await firstRow.filter({ hasText: 'nginx.service' }).waitFor();
+  await page.locator('td', { hasText: 'Address already in use' }).first().waitFor();
+  await page.getByRole('button', { name: 'Diagnose: nginx.service' }).click();
+  await page.getByRole('heading', { name: 'Diagnosis of nginx.service' }).waitFor();
+  await page.locator('.finding', { hasText: 'port-in-use' }).filter({ hasText: 'stop what holds port 80' }).waitFor();
+  await page.locator('.finding', { hasText: 'service.restart' }).waitFor();
+  await page.locator('.evidence li', { hasText: '×3' }).waitFor();
+  await axe(page, '/logs with a diagnosis');
+  await page.screenshot({ path: join(ART, 'logs-diagnosis.png'), fullPage: true });
+  await page.getByLabel('Unit').fill('nginx.service');
+  await page.getByLabel('Priority').selectOption('3');
+  await page.getByLabel('Contains').fill('bind');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.locator('td', { hasText: 'Address already in use' }).first().waitFor();
+  const filtered = journalCalls.find((c) => c.grep === 'bind');
+  assert.deepEqual(filtered, { limit: '200', unit: 'nginx.service', priority: '3', grep: 'bind' });
+  await page.getByLabel('Contains').fill('');
+  await page.getByLabel('Follow live').check();
+  await page.locator('td', { hasText: 'a line that came later' }).waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('td', { hasText: 'a line that came later' }).count(), 1, 'follow deduplicates by cursor');
+  assert.ok(journalCalls.some((c) => c.since_ms && c.unit === 'nginx.service' && c.priority === '3'), JSON.stringify(journalCalls));
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 await test('a sandbox that fails shows a notice on another page; "take a look" asks the chat, which diagnoses it', async () => {
   if (!(await endpoint('/api/v1/sandboxes'))) return { skipped: 'endpoint not yet available (/api/v1/sandboxes)' };
   const { context, page, problems } = await open();
@@ -550,6 +602,11 @@ await test('a sandbox that fails shows a notice on another page; "take a look" a
   await note.waitFor({ timeout: 30000 });
   await axe(page, '/drives with a failure notice');
   await page.screenshot({ path: join(ART, 'failure-notice.png'), fullPage: true });
+  // The Sandboxes page offers Diagnose on the failed sandbox.
+  await page.getByRole('link', { name: 'Sandboxes' }).click();
+  await page.getByRole('button', { name: 'Diagnose: kaputt' }).click();
+  await page.getByRole('heading', { name: 'Diagnosis of kaputt' }).waitFor();
+  await page.locator('.finding', { hasText: 'sandbox-failed' }).waitFor();
   await note.getByRole('button', { name: 'Yes, take a look' }).click();
   await page.waitForURL(BASE + '/chat');
   await page.locator('.msg.me', { hasText: 'why did the sandbox kaputt fail?' }).waitFor();

@@ -63,7 +63,16 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Paths that answer with the app shell.
-pub const PAGES: &[&str] = &["/", "/chat", "/drives", "/sandboxes", "/system", "/audit", "/login"];
+pub const PAGES: &[&str] = &[
+    "/",
+    "/chat",
+    "/drives",
+    "/sandboxes",
+    "/system",
+    "/logs",
+    "/audit",
+    "/login",
+];
 
 /// The Content-Security-Policy of every response: nothing but this origin, no inline code or styles, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

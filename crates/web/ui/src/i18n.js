@@ -1,6 +1,14 @@
 // German and English texts. The language is the browser's by default, switchable, and remembered.
 
 const en = {
+  // logs and diagnosis (issue 16)
+  logsPage: 'Logs', diagnosisOf: 'Diagnosis of {name}', nothingWrong: 'Nothing is wrong here.', evidence: 'Evidence',
+  fix: 'Fix', fixByChat: 'The fix is the operation {op}: ask the chat, which shows it as a plan and asks first.',
+  unit: 'Unit', priority: 'Priority', containsText: 'Contains', follow: 'Follow live', prioErr: 'errors',
+  prioWarning: 'warnings and worse', prioInfo: 'info and worse', prioDebug: 'everything', services: 'Services',
+  diagnose: 'Diagnose', showLogs: 'Show logs', description: 'Description', noServices: 'No services.',
+  journal: 'Journal', noEntries: 'No journal entries match.', serviceList: 'Service list', journalEntries: 'Journal entries',
+  noSystemd: 'systemd is not running on this machine, so there are no services to list.',
   skip: 'Skip to content', navLabel: 'Main', language: 'Language', theme: 'Theme',
   themeSystem: 'System', themeLight: 'Light', themeDark: 'Dark', logout: 'Log out',
   chat: 'Chat', drives: 'Drives', sandboxes: 'Sandboxes', system: 'System', audit: 'Audit', login: 'Log in',
@@ -66,6 +74,14 @@ const en = {
 };
 
 const de = {
+  // logs and diagnosis (issue 16)
+  logsPage: 'Journal', diagnosisOf: 'Diagnose von {name}', nothingWrong: 'Hier ist nichts kaputt.', evidence: 'Belege',
+  fix: 'Abhilfe', fixByChat: 'Die Abhilfe ist die Operation {op}: frag den Chat, er zeigt sie als Plan und fragt vorher.',
+  unit: 'Unit', priority: 'Priorität', containsText: 'Enthält', follow: 'Live folgen', prioErr: 'Fehler',
+  prioWarning: 'Warnungen und schlimmer', prioInfo: 'Info und schlimmer', prioDebug: 'alles', services: 'Dienste',
+  diagnose: 'Diagnose', showLogs: 'Einträge zeigen', description: 'Beschreibung', noServices: 'Keine Dienste.',
+  journal: 'Journal', noEntries: 'Keine passenden Journal-Einträge.', serviceList: 'Liste der Dienste', journalEntries: 'Journal-Einträge',
+  noSystemd: 'systemd läuft auf diesem Rechner nicht, daher gibt es keine Dienste.',
   skip: 'Zum Inhalt springen', navLabel: 'Hauptmenü', language: 'Sprache', theme: 'Darstellung',
   themeSystem: 'System', themeLight: 'Hell', themeDark: 'Dunkel', logout: 'Abmelden',
   chat: 'Chat', drives: 'Laufwerke', sandboxes: 'Sandboxen', system: 'System', audit: 'Protokoll', login: 'Anmelden',

@@ -7,6 +7,7 @@ import { drivesPage } from './pages/drives.js';
 import { sandboxesPage } from './pages/sandboxes.js';
 import { systemPage } from './pages/system.js';
 import { auditPage } from './pages/audit.js';
+import { logsPage } from './pages/logs.js';
 import { loginPage } from './pages/login.js';
 
 const pages = {
@@ -14,10 +15,11 @@ const pages = {
   '/drives': ['drives', drivesPage],
   '/sandboxes': ['sandboxes', sandboxesPage],
   '/system': ['system', systemPage],
+  '/logs': ['logsPage', logsPage],
   '/audit': ['audit', auditPage],
   '/login': ['login', loginPage],
 };
-const navOrder = ['/chat', '/drives', '/sandboxes', '/system', '/audit'];
+const navOrder = ['/chat', '/drives', '/sandboxes', '/system', '/logs', '/audit'];
 
 export const session = { authenticated: false, via: null };
 let cleanup = null;

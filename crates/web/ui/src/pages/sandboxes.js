@@ -5,6 +5,7 @@ import { h, mount, field, fmtBytes, confirmDialog, parseBytes } from '../dom.js'
 import { t } from '../i18n.js';
 import { get, post, del, stream, hasEndpoint, on, ApiError } from '../api.js';
 import { unavailable, errorBox, table, act } from './common.js';
+import { diagnoseInto } from './diagnose.js';
 
 const num = (v) => (String(v).trim() === '' ? undefined : Number(String(v).trim().replace(',', '.')));
 
@@ -38,7 +39,8 @@ export async function sandboxesPage(main) {
     if (e instanceof ApiError && e.missingEndpoint) { main.append(unavailable(t('sandboxes'), '/api/v1/sandboxes')); return; }
     main.append(errorBox(e)); return;
   }
-  main.append(listSec, detailSec);
+  const diagBox = h('section', { class: 'card', 'aria-live': 'polite', hidden: true });
+  main.append(listSec, diagBox, detailSec);
 
   async function reload() {
     try { boxes = await get('/api/v1/sandboxes'); } catch (e) { mount(listSec, errorBox(e)); return; }
@@ -88,6 +90,7 @@ export async function sandboxesPage(main) {
             : btn(t('start'), () => act(status, () => post(`/api/v1/sandboxes/${n}/start`), reload)),
           btn(t('restart'), () => act(status, () => post(`/api/v1/sandboxes/${n}/restart`), reload)),
           btn(t('run'), () => runPanel(s)),
+          s.state === 'failed' ? btn(t('diagnose'), () => { diagBox.hidden = false; diagnoseInto(diagBox, { sandbox: s.name }); }, 'btn primary') : null,
           btn(t('remove'), async () => {
             if (await confirmDialog(t('remove'), t('removeConfirm', { name: s.name }), t('remove'), t('cancel')))
               act(status, () => del(`/api/v1/sandboxes/${n}?confirm=true`), reload);
