@@ -98,33 +98,10 @@ impl Drop for Cleanup {
     }
 }
 
-/// One exchange: the streamed NDJSON reply, folded into (interpretation, executed, reply text).
-struct Said {
-    interpretation: Value,
-    executed: Option<Value>,
-    reply: String,
-}
-
+/// One exchange; this conversation expects no lines but interpretation, result and reply.
 fn say(d: &Daemon, text: &str) -> Said {
-    let resp = ureq::post(&d.url("/api/v1/chat"))
-        .send_json(json!({"text": text, "session": SESSION}))
-        .unwrap_or_else(|e| panic!("POST /api/v1/chat {text:?}: {e}\n{}", d.log()));
-    let body = resp.into_string().unwrap();
-    let mut said = Said {
-        interpretation: Value::Null,
-        executed: None,
-        reply: String::new(),
-    };
-    for line in body.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        match v["type"].as_str() {
-            Some("interpretation") => said.interpretation = v["interpretation"].clone(),
-            Some("result") => said.executed = Some(v["executed"].clone()),
-            Some("reply") => said.reply = v["text"].as_str().unwrap().to_string(),
-            other => panic!("{text:?}: unexpected line {other:?}: {v}"),
-        }
-    }
-    eprintln!("> {text}\n{}\n", said.reply);
+    let said = chat_say(d, SESSION, text);
+    assert!(said.other.is_empty(), "{text:?}: unexpected lines {:?}", said.other);
     said
 }
 
@@ -301,10 +278,9 @@ fn a_mixed_language_conversation_attaches_binds_runs_removes_after_yes_and_detac
     assert_eq!(hist.as_array().unwrap().len(), 9, "{hist}");
 }
 
-/// Runs `cacheos-console` with `input` on a pipe against the bus at `bus`; returns (exit code, stdout+stderr).
-fn console(bus: &str, args: &[&str], input: &str) -> (Option<i32>, String) {
-    use std::io::Write;
-    let mut child = Command::new(bin("cacheos-console"))
+/// `cacheos-console` against the bus at `bus` with `TERM=dumb` and piped standard streams.
+fn spawn_console(bus: &str, args: &[&str]) -> std::process::Child {
+    Command::new(bin("cacheos-console"))
         .args(args)
         .env("CACHEOS_BUS", "session")
         .env("DBUS_SESSION_BUS_ADDRESS", bus)
@@ -313,7 +289,13 @@ fn console(bus: &str, args: &[&str], input: &str) -> (Option<i32>, String) {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `cacheos-console` with `input` on a pipe against the bus at `bus`; returns (exit code, stdout+stderr).
+fn console(bus: &str, args: &[&str], input: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = spawn_console(bus, args);
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = format!(
@@ -415,15 +397,7 @@ fn the_console_announces_a_failed_sandbox_and_ja_diagnoses_it() {
     std::fs::remove_file(tree.join("bin/sleep")).unwrap();
     let d = Daemon::start(&bus.address, &state);
 
-    let mut child = Command::new(bin("cacheos-console"))
-        .env("CACHEOS_BUS", "session")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_console(&bus.address, &[]);
     let seen = Arc::new(Mutex::new(String::new()));
     let readers: Vec<_> = [
         Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,

@@ -75,33 +75,8 @@ impl Drop for Cleanup {
     }
 }
 
-struct Said {
-    interpretation: Value,
-    executed: Option<Value>,
-    reply: String,
-}
-
 fn say(d: &Daemon, text: &str) -> Said {
-    let resp = ureq::post(&d.url("/api/v1/chat"))
-        .send_json(json!({"text": text, "session": SESSION}))
-        .unwrap_or_else(|e| panic!("POST /api/v1/chat {text:?}: {e}\n{}", d.log()));
-    let body = resp.into_string().unwrap();
-    let mut said = Said {
-        interpretation: Value::Null,
-        executed: None,
-        reply: String::new(),
-    };
-    for line in body.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        match v["type"].as_str() {
-            Some("interpretation") => said.interpretation = v["interpretation"].clone(),
-            Some("result") => said.executed = Some(v["executed"].clone()),
-            Some("reply") => said.reply = v["text"].as_str().unwrap().to_string(),
-            _ => {}
-        }
-    }
-    eprintln!("> {text}\n  = {}\n{}\n", said.interpretation, said.reply);
-    said
+    chat_say(d, SESSION, text)
 }
 
 /// Says `text` (and `yes` if the chat asks) and requires that `operation` ran and succeeded; returns its output.

@@ -360,3 +360,37 @@ pub fn assert_interrupted_recorded(d: &Daemon, before: &serde_json::Value, op: &
         assert!(w[0] > w[1], "{what}: ids not strictly ordered: {new:?}");
     }
 }
+
+/// One chat exchange over `POST /api/v1/chat`: the streamed NDJSON reply folded into its parts.
+pub struct Said {
+    pub interpretation: serde_json::Value,
+    pub executed: Option<serde_json::Value>,
+    pub reply: String,
+    /// Types of any other lines (a test that expects none asserts this is empty).
+    pub other: Vec<String>,
+}
+
+/// Sends `text` in chat session `session` and folds the reply; panics (with the daemon's log) when the request fails.
+pub fn chat_say(d: &Daemon, session: &str, text: &str) -> Said {
+    let resp = ureq::post(&d.url("/api/v1/chat"))
+        .send_json(serde_json::json!({"text": text, "session": session}))
+        .unwrap_or_else(|e| panic!("POST /api/v1/chat {text:?}: {e}\n{}", d.log()));
+    let body = resp.into_string().unwrap();
+    let mut said = Said {
+        interpretation: serde_json::Value::Null,
+        executed: None,
+        reply: String::new(),
+        other: Vec::new(),
+    };
+    for line in body.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match v["type"].as_str() {
+            Some("interpretation") => said.interpretation = v["interpretation"].clone(),
+            Some("result") => said.executed = Some(v["executed"].clone()),
+            Some("reply") => said.reply = v["text"].as_str().unwrap().to_string(),
+            other => said.other.push(format!("{other:?}: {v}")),
+        }
+    }
+    eprintln!("> {text}\n  = {}\n{}\n", said.interpretation, said.reply);
+    said
+}
