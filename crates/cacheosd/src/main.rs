@@ -49,6 +49,11 @@ struct Args {
     /// Bus to serve on (overrides `dbus.bus`).
     #[arg(long, value_parser = ["system", "session"])]
     bus: Option<String>,
+    /// Development mode only: drives and sandboxes over the core's recording fakes instead of loop devices, mounts
+    /// and containers (nothing on the host is touched; what was "attached" is forgotten at exit). For fuzzers and
+    /// crash tests that send changing operations.
+    #[arg(long, requires = "dev")]
+    fake_side_effects: bool,
 }
 
 fn init_logging() {
@@ -107,6 +112,7 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
 fn drive_manager(
     cfg: &Config,
     dev: bool,
+    fakes: bool,
     store: Arc<RedbStore>,
     events: EventBus,
     clock: Arc<dyn Clock>,
@@ -133,7 +139,11 @@ fn drive_manager(
             dc.pause_marker = Some(cfg.state_dir.join("paused"));
         }
     }
-    let deps = cacheos_sys::drive::kernel_deps();
+    let deps = if fakes {
+        cacheos_core::drive::DriveDeps::fake(&cacheos_core::drive::fake::FakeDrives::new())
+    } else {
+        cacheos_sys::drive::kernel_deps()
+    };
     Ok(DriveManager::new(dc, deps, store, events, clock))
 }
 
@@ -235,6 +245,7 @@ impl cacheos_core::sandbox::TemplateSource for DriveTemplates {
 fn sandbox_manager(
     cfg: &Config,
     dev: bool,
+    fakes: bool,
     store: Arc<RedbStore>,
     clock: Arc<dyn Clock>,
     drives: Option<Arc<DriveManager>>,
@@ -270,6 +281,26 @@ fn sandbox_manager(
             pause.pause_points = points.split(',').map(str::to_owned).collect();
             pause.pause_marker = Some(cfg.state_dir.join("paused"));
         }
+    }
+    if fakes {
+        // The recording fakes with one directory template: nothing is prepared, started or bound on the host.
+        let f = cacheos_core::sandbox::fake::FakeSandboxes::new();
+        let template = Template {
+            name: "busybox".into(),
+            kind: TemplateKind::Directory,
+            path: templates_dir.join("busybox"),
+            description: "a fake busybox tree (--fake-side-effects)".into(),
+            command: Some(vec!["/bin/sleep".to_owned(), "2147483647".to_owned()]),
+        };
+        tracing::info!("sandboxes over the recording fakes");
+        return Ok(SandboxManager::new(
+            store,
+            Arc::new(f.roots()),
+            Arc::new(f.runner()),
+            clock,
+            vec![template],
+            pause,
+        ));
     }
     let manager = SandboxManager::new(
         store,
@@ -355,6 +386,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(Arc::new(drive_manager(
             &cfg,
             dev,
+            args.fake_side_effects,
             store.clone(),
             events.clone(),
             clock.clone(),
@@ -366,6 +398,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(Arc::new(sandbox_manager(
             &cfg,
             dev,
+            args.fake_side_effects,
             store.clone(),
             clock.clone(),
             drives.clone(),
@@ -392,7 +425,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             sandboxes: sandboxes.clone(),
             metrics: metrics.clone(),
         })
-        .with_diagnostics(diagnostics(dev).await),
+        .with_diagnostics(diagnostics(dev, args.fake_side_effects).await),
     );
     // issue 18 (licences): the proof-signing key is made on first start and kept in the state directory (0600).
     let key_path = cfg.state_dir.join("proof-signing.key");
@@ -679,10 +712,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The diagnosis sources: systemd over the system bus and journalctl where systemd is PID 1; elsewhere (and when
-/// the system bus cannot be reached) every diagnosis operation answers that systemd is not running.
-async fn diagnostics(dev: bool) -> Arc<cacheos_core::diagnose::Diagnostics> {
+/// the system bus cannot be reached, and with --fake-side-effects) every diagnosis operation answers that systemd is not running.
+async fn diagnostics(dev: bool, fakes: bool) -> Arc<cacheos_core::diagnose::Diagnostics> {
     use cacheos_core::diagnose::{Diagnostics, UnitSource};
-    let units: Arc<dyn UnitSource> = if cacheos_sys::systemd_booted() {
+    // With --fake-side-effects no unit of the host may be restarted by a fuzzer: no units at all.
+    let units: Arc<dyn UnitSource> = if cacheos_sys::systemd_booted() && !fakes {
         match cacheos_sys::systemd::SystemdUnits::connect().await {
             Ok(u) => Arc::new(u),
             Err(e) => {

@@ -40,6 +40,7 @@ pub enum Origin {
 
 /// One licence finding in one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = LicenseFinding)]
 pub struct Finding {
     /// SPDX expression (canonical when it parses).
     pub expression: String,

@@ -186,6 +186,7 @@ pub(crate) struct AuditParams {
     /// Only records with a smaller id (paging).
     before_id: Option<u64>,
     /// At most this many records (1..=10000, default 100).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 

@@ -61,6 +61,7 @@ pub(crate) struct JournalParams {
     /// Entries about this sandbox's unit.
     sandbox: Option<String>,
     /// This priority or more urgent (0..=7).
+    #[param(minimum = 0, maximum = 7)]
     priority: Option<u8>,
     /// At or after (ms since the Unix epoch).
     since_ms: Option<u64>,
@@ -69,6 +70,7 @@ pub(crate) struct JournalParams {
     /// Text the message contains (case-insensitive).
     grep: Option<String>,
     /// At most this many, the newest (1..=10000, default 200).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
 }
 

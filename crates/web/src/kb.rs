@@ -91,6 +91,7 @@ pub(crate) struct SearchQuery {
     /// Words to look for.
     q: String,
     /// At most this many passages (1..=50, default 5).
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<usize>,
 }
 

@@ -51,7 +51,9 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
         gate: Arc::new(AuthGate::new(access)),
     };
     let (api, mut doc) = api_router().split_for_parts();
-    let (sessions, sessions_doc) = session_router().split_for_parts();
+    let (sessions, mut sessions_doc) = session_router().split_for_parts();
+    document_access_errors(&mut doc, true);
+    document_access_errors(&mut sessions_doc, false);
     doc.merge(sessions_doc);
     let doc = Arc::new(doc);
     let protected = api
@@ -67,7 +69,9 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_access,
-        ));
+        ))
+        .layer(axum::middleware::map_response(error::json_rejections));
+    let sessions = sessions.layer(axum::middleware::map_response(error::json_rejections));
     ui::prepare();
     let mut pages = Router::new();
     for page in ui::PAGES {
@@ -87,8 +91,74 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
 /// The OpenAPI document, generated from the handlers and the core's types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_router().split_for_parts().1;
-    doc.merge(session_router().split_for_parts().1);
+    document_access_errors(&mut doc, true);
+    let mut sessions = session_router().split_for_parts().1;
+    document_access_errors(&mut sessions, false);
+    doc.merge(sessions);
     doc
+}
+
+/// The answers every protected operation can give before its handler runs, documented once for all (issue 19:
+/// schemathesis found them undocumented): 401 without a valid token, 429 after too many failed attempts, 403 for
+/// a changing request from a foreign origin; 400 when the query string or body does not parse, 404/409 from the
+/// core for operations that name something, 415 for a body of the wrong content type, 422 for JSON of the wrong
+/// shape. Each has the JSON error body. The session operations authenticate themselves
+/// (`protected` false): only the parse errors are added there.
+fn document_access_errors(doc: &mut utoipa::openapi::OpenApi, protected: bool) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            (&mut item.get, false),
+            (&mut item.delete, true),
+            (&mut item.post, true),
+            (&mut item.put, true),
+            (&mut item.patch, true),
+        ];
+        for (op, changes) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, what: &str| {
+                responses.entry(code.to_owned()).or_insert_with(|| error(what).into());
+            };
+            if protected {
+                add(
+                    "401",
+                    "no valid token (a client beyond loopback, or loopback not trusted)",
+                );
+                add("429", "too many failed authentication attempts from this address");
+            }
+            if changes && protected {
+                add("403", "a changing request from a foreign origin");
+            }
+            let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+            if has_input {
+                add(
+                    "400",
+                    "the query string, path or body does not parse, or an argument is invalid",
+                );
+            }
+            if has_input && protected {
+                // Every core operation may name a missing thing or a state that forbids it.
+                add("404", "a named thing does not exist");
+                add("409", "the current state does not allow it");
+            }
+            if op.request_body.is_some() {
+                add("415", "the body is not of the documented content type");
+                add("422", "the body is JSON of the wrong shape");
+            }
+        }
+    }
 }
 
 /// Login, logout and session state: outside the access middleware (they authenticate themselves).

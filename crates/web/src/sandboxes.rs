@@ -98,6 +98,7 @@ pub(crate) struct RemoveParams {
 /// Body of `sandbox.remove`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SandboxRemoveBody)]
 pub(crate) struct RemoveBody {
     /// Must be true (here or in the query): the sandbox's writable data is deleted.
     #[serde(default)]
@@ -168,6 +169,7 @@ pub(crate) async fn restart(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecBody {
     /// The command; `argv[0]` is looked up in the sandbox's `PATH`.
+    #[schema(min_items = 1)]
     argv: Vec<String>,
     /// Kill the command after this many seconds.
     #[serde(default)]
@@ -330,6 +332,7 @@ pub(crate) async fn reconcile(
 #[into_params(parameter_in = Query)]
 pub(crate) struct FileParams {
     /// Absolute path inside the sandbox.
+    #[param(pattern = "^/")]
     path: String,
     /// The body is (or the answer is) a tar archive of the directory `path`.
     #[serde(default)]

@@ -119,7 +119,7 @@ pub(crate) struct LoginRequest {
 }
 
 /// Whether this client is authenticated, how, and its CSRF token. Needs no credentials.
-#[utoipa::path(get, path = "/api/v1/session", operation_id = "session.get", tag = "web",
+#[utoipa::path(get, path = "/api/v1/session", operation_id = "session.get", tag = "web", security(()),
     responses((status = 200, body = SessionInfo), (status = 429, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
@@ -174,7 +174,7 @@ fn cookie_header(value: &str, max_age: u64, secure: bool) -> Result<HeaderValue,
 
 /// Logs in with the web token: sets the session cookie and returns the CSRF token. Failed attempts count towards
 /// the same per-address limit as wrong bearer tokens.
-#[utoipa::path(post, path = "/api/v1/session", operation_id = "session.login", tag = "web",
+#[utoipa::path(post, path = "/api/v1/session", operation_id = "session.login", tag = "web", security(()),
     request_body = LoginRequest, responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn login(
@@ -198,7 +198,7 @@ pub(crate) async fn login(
 }
 
 /// Logs out: ends the cookie session (which needs its CSRF token) and clears the cookie.
-#[utoipa::path(delete, path = "/api/v1/session", operation_id = "session.logout", tag = "web",
+#[utoipa::path(delete, path = "/api/v1/session", operation_id = "session.logout", tag = "web", security(()),
     responses((status = 204), (status = 403, body = ErrorBody)))]
 pub(crate) async fn logout(
     State(state): State<AppState>,

@@ -138,7 +138,10 @@ pub(crate) async fn list(
 /// Body of `software.remove`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SoftwareRemoveBody)]
 pub(crate) struct RemoveBody {
+    /// Packages to remove; each must be one CacheOS installed there.
+    #[schema(min_items = 1)]
     packages: Vec<PackageRequest>,
 }
 
@@ -170,7 +173,7 @@ pub(crate) struct ExposeBody {
 
 /// Makes a port of a NAT sandbox reachable on the appliance's address.
 #[utoipa::path(put, path = "/api/v1/sandboxes/{name}/ports/{port}", operation_id = "sandbox.expose", tag = "software",
-    params(("name" = String, Path, description = "sandbox name"), ("port" = u16, Path, description = "port inside the sandbox")),
+    params(("name" = String, Path, description = "sandbox name"), ("port" = u16, Path, description = "port inside the sandbox", minimum = 1, maximum = 65535)),
     request_body(content = ExposeBody, description = "optional"),
     responses((status = 200, body = SandboxNetworkInfo), (status = 400, body = ErrorBody)))]
 pub(crate) async fn expose(
@@ -189,7 +192,7 @@ pub(crate) async fn expose(
 
 /// Stops forwarding a port of a sandbox.
 #[utoipa::path(delete, path = "/api/v1/sandboxes/{name}/ports/{port}", operation_id = "sandbox.unexpose", tag = "software",
-    params(("name" = String, Path, description = "sandbox name"), ("port" = u16, Path, description = "port inside the sandbox")),
+    params(("name" = String, Path, description = "sandbox name"), ("port" = u16, Path, description = "port inside the sandbox", minimum = 1, maximum = 65535)),
     responses((status = 200, body = SandboxNetworkInfo), (status = 400, body = ErrorBody)))]
 pub(crate) async fn unexpose(
     State(state): State<AppState>,
@@ -210,7 +213,7 @@ pub(crate) struct ServiceBody {
 
 /// Keeps a command running in a sandbox (restarted on failure, started with the sandbox); an empty command removes it.
 #[utoipa::path(put, path = "/api/v1/sandboxes/{name}/services/{service}", operation_id = "sandbox.service", tag = "software",
-    params(("name" = String, Path, description = "sandbox name"), ("service" = String, Path, description = "service name")),
+    params(("name" = String, Path, description = "sandbox name"), ("service" = String, Path, description = "service name", pattern = "^[a-z][a-z0-9-]{0,31}$")),
     request_body = ServiceBody,
     responses((status = 200, body = SandboxNetworkInfo), (status = 400, body = ErrorBody)))]
 pub(crate) async fn service(

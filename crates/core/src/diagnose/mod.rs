@@ -342,7 +342,9 @@ pub struct Fix {
 }
 
 /// One diagnosed fault (or a clean bill of health for a target).
+/// (Schema name `DiagnosisFinding`: the licence scanner has a `Finding` too, issue 19.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = DiagnosisFinding)]
 pub struct Finding {
     /// What kind of thing.
     pub target_kind: TargetKind,

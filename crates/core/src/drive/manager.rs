@@ -142,6 +142,7 @@ pub enum DriveError {
 
 /// What [`DriveManager::reconcile`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = DriveReconcileReport)]
 pub struct ReconcileReport {
     /// Drives found intact and kept (the daemon restarted without a reboot).
     pub kept: Vec<String>,
@@ -380,6 +381,11 @@ impl DriveManager {
         };
         if p.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(bad("must not contain '..'"));
+        }
+        // The kernel's limits (NAME_MAX, PATH_MAX): beyond them open(2) fails with ENAMETOOLONG, which is the
+        // caller's mistake, not a drive failure (issue 19: schemathesis sent a 300-byte name and got a 500).
+        if p.as_os_str().len() >= 4096 || p.components().any(|c| c.as_os_str().len() > 255) {
+            return Err(bad("is too long (at most 255 bytes per name, 4095 in all)"));
         }
         Ok(p)
     }

@@ -118,6 +118,7 @@ pub struct CreateArgs {
     /// Absolute path of the new image, or a bare file name in the images directory. Never overwritten.
     pub path: String,
     /// Virtual size in bytes (1 MiB to 16 TiB).
+    #[schema(minimum = 1048576, maximum = 17592186044416_u64)]
     pub size: u64,
     /// Container format.
     #[serde(default)]

@@ -216,7 +216,10 @@ impl From<FieldError> for SandboxError {
 }
 
 /// What [`SandboxManager::reconcile`] did, by sandbox name.
+/// (Schema name `SandboxReconcileReport`: the drive manager's report is another type of the same Rust name, and
+/// one hid the other in the OpenAPI document until schemathesis noticed, issue 19.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SandboxReconcileReport)]
 pub struct ReconcileReport {
     /// Recorded running and found running.
     pub kept_running: Vec<String>,

@@ -89,6 +89,7 @@ pub struct SandboxExecArgs {
     /// Sandbox name.
     pub name: String,
     /// The command; `argv[0]` is looked up in the sandbox's `PATH`.
+    #[schema(min_items = 1)]
     pub argv: Vec<String>,
     /// Kill the command after this many seconds.
     #[serde(default)]
@@ -179,6 +180,7 @@ pub struct SandboxRunArgs {
     /// Name of a template (`sandbox.templates`).
     pub template: String,
     /// The command; `argv[0]` is looked up in the sandbox's `PATH`.
+    #[schema(min_items = 1)]
     pub argv: Vec<String>,
     /// The sandbox's name; `run-N` (the first free) by default.
     #[serde(default)]

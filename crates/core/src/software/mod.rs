@@ -133,6 +133,7 @@ pub struct SoftwareListArgs {
 pub struct SoftwareRemoveArgs {
     pub sandbox: String,
     /// Packages to remove (the versions are ignored); each must be one CacheOS installed there.
+    #[schema(min_items = 1)]
     pub packages: Vec<PackageRequest>,
 }
 
