@@ -50,12 +50,9 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
         chat,
         gate: Arc::new(AuthGate::new(access)),
     };
-    let (api, mut doc) = api_router().split_for_parts();
-    let (sessions, mut sessions_doc) = session_router().split_for_parts();
-    document_access_errors(&mut doc, true);
-    document_access_errors(&mut sessions_doc, false);
-    doc.merge(sessions_doc);
-    let doc = Arc::new(doc);
+    let (api, doc) = api_router().split_for_parts();
+    let (sessions, sessions_doc) = session_router().split_for_parts();
+    let doc = Arc::new(documented(doc, sessions_doc));
     let protected = api
         .route(
             "/api/v1/openapi.json",
@@ -90,12 +87,15 @@ pub fn router(core: Arc<Core>, chat: Arc<ChatService>, access: WebAccess) -> Rou
 
 /// The OpenAPI document, generated from the handlers and the core's types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = api_router().split_for_parts().1;
-    document_access_errors(&mut doc, true);
-    let mut sessions = session_router().split_for_parts().1;
+    documented(api_router().split_for_parts().1, session_router().split_for_parts().1)
+}
+
+/// The API's and the session endpoints' documents as one, with the answers given before a handler runs.
+fn documented(mut api: utoipa::openapi::OpenApi, mut sessions: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    document_access_errors(&mut api, true);
     document_access_errors(&mut sessions, false);
-    doc.merge(sessions);
-    doc
+    api.merge(sessions);
+    api
 }
 
 /// The answers every protected operation can give before its handler runs, documented once for all (issue 19:
